@@ -1,0 +1,224 @@
+"""The op7 frame: build a signed envelope, and open one (verify first, then decode).
+
+Layout (all integers big-endian; docs/PROTOCOL.md is the normative description)::
+
+    offset  size  field
+    0       3     magic "OP7"
+    3       1     format version (1)
+    4       1     signature scheme (1 = Ed25519 over the signed part; 2 reserved for batch signatures)
+    5       1     n = length of the sender node id
+    6       n     sender node id, ASCII, CC.AGENCY
+    6+n     8     key id (SHA-256 of the sender's raw public key, first 8 bytes)
+    14+n    4     h = length of the header
+    18+n    h     header: Avro binary of op7.Envelope
+    ...     4     p = length of the payload
+    ...     p     payload: Avro binary of the record named in the header, written with the schema
+                  whose fingerprint the header carries
+    ...     2     s = length of the signature block
+    ...     s     signature block (scheme 1: the 64-byte Ed25519 signature)
+
+The signed part is every byte before the signature block length. Nothing after the signature block.
+Only the prefix up to the key id is read before the signature is checked.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .codec import decode, decode_datum, encode, encode_datum
+from .directory import TrustStore, check_node_id
+from .errors import DecodeError, FrameError, VerificationError
+from .models import Envelope, Handling, KidnappingAlert, Message, Status, new_message_id
+from .schemas import SchemaRegistry, default_registry
+from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SigningKey
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_FRAME_SIZE",
+    "SCHEME_ED25519",
+    "NodeIdentity",
+    "Opened",
+    "RawFrame",
+    "build",
+    "open_frame",
+    "parse_frame",
+]
+
+MAGIC = b"OP7"
+FORMAT_VERSION = 1
+SCHEME_ED25519 = 1
+#: Reserved: one Ed25519 signature over the Merkle root of a producer batch, plus an inclusion proof.
+SCHEME_ED25519_MERKLE = 2
+#: Kafka's default message.max.bytes is about 1 MB; a frame must fit in one record.
+MAX_FRAME_SIZE = 1_000_000
+
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """A node that signs: its id and its current signing key."""
+
+    node_id: str
+    key: SigningKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        check_node_id(self.node_id)
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """A frame split into its fields, before any verification or decoding."""
+
+    scheme: int
+    sender: str
+    key_id: bytes
+    header: bytes
+    payload: bytes
+    signature: bytes
+    signed: bytes
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified, decoded message, with the exact bytes that were verified (kept for audit)."""
+
+    envelope: Envelope
+    message: Message
+    raw: bytes
+
+
+def build(
+    identity: NodeIdentity,
+    message: Message,
+    *,
+    handling: Handling | None = None,
+    recipients: tuple[str, ...] = (),
+    conversation_id: str | None = None,
+    in_reply_to: str | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+    registry: SchemaRegistry | None = None,
+) -> tuple[Envelope, bytes]:
+    """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame."""
+    registry = registry or default_registry()
+    now = now or datetime.now(UTC)
+    schema, payload = encode(message, registry)
+    fields: dict[str, Any] = {
+        "message_id": new_message_id(now),
+        "message_type": schema.name,
+        "schema_fingerprint": schema.fingerprint,
+        "created_at": now,
+        "status": getattr(message, "status", Status.ACTUAL),
+        "handling": handling or getattr(message, "handling", None) or Handling(tlp="AMBER"),  # type: ignore[arg-type]
+        "case_id": message.message_case_id,
+        "recipients": tuple(check_node_id(r) for r in recipients),
+        "conversation_id": conversation_id,
+        "in_reply_to": in_reply_to,
+        "expires_at": expires_at or getattr(message, "expires_at", None),
+    }
+    envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
+    header = encode_datum(registry.get("op7.Envelope"), envelope.model_dump(exclude={"sender", "key_id"}))
+    sender = identity.node_id.encode("ascii")
+    signed = b"".join(
+        (
+            MAGIC,
+            bytes((FORMAT_VERSION, SCHEME_ED25519, len(sender))),
+            sender,
+            identity.key.public.key_id,
+            _U32.pack(len(header)),
+            header,
+            _U32.pack(len(payload)),
+            payload,
+        )
+    )
+    signature = identity.key.sign(signed)
+    frame = signed + _U16.pack(len(signature)) + signature
+    if len(frame) > MAX_FRAME_SIZE:
+        raise FrameError(f"message is {len(frame)} bytes; the limit is {MAX_FRAME_SIZE}", reason="too-large")
+    return envelope, frame
+
+
+def parse_frame(data: bytes) -> RawFrame:
+    """Split a frame into fields; structural checks only (no cryptography, no Avro)."""
+    if len(data) > MAX_FRAME_SIZE:
+        raise FrameError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_SIZE}", reason="too-large")
+    if data[:3] != MAGIC:
+        raise FrameError("not an op7 frame (bad magic)", reason="bad-magic")
+    if len(data) < 6:
+        raise FrameError("truncated frame", reason="truncated")
+    if data[3] != FORMAT_VERSION:
+        raise FrameError(f"unsupported frame version {data[3]}", reason="bad-version")
+    scheme, n = data[4], data[5]
+    if scheme != SCHEME_ED25519:
+        raise FrameError(f"unsupported signature scheme {scheme}", reason="bad-scheme")
+    pos = 6
+    try:
+        sender = data[pos : pos + n].decode("ascii")
+    except UnicodeDecodeError:
+        raise FrameError("sender node id is not ASCII", reason="bad-frame") from None
+    pos += n
+    key_id = data[pos : pos + KEY_ID_SIZE]
+    pos += KEY_ID_SIZE
+    header, pos = _chunk(data, pos, _U32, "header")
+    payload, pos = _chunk(data, pos, _U32, "payload")
+    signed_end = pos
+    signature, pos = _chunk(data, pos, _U16, "signature")
+    if pos != len(data):
+        raise FrameError(f"{len(data) - pos} trailing bytes after the signature", reason="trailing-bytes")
+    if len(key_id) != KEY_ID_SIZE or len(sender) != n:
+        raise FrameError("truncated frame", reason="truncated")
+    return RawFrame(scheme, sender, key_id, header, payload, signature, data[:signed_end])
+
+
+def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[bytes, int]:
+    if pos + length.size > len(data):
+        raise FrameError(f"truncated frame (no {what} length)", reason="truncated")
+    (size,) = length.unpack_from(data, pos)
+    pos += length.size
+    if pos + size > len(data):
+        raise FrameError(f"truncated frame ({what} needs {size} bytes)", reason="truncated")
+    return data[pos : pos + size], pos + size
+
+
+def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None = None) -> Opened:
+    """Verify the signature over the exact received bytes, then decode header and payload.
+
+    Raises a :class:`~broker.errors.MessageError` subclass; nothing is decoded from an unverified frame.
+    """
+    registry = registry or default_registry()
+    raw = parse_frame(data)
+    key = trust.key_for(raw.sender, raw.key_id)
+    if len(raw.signature) != SIGNATURE_SIZE:
+        raise VerificationError("signature block has the wrong size", reason="bad-signature")
+    key.verify(raw.signature, raw.signed)
+    # From here on, every byte is the sender's.
+    datum = decode_datum(registry.get("op7.Envelope"), raw.header)
+    try:
+        envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
+    except ValidationError as exc:
+        raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
+    message = decode(envelope.message_type, envelope.schema_fingerprint, raw.payload, registry)
+    _check_consistency(envelope, message)
+    return Opened(envelope, message, data)
+
+
+def _check_consistency(envelope: Envelope, message: Message) -> None:
+    """Header fields that restate payload fields must agree, so no reader is misled by either."""
+    if envelope.case_id != message.message_case_id:
+        raise DecodeError("header case_id differs from the payload's", reason="inconsistent")
+    if getattr(message, "status", envelope.status) != envelope.status:
+        raise DecodeError("header status differs from the payload's", reason="inconsistent")
+    if getattr(message, "handling", envelope.handling) != envelope.handling:
+        raise DecodeError("header handling differs from the payload's", reason="inconsistent")
+    if isinstance(message, KidnappingAlert) and message.issuer.node != envelope.sender:
+        raise VerificationError(
+            f"alert issued by {message.issuer.node} but signed by {envelope.sender}", reason="issuer-mismatch"
+        )

@@ -1,0 +1,168 @@
+"""The shared Avro schema: loading ``schemas/``, named-type registry, fingerprints.
+
+Every ``.avsc`` file is parsed once into one registry of named types (a file may hold one schema or a list
+of named types). A schema's identity is the SHA-256 of its Parsing Canonical Form with every named type
+inlined, so separate national registries that hold the same schema agree on its fingerprint without
+sharing any registry-local number.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastavro.schema import SchemaParseException, UnknownType, parse_schema, to_parsing_canonical_form
+
+from .errors import SchemaError
+
+__all__ = ["Schema", "SchemaRegistry", "default_registry", "schema_dir"]
+
+#: Named types that are part of the frame, not message payloads.
+_INFRASTRUCTURE = frozenset({"op7.Envelope"})
+
+
+def schema_dir() -> Path:
+    """Where the shipped schemas are: inside the wheel, or at the top of a source checkout."""
+    packaged = resources.files("broker") / "_schemas"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parent.parent / "schemas"
+    if source.is_dir():
+        return source
+    raise SchemaError("the op7 schemas are not installed: neither broker/_schemas nor ./schemas exists")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One self-contained schema: its full name, parsed form, canonical form and fingerprint."""
+
+    name: str
+    parsed: Any
+    canonical: str
+    fingerprint: bytes
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+
+def _strip_fastavro_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_fastavro_keys(v) for k, v in node.items() if not k.startswith("__")}
+    if isinstance(node, list):
+        return [_strip_fastavro_keys(v) for v in node]
+    return node
+
+
+def _inline(node: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
+    """Replace references to named types by their definition at first use, as Avro's canonical form needs."""
+    if isinstance(node, str):
+        if node in named and node not in seen:
+            return _inline(copy.deepcopy(named[node]), named, seen)
+        return node
+    if isinstance(node, list):
+        return [_inline(v, named, seen) for v in node]
+    if isinstance(node, dict):
+        if node.get("type") in ("record", "error", "enum", "fixed") and "name" in node:
+            seen.add(node["name"])
+        out = dict(node)
+        if "type" in out:
+            out["type"] = _inline(out["type"], named, seen)
+        if "fields" in out:
+            out["fields"] = [dict(f, type=_inline(f["type"], named, seen)) for f in out["fields"]]
+        if "items" in out:
+            out["items"] = _inline(out["items"], named, seen)
+        if "values" in out:
+            out["values"] = _inline(out["values"], named, seen)
+        return out
+    return node
+
+
+def _make_schema(name: str, definition: Any, named: Mapping[str, Any]) -> Schema:
+    inlined = _inline(definition, named, set())
+    parsed = parse_schema(inlined, _write_hint=False)
+    canonical = to_parsing_canonical_form(parsed)
+    return Schema(name, parse_schema(inlined), canonical, hashlib.sha256(canonical.encode()).digest())
+
+
+class SchemaRegistry:
+    """Every schema in one folder, by full name and by fingerprint."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._named: dict[str, Any] = {}
+        self._documents: list[str] = []
+        self._load()
+        self._by_name: dict[str, Schema] = {}
+        self._by_fingerprint: dict[bytes, Schema] = {}
+        for name in self._named:
+            schema = _make_schema(name, self._named[name], self._named)
+            self._by_name[name] = schema
+            self._by_fingerprint[schema.fingerprint] = schema
+
+    def _load(self) -> None:
+        pending: dict[Path, Any] = {}
+        for path in sorted(self.directory.glob("*.avsc")):
+            try:
+                pending[path] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SchemaError(f"{path}: cannot read schema: {exc}") from exc
+        # Files reference each other's named types; parse until no file makes progress.
+        registry: dict[str, Any] = {}
+        while pending:
+            progress = False
+            errors: dict[Path, str] = {}
+            for path, raw in list(pending.items()):
+                trial = dict(registry)
+                try:
+                    parsed = parse_schema(raw, named_schemas=trial, _write_hint=False)
+                except UnknownType as exc:
+                    errors[path] = f"unknown type {exc.name}"
+                    continue
+                except (SchemaParseException, ValueError, TypeError, KeyError) as exc:
+                    raise SchemaError(f"{path}: invalid Avro schema: {exc}") from exc
+                registry.update(trial)
+                if isinstance(parsed, dict) and parsed.get("type") == "record":
+                    self._documents.append(parsed["name"])
+                del pending[path]
+                progress = True
+            if not progress:
+                detail = "; ".join(f"{p.name}: {e}" for p, e in errors.items())
+                raise SchemaError(f"schemas in {self.directory} cannot be resolved: {detail}")
+        self._named = {name: _strip_fastavro_keys(s) for name, s in registry.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[Schema]:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> Schema:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise SchemaError(f"no schema named {name!r} in {self.directory}") from None
+
+    def by_fingerprint(self, fingerprint: bytes) -> Schema:
+        try:
+            return self._by_fingerprint[fingerprint]
+        except KeyError:
+            raise SchemaError(f"unknown schema fingerprint {fingerprint.hex()}") from None
+
+    @property
+    def message_types(self) -> list[str]:
+        """Full names of the records that can travel as a message payload."""
+        return [n for n in self._documents if n not in _INFRASTRUCTURE]
+
+
+@cache
+def default_registry() -> SchemaRegistry:
+    """The registry of the schemas shipped with this installation (parsed once per process)."""
+    return SchemaRegistry(schema_dir())
