@@ -42,7 +42,7 @@ class Problem:
 
     def __str__(self) -> str:
         got = f" (got {self.got})" if self.got is not None else ""
-        return f"{self.path or '<root>'}: {self.message}{got}"
+        return f"{self.path}: {self.message}{got}" if self.path else f"{self.message}{got}"
 
 
 class InputError(Op7Error):

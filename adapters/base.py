@@ -1,0 +1,43 @@
+"""What every adapter shares: a translation result that reports the fields it could not carry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from broker.models import Message
+
+__all__ = ["InboundAdapter", "Translation"]
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Translation(Generic[M]):
+    """A local record translated to the shared model; ``unmapped`` names local fields left behind."""
+
+    message: M
+    source: str
+    unmapped: tuple[str, ...] = field(default=())
+
+
+class InboundAdapter(ABC, Generic[M]):
+    """Translates a local record (a file, a request body) into a shared-schema message."""
+
+    #: Short name used on the command line and in logs.
+    name: str
+
+    @abstractmethod
+    def translate(self, data: bytes, source: str) -> Translation[M]:
+        """Translate ``data``; raise :class:`broker.errors.InputError` listing every problem found."""
+
+    def translate_file(self, path: Path) -> Translation[M]:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            from broker.errors import InputError, Problem
+
+            raise InputError(str(path), [Problem("", "file not found")]) from None
+        return self.translate(data, str(path))

@@ -1,0 +1,248 @@
+"""The ``op7`` command.
+
+Exit codes: 0 success; 1 an op7 error (bad input, bad configuration, transport failure), with one line per
+problem on standard error and no traceback; 2 a usage error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adapters.native_json import NativeJsonAdapter
+
+from .config import Home
+from .directory import PublicKeyCard, check_node_id
+from .errors import ConfigError, HandlerError, InputError, Op7Error
+from .models import KidnappingAlert
+from .node import Delivery, Node
+from .transport import Record, Transport, make_transport
+
+__all__ = ["main"]
+
+log = logging.getLogger("op7.cli")
+
+
+def _transport(args: argparse.Namespace, home: Home) -> Transport:
+    return make_transport(args.bootstrap, home.embedded_path)
+
+
+def _where(args: argparse.Namespace, home: Home) -> str:
+    return f"Kafka at {args.bootstrap}" if args.bootstrap else f"embedded transport {home.embedded_path}"
+
+
+# --- keys ---------------------------------------------------------------------------------------------
+
+
+def cmd_keys_new(args: argparse.Namespace, home: Home) -> int:
+    node_id = check_node_id(args.node_id)
+    key, key_path, card_path = home.new_key(node_id, overwrite=args.force)
+    if not args.no_trust:
+        trust = home.trust()
+        trust.add(node_id, key.public)
+        trust.save(home.trust_path)
+    print(f"created signing key for {node_id} (Ed25519, key id {key.public.key_id.hex()})")
+    print(f"  private key: {key_path} (mode 0600; never share it)")
+    print(f"  public key:  {card_path} (give this to the operators of other nodes)")
+    if not args.no_trust:
+        print(f"  trusted in:  {home.trust_path}")
+    return 0
+
+
+def cmd_keys_trust(args: argparse.Namespace, home: Home) -> int:
+    card = PublicKeyCard.load(Path(args.file))
+    trust = home.trust()
+    trust.add(card.node, card.key)
+    trust.save(home.trust_path)
+    print(f"trusted {card.node} key {card.key.key_id.hex()} in {home.trust_path}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, home: Home) -> int:
+    trust = home.trust()
+    rows = [(node, key.key_id.hex()) for node, keys in trust.nodes() for key in keys]
+    if args.json:
+        print(json.dumps([{"node": n, "key_id": k} for n, k in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"the trust store {home.trust_path} is empty")
+    for node, key_id in rows:
+        mine = " (private key here)" if home.key_path(node).exists() else ""
+        print(f"{node:<16} {key_id}{mine}")
+    return 0
+
+
+# --- alerts -------------------------------------------------------------------------------------------
+
+
+def cmd_alert_send(args: argparse.Namespace, home: Home) -> int:
+    alert = NativeJsonAdapter(KidnappingAlert).translate_file(Path(args.file)).message
+    sender = args.as_node or alert.issuer.node
+    identity = home.identity(sender)
+
+    async def send() -> None:
+        async with Node(_transport(args, home), home.trust(), identity) as node:
+            published = await node.publish(alert)
+        env, sent = published.envelope, published.sent
+        if args.json:
+            print(json.dumps({"message_id": env.message_id, "alert_id": alert.alert_id, "case_id": env.case_id,
+                              "topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
+                              "bytes": len(published.raw)}))
+        else:
+            print(f"sent {alert.msg_type.value} {alert.alert_id} for case {alert.case_id} as {sender} "
+                  f"to {sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)")
+
+    asyncio.run(send())
+    return 0
+
+
+def _alert_line(d: Delivery) -> str:
+    a = d.message
+    assert isinstance(a, KidnappingAlert)
+    place = f" last seen {a.last_seen.place} ({a.last_seen.country})" if a.last_seen else ""
+    victims = ", ".join(f"{v.given_names} {v.family_names}" for v in a.victims)
+    status = "" if a.status.value == "Actual" else f" [{a.status.value.upper()}]"
+    return (f"{a.sent_at:%Y-%m-%dT%H:%M:%SZ} {a.msg_type.value:<8} case {a.case_id} from {d.envelope.sender}"
+            f"{status} {a.severity.value}/{a.urgency.value}: {a.headline}"
+            + (f" | victims: {victims}" if victims else "") + place + " (signature verified)")
+
+
+def _alert_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "envelope": d.envelope.model_dump(mode="json"),
+        "alert": d.message.model_dump(mode="json"),
+        "verified": True,
+        "topic": d.record.topic, "partition": d.record.partition, "offset": d.record.offset,
+    }
+
+
+def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
+    trust = home.trust()
+    if not list(trust.nodes()):
+        raise ConfigError(f"the trust store {home.trust_path} is empty: nothing could verify; "
+                          "add senders with 'op7 keys trust FILE.pub'")
+    group = args.group or "op7.cli-listen"
+
+    def show(d: Delivery) -> None:
+        print(json.dumps(_alert_json(d)) if args.json else _alert_line(d), flush=True)
+
+    def refused(record: Record, error: Op7Error) -> None:
+        print(f"op7: refused {record.topic}[{record.partition}]@{record.offset}: {error} (quarantined)",
+              file=sys.stderr, flush=True)
+
+    async def listen() -> None:
+        async with Node(_transport(args, home), trust) as node:
+            if not args.json:
+                print(f"listening for alerts on {_where(args, home)} as group {group} (Ctrl-C to stop)",
+                      file=sys.stderr, flush=True)
+            async with node.subscribe(group, from_beginning=not args.from_now) as sub:
+                await sub.run(show, limit=args.count, idle_timeout=args.timeout, on_refused=refused)
+
+    asyncio.run(listen())
+    return 0
+
+
+# --- demo ---------------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, home: Home) -> int:
+    from .demo import run_demo
+
+    transport = make_transport(args.bootstrap, None)
+    result = asyncio.run(run_demo(transport, timeout=args.timeout))
+    return 0 if result.ok else 1
+
+
+# --- plumbing -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="op7",
+        description="op7: signed kidnapping alerts and case information between law-enforcement nodes.",
+    )
+    parser.add_argument("--home", type=Path, help="state folder (default $OP7_HOME or ~/.op7)")
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("OP7_BOOTSTRAP") or None, metavar="HOST:PORT[,...]",
+        help="Kafka bootstrap servers (default $OP7_BOOTSTRAP; without it, the embedded transport)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on standard error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keys = sub.add_parser("keys", help="signing keys and the trust store").add_subparsers(
+        dest="keys_command", required=True, metavar="SUBCOMMAND")
+    p = keys.add_parser("new", help="create a signing key for a node id (CC.AGENCY) and trust it")
+    p.add_argument("node_id")
+    p.add_argument("--force", action="store_true", help="replace an existing key")
+    p.add_argument("--no-trust", action="store_true", help="do not add the public key to the trust store")
+    p.set_defaults(func=cmd_keys_new)
+    p = keys.add_parser("trust", help="trust another node's public key card (.pub file)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_keys_trust)
+    p = keys.add_parser("list", help="list trusted nodes and key ids")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_list)
+
+    alert = sub.add_parser("alert", help="issue kidnapping alerts").add_subparsers(
+        dest="alert_command", required=True, metavar="SUBCOMMAND")
+    p = alert.add_parser("send", help="validate, sign and publish an alert from a JSON file")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_node", metavar="NODE_ID",
+                   help="signing node (default: the alert's issuer.node)")
+    p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
+    p.set_defaults(func=cmd_alert_send)
+
+    alerts = sub.add_parser("alerts", help="receive kidnapping alerts").add_subparsers(
+        dest="alerts_command", required=True, metavar="SUBCOMMAND")
+    p = alerts.add_parser("listen", help="print each verified alert as it arrives")
+    p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--count", type=int, help="exit after this many alerts")
+    p.add_argument("--timeout", type=float, help="exit after this many seconds without a new record")
+    p.add_argument("--from-now", action="store_true",
+                   help="a new group starts at the end of the topic instead of its beginning")
+    p.set_defaults(func=cmd_alerts_listen)
+
+    p = sub.add_parser("demo", help="two national nodes and an operations centre exchange an alert lifecycle")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for deliveries (default 60)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="op7: %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        # Refusals are reported by the commands themselves; the node logs them for servers.
+        logging.getLogger("op7.node").setLevel(max(level, logging.ERROR))
+    home = Home.from_env(args.home)
+    try:
+        return int(args.func(args, home))
+    except InputError as exc:
+        for line in str(exc).splitlines():
+            print(f"op7: error: {line}", file=sys.stderr)
+        return 1
+    except HandlerError as exc:
+        print(f"op7: error: {exc}", file=sys.stderr)
+        return 1
+    except Op7Error as exc:
+        hint = " (is Kafka running? scripts/kafka start)" if exc.retriable and args.bootstrap else ""
+        print(f"op7: error: {exc}{hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("op7: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

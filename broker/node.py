@@ -1,0 +1,242 @@
+"""A national node: publish signed messages, subscribe with verification, quarantine what fails.
+
+A subscription hands a message to application code only after its signature verified against the
+trust store and its content decoded and validated. Offsets are committed only after the handler
+returned (at-least-once): a consumer that dies mid-handler gets the message again after a restart.
+Refused records are written to the quarantine topic with their reason before they are committed, so
+nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .directory import TrustStore
+from .envelope import NodeIdentity, build, open_frame
+from .errors import ConfigError, HandlerError, MessageError
+from .models import Envelope, Handling, KidnappingAlert, Message
+from .schemas import SchemaRegistry, default_registry
+from .transport.base import Consumer, Record, Sent, Transport, _Lifecycle
+
+__all__ = [
+    "TOPIC_ALERTS",
+    "TOPIC_QUARANTINE",
+    "Delivery",
+    "Handler",
+    "Node",
+    "Published",
+    "Subscription",
+    "SubscriptionStats",
+    "topic_for",
+]
+
+log = logging.getLogger("op7.node")
+
+TOPIC_ALERTS = "alerts"
+TOPIC_QUARANTINE = "quarantine"
+_TOPICS = (TOPIC_ALERTS, TOPIC_QUARANTINE)
+
+
+def topic_for(message: Message) -> str:
+    """The topic (without prefix) a message type travels on."""
+    if isinstance(message, KidnappingAlert):
+        return TOPIC_ALERTS
+    raise ConfigError(f"no topic for message type {message.avro_name}")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A message as sent: its header, where it landed, and the exact signed bytes."""
+
+    envelope: Envelope
+    sent: Sent
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified, decoded message handed to application code."""
+
+    envelope: Envelope
+    message: Message
+    raw: bytes
+    record: Record
+
+
+Handler = Callable[[Delivery], Awaitable[None] | None]
+RefusalHook = Callable[[Record, MessageError], None]
+
+
+@dataclass
+class SubscriptionStats:
+    received: int = 0
+    delivered: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+
+class Node(_Lifecycle):
+    """One op7 node on one transport. ``identity`` is needed to publish, not to subscribe.
+
+    The node starts and stops its transport unless ``manage_transport`` is False (several nodes sharing
+    one transport, as in the embedded demo).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        trust: TrustStore,
+        identity: NodeIdentity | None = None,
+        *,
+        registry: SchemaRegistry | None = None,
+        topic_prefix: str = "op7",
+        manage_transport: bool = True,
+    ) -> None:
+        self.transport = transport
+        self._manage_transport = manage_transport
+        self.topic_prefix = topic_prefix
+        self.trust = trust
+        self.identity = identity
+        self.registry = registry or default_registry()
+
+    async def start(self) -> None:
+        if self._manage_transport:
+            await self.transport.start()
+        for topic in _TOPICS:
+            await self.transport.create_topic(self.topic(topic))
+
+    async def stop(self) -> None:
+        if self._manage_transport:
+            await self.transport.stop()
+
+    def topic(self, name: str) -> str:
+        """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""
+        return f"{self.topic_prefix}.{name}"
+
+    async def publish(
+        self,
+        message: Message,
+        *,
+        recipients: tuple[str, ...] = (),
+        handling: Handling | None = None,
+        now: datetime | None = None,
+    ) -> Published:
+        """Sign and send ``message``; returns once the transport holds it durably."""
+        if self.identity is None:
+            raise ConfigError("this node has no signing key: it can subscribe but not publish")
+        envelope, frame = build(
+            self.identity, message, recipients=recipients, handling=handling, now=now, registry=self.registry
+        )
+        key = envelope.case_id.encode() if envelope.case_id else None
+        sent = await self.transport.send(self.topic(topic_for(message)), frame, key=key)
+        log.info(
+            "published %s %s case=%s to %s[%d]@%d",
+            envelope.message_type, envelope.message_id, envelope.case_id, sent.topic, sent.partition, sent.offset,
+        )
+        return Published(envelope, sent, frame)
+
+    def subscribe(
+        self, group: str, topics: Sequence[str] = (TOPIC_ALERTS,), *, from_beginning: bool = True
+    ) -> Subscription:
+        """A consumer-group subscription; ``group`` is usually the subscribing node's id."""
+        consumer = self.transport.consumer([self.topic(t) for t in topics], group, from_beginning=from_beginning)
+        return Subscription(self, consumer, group)
+
+    async def quarantine(self, record: Record, error: MessageError, group: str) -> None:
+        """Keep a refused record with its reason; raises if it cannot be kept (so it is not committed)."""
+        entry: dict[str, Any] = {
+            "reason": error.reason,
+            "detail": str(error),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "record_timestamp_ms": record.timestamp_ms,
+            "quarantined_at": datetime.now(UTC).isoformat(),
+            "consumer_group": group,
+            "key": base64.b64encode(record.key).decode() if record.key is not None else None,
+            "value": base64.b64encode(record.value).decode(),
+        }
+        await self.transport.send(self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode())
+        log.warning(
+            "quarantined %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset, error.reason, error
+        )
+
+
+class Subscription(_Lifecycle):
+    """Verified messages of some topics for one consumer group."""
+
+    def __init__(self, node: Node, consumer: Consumer, group: str) -> None:
+        self._node = node
+        self._consumer = consumer
+        self._group = group
+        self._stopping = False
+        self.stats = SubscriptionStats()
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._consumer.stop()
+
+    async def run(
+        self,
+        handler: Handler,
+        *,
+        limit: int | None = None,
+        idle_timeout: float | None = None,
+        poll: float = 0.5,
+        on_refused: RefusalHook | None = None,
+    ) -> SubscriptionStats:
+        """Hand each verified message to ``handler`` and commit it once the handler returned.
+
+        Returns after ``limit`` deliveries, after ``idle_timeout`` seconds without a record, or when the
+        subscription is stopped. ``on_refused`` is told of each record quarantined. A handler exception ends the run with :class:`HandlerError`, leaving
+        that message uncommitted so that it is delivered again.
+        """
+        loop = asyncio.get_running_loop()
+        last_seen = loop.time()
+        while not self._stopping:
+            records = await self._consumer.fetch(timeout=poll)
+            if not records:
+                if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
+                    break
+                continue
+            last_seen = loop.time()
+            for record in records:
+                await self._handle(record, handler, on_refused)
+                if limit is not None and self.stats.delivered >= limit:
+                    return self.stats
+        return self.stats
+
+    async def _handle(self, record: Record, handler: Handler, on_refused: RefusalHook | None) -> None:
+        self.stats.received += 1
+        try:
+            opened = open_frame(record.value, self._node.trust, self._node.registry)
+        except MessageError as exc:
+            await self._node.quarantine(record, exc, self._group)
+            self.stats.quarantined[exc.reason] += 1
+            await self._consumer.commit(record)
+            if on_refused is not None:
+                on_refused(record, exc)
+            return
+        delivery = Delivery(opened.envelope, opened.message, opened.raw, record)
+        try:
+            result = handler(delivery)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            raise HandlerError(
+                f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
+                f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
+            ) from exc
+        await self._consumer.commit(record)
+        self.stats.delivered += 1

@@ -1,0 +1,88 @@
+"""The one transport interface: topics of ordered records, producers, consumer groups with commits.
+
+Two implementations sit behind it: :mod:`broker.transport.kafka` (Apache Kafka through aiokafka) and
+:mod:`broker.transport.embedded` (one machine, no server). Everything above this module is written
+against :class:`Transport` and :class:`Consumer` only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+__all__ = ["Consumer", "Record", "Sent", "Transport"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record read from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Where a record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class _Lifecycle(ABC):
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class Consumer(_Lifecycle):
+    """A member of a consumer group. Nothing is committed unless :meth:`commit` is called."""
+
+    @abstractmethod
+    async def fetch(self, timeout: float = 1.0, max_records: int = 500) -> list[Record]:
+        """Records after the current position, in order per partition; empty after ``timeout`` seconds."""
+
+    @abstractmethod
+    async def commit(self, record: Record) -> None:
+        """Mark ``record`` and everything before it in its partition as done for this group."""
+
+
+class Transport(_Lifecycle):
+    """Topics, producing and consumer groups."""
+
+    name: str
+
+    @abstractmethod
+    async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
+        """Create ``topic`` if it does not exist (idempotent)."""
+
+    @abstractmethod
+    async def delete_topic(self, topic: str) -> None:
+        """Delete ``topic`` and its records; no error if it does not exist."""
+
+    @abstractmethod
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
+        """Write one record and wait until it is durable (Kafka: acknowledged by all in-sync replicas)."""
+
+    @abstractmethod
+    def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
+        """A consumer in ``group``; a group without committed offsets starts at the beginning (or the end)."""

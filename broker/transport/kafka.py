@@ -1,0 +1,159 @@
+"""Apache Kafka through aiokafka: idempotent producer with acks=all, manual commits, topic admin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
+from aiokafka.structs import OffsetAndMetadata
+
+from ..errors import TransportError
+from .base import Consumer, Record, Sent, Transport
+
+__all__ = ["KafkaSettings", "KafkaTransport"]
+
+log = logging.getLogger("op7.transport.kafka")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How to reach the cluster and how topics are created on it."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "op7"
+    replication_factor: int = 1
+    request_timeout_ms: int = 30_000
+    #: Seconds before a silent group member is considered dead and its partitions reassigned.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+
+    def common(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+
+
+def _mapped(exc: KafkaError, doing: str) -> TransportError:
+    return TransportError(f"Kafka: {doing}: {exc.__class__.__name__}: {exc}", retriable=bool(exc.retriable))
+
+
+class KafkaConsumer(Consumer):
+    def __init__(self, settings: KafkaSettings, topics: Sequence[str], group: str, from_beginning: bool) -> None:
+        self._settings = settings
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            **settings.common(),
+        )
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise _mapped(exc, f"cannot start consumer on {self._settings.bootstrap_servers}") from exc
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def fetch(self, timeout: float = 1.0, max_records: int = 500) -> list[Record]:
+        try:
+            batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise _mapped(exc, "fetch") from exc
+        return [
+            Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            for msgs in batches.values()
+            for m in msgs
+        ]
+
+    async def commit(self, record: Record) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            await self._consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+        except KafkaError as exc:
+            raise _mapped(exc, f"commit {record.topic}[{record.partition}]@{record.offset}") from exc
+
+
+class KafkaTransport(Transport):
+    """Apache Kafka. Records are durable once :meth:`send` returns (acks=all, idempotent producer)."""
+
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSettings | None = None, **kwargs: Any) -> None:
+        self.settings = settings or KafkaSettings(**kwargs)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, linger_ms=2, **self.settings.common()
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise _mapped(exc, f"cannot reach {self.settings.bootstrap_servers}") from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
+        admin = AIOKafkaAdminClient(**self.settings.common())
+        configs = {"cleanup.policy": "compact"} if compacted else {}
+        try:
+            await admin.start()
+            response = await admin.create_topics(
+                [NewTopic(topic, partitions, self.settings.replication_factor, topic_configs=configs)]
+            )
+        except KafkaError as exc:
+            raise _mapped(exc, f"create topic {topic}") from exc
+        finally:
+            await admin.close()
+        for entry in response.topic_errors:
+            code = entry[1]
+            if code == TopicAlreadyExistsError.errno:
+                continue
+            if code != 0:
+                error = for_code(code)
+                raise TransportError(f"Kafka: create topic {topic}: {error.__name__}", retriable=error.retriable)
+            log.info("created topic %s (%d partitions)", topic, partitions)
+
+    async def delete_topic(self, topic: str) -> None:
+        admin = AIOKafkaAdminClient(**self.settings.common())
+        try:
+            await admin.start()
+            response = await admin.delete_topics([topic])
+        except KafkaError as exc:
+            raise _mapped(exc, f"delete topic {topic}") from exc
+        finally:
+            await admin.close()
+        for _name, code, *_ in response.topic_error_codes:
+            if code not in (0, UnknownTopicOrPartitionError.errno):
+                error = for_code(code)
+                raise TransportError(f"Kafka: delete topic {topic}: {error.__name__}", retriable=error.retriable)
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
+        if self._producer is None:
+            raise TransportError("Kafka transport is not started")
+        try:
+            meta = await self._producer.send_and_wait(topic, value, key=key)
+        except KafkaError as exc:
+            raise _mapped(exc, f"send to {topic}") from exc
+        return Sent(meta.topic, meta.partition, meta.offset)
+
+    def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
+        return KafkaConsumer(self.settings, topics, group, from_beginning)
