@@ -88,7 +88,7 @@ def cmd_alert_send(args: argparse.Namespace, home: Home) -> int:
     identity = home.identity(sender)
 
     async def send() -> None:
-        async with Node(_transport(args, home), home.trust(), identity) as node:
+        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
             published = await node.publish(alert)
         env, sent = published.envelope, published.sent
         if args.json:
@@ -138,7 +138,7 @@ def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
               file=sys.stderr, flush=True)
 
     async def listen() -> None:
-        async with Node(_transport(args, home), trust) as node:
+        async with Node(_transport(args, home), trust, topic_prefix=args.topic_prefix) as node:
             if not args.json:
                 print(f"listening for alerts on {_where(args, home)} as group {group} (Ctrl-C to stop)",
                       file=sys.stderr, flush=True)
@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bootstrap", default=os.environ.get("OP7_BOOTSTRAP") or None, metavar="HOST:PORT[,...]",
         help="Kafka bootstrap servers (default $OP7_BOOTSTRAP; without it, the embedded transport)",
+    )
+    parser.add_argument(
+        "--topic-prefix", default=os.environ.get("OP7_TOPIC_PREFIX") or "op7", metavar="PREFIX",
+        help="topic names start with PREFIX. (default $OP7_TOPIC_PREFIX or op7; e.g. op7-exercise)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on standard error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

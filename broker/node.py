@@ -14,6 +14,7 @@ import base64
 import inspect
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ class Node(_Lifecycle):
         topic_prefix: str = "op7",
         manage_transport: bool = True,
     ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", topic_prefix):
+            raise ConfigError(f"topic prefix {topic_prefix!r}: use letters, digits, '.', '_' and '-' only")
         self.transport = transport
         self._manage_transport = manage_transport
         self.topic_prefix = topic_prefix

@@ -1,0 +1,114 @@
+"""Shared fixtures: keys, a valid alert, and the real Kafka broker.
+
+Kafka is found at $OP7_TEST_BOOTSTRAP (default 127.0.0.1:9092; `scripts/kafka start` starts one).
+When it cannot be reached, Kafka tests are skipped on a developer machine and FAIL under CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.directory import TrustStore
+from broker.envelope import NodeIdentity
+from broker.models import KidnappingAlert
+from broker.signing import SigningKey
+from broker.transport import EmbeddedTransport, KafkaSettings, KafkaTransport, Transport
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ALERT = ROOT / "examples" / "alert.json"
+
+
+def _reachable(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    bootstrap = os.environ.get("OP7_TEST_BOOTSTRAP", "127.0.0.1:9092")
+    if not _reachable(bootstrap):
+        message = f"Kafka is not reachable at {bootstrap} (start one with: scripts/kafka start)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- under CI the Kafka tests must run", pytrace=False)
+        pytest.skip(message)
+    return bootstrap
+
+
+def _kafka(bootstrap: str) -> KafkaTransport:
+    # Short session timeout: a killed consumer's partitions move on within seconds, not 45 s.
+    return KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap, session_timeout_ms=6000,
+                                        heartbeat_interval_ms=1000))
+
+
+@pytest.fixture
+def make_kafka(kafka_bootstrap: str) -> Any:
+    return lambda: _kafka(kafka_bootstrap)
+
+
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+def transport_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A factory of fresh transports on one shared backend (same file, or same cluster)."""
+    if request.param == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        return lambda: _kafka(bootstrap)
+    db = tmp_path / "embedded.db"
+    return lambda: EmbeddedTransport(db)
+
+
+@pytest.fixture
+async def transport(transport_factory: Any) -> AsyncIterator[Transport]:
+    t = transport_factory()
+    async with t:
+        yield t
+
+
+@pytest.fixture
+def unique() -> str:
+    """A unique suffix so that tests on a shared broker never see each other's topics or groups."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def keys() -> dict[str, SigningKey]:
+    return {node: SigningKey.generate() for node in ("FR.GN", "ES.PN", "NL.NCC", "MX.FGR")}
+
+
+@pytest.fixture
+def trust(keys: dict[str, SigningKey]) -> TrustStore:
+    """Trusts FR.GN, ES.PN and NL.NCC; MX.FGR is a stranger."""
+    return TrustStore({n: [k.public] for n, k in keys.items() if n != "MX.FGR"})
+
+
+@pytest.fixture
+def fr(keys: dict[str, SigningKey]) -> NodeIdentity:
+    return NodeIdentity("FR.GN", keys["FR.GN"])
+
+
+@pytest.fixture
+def alert_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(EXAMPLE_ALERT.read_text())
+    return data
+
+
+@pytest.fixture
+def alert(alert_data: dict[str, Any]) -> KidnappingAlert:
+    return KidnappingAlert.model_validate(alert_data)
+
+
+def make_alert(alert_data: dict[str, Any], **changes: Any) -> KidnappingAlert:
+    return KidnappingAlert.model_validate({**alert_data, "sent_at": datetime.now(UTC).isoformat(), **changes})

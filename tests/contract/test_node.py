@@ -1,0 +1,114 @@
+"""The signed alert path, written once and run on the embedded transport and on a real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from broker.directory import TrustStore
+from broker.envelope import NodeIdentity, build
+from broker.errors import HandlerError
+from broker.models import KidnappingAlert
+from broker.node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node
+from broker.signing import SigningKey
+from tests.conftest import make_alert
+
+
+def _node(factory: Any, trust: TrustStore, prefix: str, identity: NodeIdentity | None = None) -> Node:
+    return Node(factory(), trust, identity, topic_prefix=prefix)
+
+
+async def _collect(node: Node, group: str, count: int, timeout: float = 30.0) -> tuple[list[Delivery], Any]:
+    got: list[Delivery] = []
+    async with node.subscribe(group) as sub:
+        stats = await asyncio.wait_for(sub.run(got.append, limit=count, idle_timeout=timeout), timeout + 10)
+    return got, stats
+
+
+async def _quarantine(node: Node, unique: str, count: int) -> list[dict[str, Any]]:
+    consumer = node.transport.consumer([node.topic(TOPIC_QUARANTINE)], f"q-{unique}")
+    out: list[dict[str, Any]] = []
+    async with consumer:
+        for _ in range(40):
+            out.extend(json.loads(r.value) for r in await consumer.fetch(timeout=0.5))
+            if len(out) >= count:
+                break
+    return out
+
+
+async def test_published_alert_arrives_verified_and_decoded(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str
+) -> None:
+    prefix = f"op7.t{unique}"
+    alerts = [make_alert(alert_data, case_id=f"CASE-{i % 2}", alert_id=f"A{i}") for i in range(4)]
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        published = [await sender.publish(a) for a in alerts]
+    async with _node(transport_factory, trust, prefix) as ops:
+        got, stats = await _collect(ops, "NL.NCC", 4)
+    assert stats.quarantined.total() == 0
+    assert sorted(d.message.alert_id for d in got) == ["A0", "A1", "A2", "A3"]  # type: ignore[attr-defined]
+    for case in ("CASE-0", "CASE-1"):  # one case's alerts stay in order
+        ids = [d.message.alert_id for d in got if d.envelope.case_id == case]  # type: ignore[attr-defined]
+        assert ids == sorted(ids)
+    by_id = {p.envelope.message_id: p for p in published}
+    for d in got:
+        assert d.envelope.sender == "FR.GN"
+        assert d.raw == by_id[d.envelope.message_id].raw  # the exact bytes that were signed
+        assert d.record.key == d.envelope.case_id.encode()  # type: ignore[union-attr]
+
+
+async def test_tampered_and_untrusted_records_go_to_quarantine_with_reason(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, keys: dict[str, SigningKey],
+    alert_data: dict[str, Any], unique: str,
+) -> None:
+    prefix = f"op7.t{unique}"
+    good = make_alert(alert_data, alert_id="GOOD")
+    stranger_alert = make_alert(alert_data, alert_id="STRANGER",
+                                issuer={**alert_data["issuer"], "node": "MX.FGR"})
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        topic = sender.topic(TOPIC_ALERTS)
+        key = good.case_id.encode()  # same partition as the good one, which comes last
+        _, frame = build(fr, make_alert(alert_data, alert_id="FLIPPED"))
+        flipped = bytearray(frame)
+        flipped[len(flipped) // 2] ^= 0x01
+        await sender.transport.send(topic, bytes(flipped), key=key)
+        _, stranger = build(NodeIdentity("MX.FGR", keys["MX.FGR"]), stranger_alert)
+        await sender.transport.send(topic, stranger, key=key)
+        _, impostor = build(NodeIdentity("FR.GN", keys["ES.PN"]), make_alert(alert_data, alert_id="IMPOSTOR"))
+        await sender.transport.send(topic, impostor, key=key)
+        await sender.transport.send(topic, b"\x00garbage", key=key)
+        await sender.publish(good)
+    async with _node(transport_factory, trust, prefix) as ops:
+        got, stats = await _collect(ops, "NL.NCC", 1)
+        entries = await _quarantine(ops, unique, 4)
+    assert [d.message.alert_id for d in got] == ["GOOD"]  # type: ignore[attr-defined]
+    assert dict(stats.quarantined) == {"bad-signature": 1, "unknown-sender": 1, "unknown-key": 1, "bad-magic": 1}
+    assert sorted(e["reason"] for e in entries) == ["bad-magic", "bad-signature", "unknown-key", "unknown-sender"]
+    kept = {e["reason"]: base64.b64decode(e["value"]) for e in entries}
+    assert kept["bad-signature"] == bytes(flipped)  # nothing is lost: the exact bytes are kept
+    assert all(e["topic"] == ops.topic(TOPIC_ALERTS) and e["detail"] for e in entries)
+
+
+async def test_failed_handler_leaves_the_message_for_the_next_run(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str
+) -> None:
+    prefix = f"op7.t{unique}"
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        await sender.publish(make_alert(alert_data, alert_id="FIRST"))
+        await sender.publish(make_alert(alert_data, alert_id="SECOND"))
+
+    def fail_on_second(d: Delivery) -> None:
+        assert isinstance(d.message, KidnappingAlert)
+        if d.message.alert_id == "SECOND":
+            raise RuntimeError("database down")
+
+    async with _node(transport_factory, trust, prefix) as ops, ops.subscribe("NL.NCC") as sub:
+        with pytest.raises(HandlerError, match="database down"):
+            await asyncio.wait_for(sub.run(fail_on_second, idle_timeout=20), 30)
+    async with _node(transport_factory, trust, prefix) as ops:
+        got, _ = await _collect(ops, "NL.NCC", 1)
+    assert [d.message.alert_id for d in got] == ["SECOND"]  # type: ignore[attr-defined]

@@ -1,0 +1,113 @@
+"""The op7 command as a user runs it: real processes, the embedded transport in a temporary home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE_ALERT
+
+
+def op7(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OP7_HOME": str(home)}
+    env.pop("OP7_BOOTSTRAP", None)
+    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_demo_shows_the_lifecycle_verified(tmp_path: Path) -> None:
+    result = op7(tmp_path, "demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for msg_type in ("Alert", "Update", "AllClear"):
+        assert f"NL.NCC  <- verified {msg_type}" in out
+    assert "bad-signature" in out
+    assert "Lifecycle complete" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_keys_send_listen_through_a_shared_embedded_file(tmp_path: Path) -> None:
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    sent = op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT), "--json")
+    assert sent.returncode == 0, sent.stderr
+    listened = op7(tmp_path, "alerts", "listen", "--json", "--count", "1", "--group", "NL.NCC")
+    assert listened.returncode == 0, listened.stderr
+    line: dict[str, Any] = json.loads(listened.stdout.splitlines()[0])
+    assert line["verified"] is True
+    assert line["envelope"]["sender"] == "FR.GN"
+    assert line["envelope"]["message_id"] == json.loads(sent.stdout)["message_id"]
+    assert line["alert"]["case_id"] == "FR-GN-2026-000142"
+    human = op7(tmp_path, "alerts", "listen", "--count", "1", "--group", "ES.PN")
+    assert "case FR-GN-2026-000142 from FR.GN [EXERCISE]" in human.stdout
+    # The group committed its offset: nothing new for NL.NCC.
+    again = op7(tmp_path, "alerts", "listen", "--json", "--timeout", "1", "--group", "NL.NCC")
+    assert again.returncode == 0 and again.stdout == ""
+
+
+def test_listen_reports_untrusted_senders_on_stderr(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert op7(other, "keys", "new", "FR.GN").returncode == 0
+    assert op7(tmp_path, "keys", "new", "ES.PN").returncode == 0  # a trust store that does not know FR.GN
+    assert op7(other, "alert", "send", str(EXAMPLE_ALERT)).returncode == 0
+    # Same embedded file, different trust store: the receiver does not know FR.GN.
+    (tmp_path / "embedded.db").write_bytes((other / "embedded.db").read_bytes())
+    result = op7(tmp_path, "alerts", "listen", "--timeout", "1")
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "unknown sender FR.GN" in result.stderr and "quarantined" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "missing.json: file not found"),
+        ('{"case_id": ', "line 1 column 13: invalid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_bad_files_get_one_clear_line(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "missing.json"
+    if content is not None:
+        path.write_text(content)
+    result = op7(tmp_path, "alert", "send", str(path))
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_fields_are_all_listed_with_file_and_path(tmp_path: Path) -> None:
+    data = json.loads(EXAMPLE_ALERT.read_text())
+    data["victims"][0]["height_cm"] = 900
+    data["last_seen"]["position"]["longitude"] = "east"
+    data["status"] = "Real"
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(data))
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = op7(tmp_path, "alert", "send", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert f"op7: error: {path}: victims[0].height_cm: Input should be less than or equal to 260 (got 900)" in lines
+    assert any("last_seen.position.longitude" in line and '"east"' in line for line in lines)
+    assert any(line.startswith(f"op7: error: {path}: status:") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_sending_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    result = op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT))
+    assert result.returncode == 1
+    assert "op7 keys new FR.GN" in result.stderr
+
+
+def test_unreachable_kafka_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "alert", "send", str(EXAMPLE_ALERT))
+    assert result.returncode == 1
+    assert "op7: error: Kafka" in result.stderr and "127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from broker.config import Home
+from broker.directory import PublicKeyCard, TrustStore
+from broker.errors import ConfigError, VerificationError
+from broker.signing import SigningKey
+
+
+def test_trust_store_round_trip(tmp_path: Path) -> None:
+    a, b = SigningKey.generate(), SigningKey.generate()
+    store = TrustStore({"FR.GN": [a.public, b.public]})
+    store.save(tmp_path / "trust.json")
+    loaded = TrustStore.load(tmp_path / "trust.json")
+    assert loaded.key_for("FR.GN", b.public.key_id) == b.public
+    with pytest.raises(VerificationError) as info:
+        loaded.key_for("ES.PN", a.public.key_id)
+    assert info.value.reason == "unknown-sender"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{", "cannot read JSON"),
+        ('{"format": "other", "nodes": {}}', "not an op7 trust store"),
+        ('{"format": "op7-trust-store/1", "nodes": {"france": []}}', "CC.AGENCY"),
+        ('{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"public_key": "AAAA"}]}}', "32 bytes"),
+        ('{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"key_id": "00", '
+         '"public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}}', "does not match"),
+    ],
+)
+def test_bad_trust_stores_name_the_file_and_problem(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "trust.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        TrustStore.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_home_keys_are_private_and_cards_load(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    key, key_path, card_path = home.new_key("FR.GN")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert PublicKeyCard.load(card_path).key == key.public
+    assert home.identity("FR.GN").key.public == key.public
+    with pytest.raises(ConfigError, match="already exists"):
+        home.new_key("FR.GN")
+    os.chmod(key_path, 0o644)
+    with pytest.raises(ConfigError, match="readable by other users"):
+        home.identity("FR.GN")
+    with pytest.raises(ConfigError, match="op7 keys new ES.PN"):
+        home.identity("ES.PN")
+    assert "PRIVATE" not in card_path.read_text()
+    assert json.loads(card_path.read_text())["key_id"] == key.public.key_id.hex()
+
+
+def test_passphrase_protected_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OP7_KEY_PASSPHRASE", "s3cret")
+    home = Home(tmp_path)
+    _, key_path, _ = home.new_key("FR.GN")
+    assert b"ENCRYPTED" in key_path.read_bytes()
+    home.identity("FR.GN")
+    monkeypatch.setenv("OP7_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ConfigError, match="passphrase"):
+        home.identity("FR.GN")
