@@ -88,16 +88,30 @@ def cmd_alert_send(args: argparse.Namespace, home: Home) -> int:
     identity = home.identity(sender)
 
     async def send() -> None:
-        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
+        async with Node(
+            _transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix
+        ) as node:
             published = await node.publish(alert)
         env, sent = published.envelope, published.sent
         if args.json:
-            print(json.dumps({"message_id": env.message_id, "alert_id": alert.alert_id, "case_id": env.case_id,
-                              "topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
-                              "bytes": len(published.raw)}))
+            print(
+                json.dumps(
+                    {
+                        "message_id": env.message_id,
+                        "alert_id": alert.alert_id,
+                        "case_id": env.case_id,
+                        "topic": sent.topic,
+                        "partition": sent.partition,
+                        "offset": sent.offset,
+                        "bytes": len(published.raw),
+                    }
+                )
+            )
         else:
-            print(f"sent {alert.msg_type.value} {alert.alert_id} for case {alert.case_id} as {sender} "
-                  f"to {sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)")
+            print(
+                f"sent {alert.msg_type.value} {alert.alert_id} for case {alert.case_id} as {sender} "
+                f"to {sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)"
+            )
 
     asyncio.run(send())
     return 0
@@ -109,9 +123,13 @@ def _alert_line(d: Delivery) -> str:
     place = f" last seen {a.last_seen.place} ({a.last_seen.country})" if a.last_seen else ""
     victims = ", ".join(f"{v.given_names} {v.family_names}" for v in a.victims)
     status = "" if a.status.value == "Actual" else f" [{a.status.value.upper()}]"
-    return (f"{a.sent_at:%Y-%m-%dT%H:%M:%SZ} {a.msg_type.value:<8} case {a.case_id} from {d.envelope.sender}"
-            f"{status} {a.severity.value}/{a.urgency.value}: {a.headline}"
-            + (f" | victims: {victims}" if victims else "") + place + " (signature verified)")
+    return (
+        f"{a.sent_at:%Y-%m-%dT%H:%M:%SZ} {a.msg_type.value:<8} case {a.case_id} from {d.envelope.sender}"
+        f"{status} {a.severity.value}/{a.urgency.value}: {a.headline}"
+        + (f" | victims: {victims}" if victims else "")
+        + place
+        + " (signature verified)"
+    )
 
 
 def _alert_json(d: Delivery) -> dict[str, Any]:
@@ -119,29 +137,39 @@ def _alert_json(d: Delivery) -> dict[str, Any]:
         "envelope": d.envelope.model_dump(mode="json"),
         "alert": d.message.model_dump(mode="json"),
         "verified": True,
-        "topic": d.record.topic, "partition": d.record.partition, "offset": d.record.offset,
+        "topic": d.record.topic,
+        "partition": d.record.partition,
+        "offset": d.record.offset,
     }
 
 
 def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
     trust = home.trust()
     if not list(trust.nodes()):
-        raise ConfigError(f"the trust store {home.trust_path} is empty: nothing could verify; "
-                          "add senders with 'op7 keys trust FILE.pub'")
+        raise ConfigError(
+            f"the trust store {home.trust_path} is empty: nothing could verify; "
+            "add senders with 'op7 keys trust FILE.pub'"
+        )
     group = args.group or "op7.cli-listen"
 
     def show(d: Delivery) -> None:
         print(json.dumps(_alert_json(d)) if args.json else _alert_line(d), flush=True)
 
     def refused(record: Record, error: Op7Error) -> None:
-        print(f"op7: refused {record.topic}[{record.partition}]@{record.offset}: {error} (quarantined)",
-              file=sys.stderr, flush=True)
+        print(
+            f"op7: refused {record.topic}[{record.partition}]@{record.offset}: {error} (quarantined)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def listen() -> None:
         async with Node(_transport(args, home), trust, topic_prefix=args.topic_prefix) as node:
             if not args.json:
-                print(f"listening for alerts on {_where(args, home)} as group {group} (Ctrl-C to stop)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"listening for alerts on {_where(args, home)} as group {group} (Ctrl-C to stop)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             async with node.subscribe(group, from_beginning=not args.from_now) as sub:
                 await sub.run(show, limit=args.count, idle_timeout=args.timeout, on_refused=refused)
 
@@ -170,18 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--home", type=Path, help="state folder (default $OP7_HOME or ~/.op7)")
     parser.add_argument(
-        "--bootstrap", default=os.environ.get("OP7_BOOTSTRAP") or None, metavar="HOST:PORT[,...]",
+        "--bootstrap",
+        default=os.environ.get("OP7_BOOTSTRAP") or None,
+        metavar="HOST:PORT[,...]",
         help="Kafka bootstrap servers (default $OP7_BOOTSTRAP; without it, the embedded transport)",
     )
     parser.add_argument(
-        "--topic-prefix", default=os.environ.get("OP7_TOPIC_PREFIX") or "op7", metavar="PREFIX",
+        "--topic-prefix",
+        default=os.environ.get("OP7_TOPIC_PREFIX") or "op7",
+        metavar="PREFIX",
         help="topic names start with PREFIX. (default $OP7_TOPIC_PREFIX or op7; e.g. op7-exercise)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on standard error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     keys = sub.add_parser("keys", help="signing keys and the trust store").add_subparsers(
-        dest="keys_command", required=True, metavar="SUBCOMMAND")
+        dest="keys_command", required=True, metavar="SUBCOMMAND"
+    )
     p = keys.add_parser("new", help="create a signing key for a node id (CC.AGENCY) and trust it")
     p.add_argument("node_id")
     p.add_argument("--force", action="store_true", help="replace an existing key")
@@ -195,23 +228,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keys_list)
 
     alert = sub.add_parser("alert", help="issue kidnapping alerts").add_subparsers(
-        dest="alert_command", required=True, metavar="SUBCOMMAND")
+        dest="alert_command", required=True, metavar="SUBCOMMAND"
+    )
     p = alert.add_parser("send", help="validate, sign and publish an alert from a JSON file")
     p.add_argument("file")
-    p.add_argument("--as", dest="as_node", metavar="NODE_ID",
-                   help="signing node (default: the alert's issuer.node)")
+    p.add_argument(
+        "--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the alert's issuer.node)"
+    )
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_alert_send)
 
     alerts = sub.add_parser("alerts", help="receive kidnapping alerts").add_subparsers(
-        dest="alerts_command", required=True, metavar="SUBCOMMAND")
+        dest="alerts_command", required=True, metavar="SUBCOMMAND"
+    )
     p = alerts.add_parser("listen", help="print each verified alert as it arrives")
     p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--count", type=int, help="exit after this many alerts")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a new record")
-    p.add_argument("--from-now", action="store_true",
-                   help="a new group starts at the end of the topic instead of its beginning")
+    p.add_argument(
+        "--from-now",
+        action="store_true",
+        help="a new group starts at the end of the topic instead of its beginning",
+    )
     p.set_defaults(func=cmd_alerts_listen)
 
     p = sub.add_parser("demo", help="two national nodes and an operations centre exchange an alert lifecycle")

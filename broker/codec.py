@@ -1,4 +1,4 @@
-"""Model <-> Avro bytes (schemaless binary encoding; the schema is identified by fingerprint in the envelope)."""
+"""Model <-> Avro bytes: schemaless binary encoding, the schema identified by fingerprint in the envelope."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def decode(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DecodeError(
-            f"{message_type} fails validation ({exc.error_count()} problem(s)); first: {where}: {first['msg']}",
+            f"{message_type} fails validation ({exc.error_count()} problem(s)); "
+            f"first: {where}: {first['msg']}",
             reason="invalid-content",
         ) from exc

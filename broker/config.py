@@ -3,7 +3,7 @@
 ::
 
     $OP7_HOME (default ~/.op7)
-    ├── keys/CC.AGENCY.key   private signing key, PEM PKCS#8, mode 0600 (encrypted if OP7_KEY_PASSPHRASE is set)
+    ├── keys/CC.AGENCY.key   private signing key, PEM PKCS#8, mode 0600 (encrypted with OP7_KEY_PASSPHRASE)
     ├── keys/CC.AGENCY.pub   public key card to hand to other nodes' operators
     ├── trust.json           the trust store: node ids and the public keys they sign with
     └── embedded.db          the embedded transport's topics, when no Kafka is configured
@@ -22,7 +22,7 @@ from .signing import SigningKey
 
 __all__ = ["Home"]
 
-PASSPHRASE_ENV = "OP7_KEY_PASSPHRASE"
+PASSPHRASE_ENV = "OP7_KEY_PASSPHRASE"  # noqa: S105 (the variable name, not a secret)
 
 
 def _passphrase() -> bytes | None:
@@ -84,7 +84,9 @@ class Home:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ConfigError(f"no key for {node_id} at {path}; create one with: op7 keys new {node_id}") from None
+            raise ConfigError(
+                f"no key for {node_id} at {path}; create one with: op7 keys new {node_id}"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
         if path.stat().st_mode & 0o077:

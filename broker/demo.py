@@ -17,9 +17,9 @@ from typing import Any
 
 from .directory import TrustStore
 from .envelope import NodeIdentity
+from .errors import MessageError
 from .models import AlertMessageType, KidnappingAlert
 from .node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node, SubscriptionStats
-from .errors import MessageError
 from .signing import SigningKey
 from .transport import Record, Transport
 
@@ -41,23 +41,47 @@ def demo_alert(case_id: str, now: datetime) -> KidnappingAlert:
             "headline": "EXERCISE - child abducted in Lyon, grey Peugeot heading south",
             "languages": ["en", "fr"],
             "victims": [
-                {"given_names": "Demo", "family_names": "Victim-One", "age_years": 8, "sex": "Female",
-                 "height_cm": 121, "nationalities": ["FR"], "clothing": "Red raincoat, blue jeans"}
+                {
+                    "given_names": "Demo",
+                    "family_names": "Victim-One",
+                    "age_years": 8,
+                    "sex": "Female",
+                    "height_cm": 121,
+                    "nationalities": ["FR"],
+                    "clothing": "Red raincoat, blue jeans",
+                }
             ],
-            "last_seen": {"at": now - timedelta(minutes=35), "place": "School entrance, Lyon 7e",
-                          "country": "FR", "position": {"latitude": 45.7485, "longitude": 4.8422}},
-            "vehicles": [{"make": "Peugeot", "model": "308", "colour": "grey", "plate": "GH-123-KL",
-                          "registration_country": "FR"}],
+            "last_seen": {
+                "at": now - timedelta(minutes=35),
+                "place": "School entrance, Lyon 7e",
+                "country": "FR",
+                "position": {"latitude": 45.7485, "longitude": 4.8422},
+            },
+            "vehicles": [
+                {
+                    "make": "Peugeot",
+                    "model": "308",
+                    "colour": "grey",
+                    "plate": "GH-123-KL",
+                    "registration_country": "FR",
+                }
+            ],
             "handling": {"tlp": "AMBER"},
-            "issuer": {"node": ISSUER, "name": "Gendarmerie nationale",
-                       "contact": {"desk": "Centre de commandement 24/7", "phone": "+33100000000"}},
+            "issuer": {
+                "node": ISSUER,
+                "name": "Gendarmerie nationale",
+                "contact": {"desk": "Centre de commandement 24/7", "phone": "+33100000000"},
+            },
         }
     )
 
 
 def _follow_up(previous: KidnappingAlert, msg_type: str, now: datetime, **changes: Any) -> KidnappingAlert:
     data = previous.model_dump(exclude={"alert_id"}) | {
-        "msg_type": msg_type, "sent_at": now, "references": [*previous.references, previous.alert_id], **changes
+        "msg_type": msg_type,
+        "sent_at": now,
+        "references": [*previous.references, previous.alert_id],
+        **changes,
     }
     return KidnappingAlert.model_validate(data)
 
@@ -97,11 +121,16 @@ async def run_demo(
     result = DemoResult(transport.name, case_id)
 
     def node(node_id: str) -> Node:
-        return Node(transport, trust, NodeIdentity(node_id, keys[node_id]), topic_prefix=prefix,
-                    manage_transport=False)
+        return Node(
+            transport,
+            trust,
+            NodeIdentity(node_id, keys[node_id]),
+            topic_prefix=prefix,
+            manage_transport=False,
+        )
 
     out(f"op7 demo on the {transport.name} transport, topics {prefix}.*")
-    out(f"  nodes: {ISSUER} and {PEER} (national nodes), {OPS} (operations centre); trust store holds all three")
+    out(f"  nodes: {ISSUER} and {PEER} (national nodes), {OPS} (operations centre), trusting each other")
     async with transport:
         issuer, peer, ops = node(ISSUER), node(PEER), node(OPS)
         await issuer.start()
@@ -122,36 +151,71 @@ async def run_demo(
 
 
 async def _exchange(
-    issuer: Node, peer: Node, ops: Node, result: DemoResult, out: Callable[[str], None], now: datetime,
+    issuer: Node,
+    peer: Node,
+    ops: Node,
+    result: DemoResult,
+    out: Callable[[str], None],
+    now: datetime,
     timeout: float,
 ) -> None:
     def on_ops(d: Delivery) -> None:
         alert = d.message
         assert isinstance(alert, KidnappingAlert)
         result.ops_seen.append(alert.alert_id)
-        _line(out, OPS, "<- verified", f"{alert.msg_type.value:<8} from {d.envelope.sender} "
-              f"(key {d.envelope.key_id[:8]}): [{alert.severity.value}/{alert.urgency.value}] {alert.headline}")
+        _line(
+            out,
+            OPS,
+            "<- verified",
+            f"{alert.msg_type.value:<8} from {d.envelope.sender} "
+            f"(key {d.envelope.key_id[:8]}): [{alert.severity.value}/{alert.urgency.value}] {alert.headline}",
+        )
 
     ops_sub, peer_sub = ops.subscribe(OPS), peer.subscribe(PEER)
     async with ops_sub, peer_sub:
+
         def on_refused(record: Record, error: MessageError) -> None:
-            _line(out, OPS, "x refused ", f"{record.topic}[{record.partition}]@{record.offset}: {error.reason}: "
-                  f"{error} (kept in {ops.topic(TOPIC_QUARANTINE)})")
+            _line(
+                out,
+                OPS,
+                "x refused ",
+                f"{record.topic}[{record.partition}]@{record.offset}: {error.reason}: "
+                f"{error} (kept in {ops.topic(TOPIC_QUARANTINE)})",
+            )
 
         ops_task = asyncio.create_task(ops_sub.run(on_ops, on_refused=on_refused))
         peer_task = asyncio.create_task(peer_sub.run(lambda d: None))
         first = demo_alert(result.case_id, now)
-        update = _follow_up(first, "Update", now + timedelta(minutes=20),
-                            headline="EXERCISE - vehicle seen on A7 southbound near Valence",
-                            last_seen={"at": now + timedelta(minutes=15), "place": "A7 motorway, Valence sud",
-                                       "country": "FR", "position": {"latitude": 44.9, "longitude": 4.89}})
-        clear = _follow_up(update, AlertMessageType.ALL_CLEAR.value, now + timedelta(minutes=95),
-                           headline="EXERCISE - child found safe in Montelimar", urgency="Past", severity="Minor")
+        update = _follow_up(
+            first,
+            "Update",
+            now + timedelta(minutes=20),
+            headline="EXERCISE - vehicle seen on A7 southbound near Valence",
+            last_seen={
+                "at": now + timedelta(minutes=15),
+                "place": "A7 motorway, Valence sud",
+                "country": "FR",
+                "position": {"latitude": 44.9, "longitude": 4.89},
+            },
+        )
+        clear = _follow_up(
+            update,
+            AlertMessageType.ALL_CLEAR.value,
+            now + timedelta(minutes=95),
+            headline="EXERCISE - child found safe in Montelimar",
+            urgency="Past",
+            severity="Minor",
+        )
         for alert in (first, update, clear):
             published = await issuer.publish(alert)
             result.sent.append(alert.alert_id)
-            _line(out, ISSUER, "-> sent    ", f"{alert.msg_type.value:<8} alert {alert.alert_id} "
-                  f"({len(published.raw)} bytes, signed) to {published.sent.topic}")
+            _line(
+                out,
+                ISSUER,
+                "-> sent    ",
+                f"{alert.msg_type.value:<8} alert {alert.alert_id} "
+                f"({len(published.raw)} bytes, signed) to {published.sent.topic}",
+            )
             if alert is update:
                 altered = bytearray(published.raw)
                 altered[len(altered) // 2] ^= 0x01

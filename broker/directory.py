@@ -43,11 +43,19 @@ class PublicKeyCard:
     key: VerifyKey
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"format": CARD_FORMAT, "node": self.node, "algorithm": "Ed25519",
-             "key_id": self.key.key_id.hex(), "public_key": self.key.b64},
-            indent=2,
-        ) + "\n"
+        return (
+            json.dumps(
+                {
+                    "format": CARD_FORMAT,
+                    "node": self.node,
+                    "algorithm": "Ed25519",
+                    "key_id": self.key.key_id.hex(),
+                    "public_key": self.key.b64,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     @classmethod
     def load(cls, path: Path) -> PublicKeyCard:
@@ -116,7 +124,11 @@ class TrustStore:
     @classmethod
     def load(cls, path: Path) -> TrustStore:
         data = _read_json(path)
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("nodes"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != FORMAT
+            or not isinstance(data.get("nodes"), dict)
+        ):
             raise ConfigError(f"{path}: not an op7 trust store (format {FORMAT})")
         store = cls()
         for node, entries in data["nodes"].items():

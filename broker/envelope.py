@@ -32,8 +32,8 @@ from pydantic import ValidationError
 
 from .codec import decode, decode_datum, encode, encode_datum
 from .directory import TrustStore, check_node_id
-from .errors import DecodeError, FrameError, VerificationError
-from .models import Envelope, Handling, KidnappingAlert, Message, Status, new_message_id
+from .errors import ConfigError, DecodeError, FrameError, VerificationError
+from .models import Envelope, Handling, KidnappingAlert, Message, Status, Tlp, new_message_id
 from .schemas import SchemaRegistry, default_registry
 from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SigningKey
 
@@ -110,6 +110,11 @@ def build(
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame."""
     registry = registry or default_registry()
     now = now or datetime.now(UTC)
+    own_handling: Handling | None = getattr(message, "handling", None)
+    if handling is not None and own_handling is not None and handling != own_handling:
+        raise ConfigError(
+            f"the {message.avro_name} carries handling {own_handling.tlp.value}; the envelope must restate it"
+        )
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
         "message_id": new_message_id(now),
@@ -117,7 +122,7 @@ def build(
         "schema_fingerprint": schema.fingerprint,
         "created_at": now,
         "status": getattr(message, "status", Status.ACTUAL),
-        "handling": handling or getattr(message, "handling", None) or Handling(tlp="AMBER"),  # type: ignore[arg-type]
+        "handling": handling or own_handling or Handling(tlp=Tlp.AMBER),
         "case_id": message.message_case_id,
         "recipients": tuple(check_node_id(r) for r in recipients),
         "conversation_id": conversation_id,
@@ -204,7 +209,9 @@ def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None =
     try:
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
-        raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
+        raise DecodeError(
+            f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header"
+        ) from exc
     message = decode(envelope.message_type, envelope.schema_fingerprint, raw.payload, registry)
     _check_consistency(envelope, message)
     return Opened(envelope, message, data)

@@ -142,7 +142,12 @@ class Node(_Lifecycle):
         sent = await self.transport.send(self.topic(topic_for(message)), frame, key=key)
         log.info(
             "published %s %s case=%s to %s[%d]@%d",
-            envelope.message_type, envelope.message_id, envelope.case_id, sent.topic, sent.partition, sent.offset,
+            envelope.message_type,
+            envelope.message_id,
+            envelope.case_id,
+            sent.topic,
+            sent.partition,
+            sent.offset,
         )
         return Published(envelope, sent, frame)
 
@@ -150,7 +155,9 @@ class Node(_Lifecycle):
         self, group: str, topics: Sequence[str] = (TOPIC_ALERTS,), *, from_beginning: bool = True
     ) -> Subscription:
         """A consumer-group subscription; ``group`` is usually the subscribing node's id."""
-        consumer = self.transport.consumer([self.topic(t) for t in topics], group, from_beginning=from_beginning)
+        consumer = self.transport.consumer(
+            [self.topic(t) for t in topics], group, from_beginning=from_beginning
+        )
         return Subscription(self, consumer, group)
 
     async def quarantine(self, record: Record, error: MessageError, group: str) -> None:
@@ -167,9 +174,16 @@ class Node(_Lifecycle):
             "key": base64.b64encode(record.key).decode() if record.key is not None else None,
             "value": base64.b64encode(record.value).decode(),
         }
-        await self.transport.send(self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode())
+        await self.transport.send(
+            self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode()
+        )
         log.warning(
-            "quarantined %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset, error.reason, error
+            "quarantined %s[%d]@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            error.reason,
+            error,
         )
 
 
@@ -202,8 +216,9 @@ class Subscription(_Lifecycle):
         """Hand each verified message to ``handler`` and commit it once the handler returned.
 
         Returns after ``limit`` deliveries, after ``idle_timeout`` seconds without a record, or when the
-        subscription is stopped. ``on_refused`` is told of each record quarantined. A handler exception ends the run with :class:`HandlerError`, leaving
-        that message uncommitted so that it is delivered again.
+        subscription is stopped. ``on_refused`` is told of each record quarantined. A handler exception
+        ends the run with :class:`HandlerError`, leaving that message uncommitted so that it is delivered
+        again.
         """
         loop = asyncio.get_running_loop()
         last_seen = loop.time()

@@ -51,8 +51,9 @@ def kafka_bootstrap() -> str:
 
 def _kafka(bootstrap: str) -> KafkaTransport:
     # Short session timeout: a killed consumer's partitions move on within seconds, not 45 s.
-    return KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap, session_timeout_ms=6000,
-                                        heartbeat_interval_ms=1000))
+    return KafkaTransport(
+        KafkaSettings(bootstrap_servers=bootstrap, session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    )
 
 
 @pytest.fixture

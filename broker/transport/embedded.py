@@ -10,6 +10,7 @@ would both read every record. Records are never deleted. Deployments use Kafka.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -66,7 +67,10 @@ class EmbeddedTransport(Transport):
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(
-            str(self.path) if self.path else ":memory:", timeout=10, isolation_level=None, check_same_thread=False
+            str(self.path) if self.path else ":memory:",
+            timeout=10,
+            isolation_level=None,
+            check_same_thread=False,
         )
         if self.path is not None:
             db.execute("PRAGMA journal_mode=WAL")
@@ -103,7 +107,9 @@ class EmbeddedTransport(Transport):
 
     async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
         await self._call(
-            self.db.execute, "INSERT OR IGNORE INTO topics (name, compacted) VALUES (?, ?)", (topic, int(compacted))
+            self.db.execute,
+            "INSERT OR IGNORE INTO topics (name, compacted) VALUES (?, ?)",
+            (topic, int(compacted)),
         )
 
     def _delete(self, topic: str) -> None:
@@ -146,7 +152,9 @@ class EmbeddedTransport(Transport):
 
 
 class EmbeddedConsumer(Consumer):
-    def __init__(self, transport: EmbeddedTransport, topics: list[str], group: str, from_beginning: bool) -> None:
+    def __init__(
+        self, transport: EmbeddedTransport, topics: list[str], group: str, from_beginning: bool
+    ) -> None:
         self._t = transport
         self._topics = topics
         self._group = group
@@ -180,7 +188,8 @@ class EmbeddedConsumer(Consumer):
         out: list[Record] = []
         for topic in self._topics:
             rows = self._t.db.execute(
-                "SELECT offset, key, value, ts FROM records WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
+                "SELECT offset, key, value, ts FROM records"
+                " WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (topic, self._position[topic], max_records - len(out)),
             ).fetchall()
             out.extend(Record(topic, 0, o, k, v, ts) for o, k, v, ts in rows)
@@ -203,10 +212,8 @@ class EmbeddedConsumer(Consumer):
             if remaining <= 0:
                 return []
             # Woken at once by a writer in this process; other processes are seen on the next poll.
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(written.wait(), min(remaining, _POLL_INTERVAL))
-            except TimeoutError:
-                pass
 
     async def commit(self, record: Record) -> None:
         await self._t._call(

@@ -62,13 +62,18 @@ async def test_published_alert_arrives_verified_and_decoded(
 
 
 async def test_tampered_and_untrusted_records_go_to_quarantine_with_reason(
-    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, keys: dict[str, SigningKey],
-    alert_data: dict[str, Any], unique: str,
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    keys: dict[str, SigningKey],
+    alert_data: dict[str, Any],
+    unique: str,
 ) -> None:
     prefix = f"op7.t{unique}"
     good = make_alert(alert_data, alert_id="GOOD")
-    stranger_alert = make_alert(alert_data, alert_id="STRANGER",
-                                issuer={**alert_data["issuer"], "node": "MX.FGR"})
+    stranger_alert = make_alert(
+        alert_data, alert_id="STRANGER", issuer={**alert_data["issuer"], "node": "MX.FGR"}
+    )
     async with _node(transport_factory, trust, prefix, fr) as sender:
         topic = sender.topic(TOPIC_ALERTS)
         key = good.case_id.encode()  # same partition as the good one, which comes last
@@ -86,8 +91,18 @@ async def test_tampered_and_untrusted_records_go_to_quarantine_with_reason(
         got, stats = await _collect(ops, "NL.NCC", 1)
         entries = await _quarantine(ops, unique, 4)
     assert [d.message.alert_id for d in got] == ["GOOD"]  # type: ignore[attr-defined]
-    assert dict(stats.quarantined) == {"bad-signature": 1, "unknown-sender": 1, "unknown-key": 1, "bad-magic": 1}
-    assert sorted(e["reason"] for e in entries) == ["bad-magic", "bad-signature", "unknown-key", "unknown-sender"]
+    assert dict(stats.quarantined) == {
+        "bad-signature": 1,
+        "unknown-sender": 1,
+        "unknown-key": 1,
+        "bad-magic": 1,
+    }
+    assert sorted(e["reason"] for e in entries) == [
+        "bad-magic",
+        "bad-signature",
+        "unknown-key",
+        "unknown-sender",
+    ]
     kept = {e["reason"]: base64.b64decode(e["value"]) for e in entries}
     assert kept["bad-signature"] == bytes(flipped)  # nothing is lost: the exact bytes are kept
     assert all(e["topic"] == ops.topic(TOPIC_ALERTS) and e["detail"] for e in entries)

@@ -25,8 +25,14 @@ pytestmark = pytest.mark.kafka
 
 def op7(home: Path, bootstrap: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OP7_HOME": str(home), "OP7_BOOTSTRAP": bootstrap}
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "broker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_demo_through_kafka(tmp_path: Path, kafka_bootstrap: str) -> None:
@@ -39,11 +45,24 @@ def test_demo_through_kafka(tmp_path: Path, kafka_bootstrap: str) -> None:
 def test_cli_send_and_listen_through_kafka(tmp_path: Path, kafka_bootstrap: str, unique: str) -> None:
     prefix = f"op7.cli-{unique}"
     assert op7(tmp_path, kafka_bootstrap, "keys", "new", "FR.GN").returncode == 0
-    sent = op7(tmp_path, kafka_bootstrap, "--topic-prefix", prefix, "alert", "send", str(EXAMPLE_ALERT), "--json")
+    sent = op7(
+        tmp_path, kafka_bootstrap, "--topic-prefix", prefix, "alert", "send", str(EXAMPLE_ALERT), "--json"
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["topic"] == f"{prefix}.alerts"
-    got = op7(tmp_path, kafka_bootstrap, "--topic-prefix", prefix, "alerts", "listen", "--json", "--count", "1",
-              "--group", "NL.NCC")
+    got = op7(
+        tmp_path,
+        kafka_bootstrap,
+        "--topic-prefix",
+        prefix,
+        "alerts",
+        "listen",
+        "--json",
+        "--count",
+        "1",
+        "--group",
+        "NL.NCC",
+    )
     assert got.returncode == 0, got.stderr
     line = json.loads(got.stdout)
     assert line["envelope"]["message_id"] == json.loads(sent.stdout)["message_id"]
@@ -77,8 +96,13 @@ CRASHING_CONSUMER = textwrap.dedent(
 
 
 async def test_consumer_killed_mid_handler_gets_the_message_again(
-    tmp_path: Path, kafka_bootstrap: str, make_kafka: Any, trust: TrustStore, fr: NodeIdentity,
-    alert_data: dict[str, Any], unique: str,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    make_kafka: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
 ) -> None:
     prefix = f"op7.crash-{unique}"
     trust_path = tmp_path / "trust.json"
@@ -90,8 +114,14 @@ async def test_consumer_killed_mid_handler_gets_the_message_again(
     script = tmp_path / "consumer.py"
     script.write_text(CRASHING_CONSUMER)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), kafka_bootstrap, prefix, str(trust_path),
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        sys.executable,
+        str(script),
+        kafka_bootstrap,
+        prefix,
+        str(trust_path),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         assert proc.stdout is not None

@@ -37,7 +37,9 @@ def test_frame_layout_matches_the_protocol(fr: NodeIdentity, alert: KidnappingAl
     fr.key.public.verify(frame[signed_end + 2 :], frame[:signed_end])
 
 
-def test_every_single_flipped_byte_is_refused(fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert) -> None:
+def test_every_single_flipped_byte_is_refused(
+    fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert
+) -> None:
     _, frame = build(fr, alert)
     for i in range(len(frame)):
         bad = bytearray(frame)
@@ -69,9 +71,13 @@ def test_altered_payload_is_refused_before_anything_is_decoded(
     assert decoded == []
 
 
-def test_unknown_sender_is_refused(keys: dict[str, SigningKey], trust: TrustStore, alert_data: dict[str, Any]) -> None:
+def test_unknown_sender_is_refused(
+    keys: dict[str, SigningKey], trust: TrustStore, alert_data: dict[str, Any]
+) -> None:
     stranger = NodeIdentity("MX.FGR", keys["MX.FGR"])
-    alert = KidnappingAlert.model_validate({**alert_data, "issuer": {**alert_data["issuer"], "node": "MX.FGR"}})
+    alert = KidnappingAlert.model_validate(
+        {**alert_data, "issuer": {**alert_data["issuer"], "node": "MX.FGR"}}
+    )
     _, frame = build(stranger, alert)
     with pytest.raises(VerificationError) as info:
         open_frame(frame, trust)
@@ -113,8 +119,9 @@ def test_alert_issued_in_another_nodes_name_is_refused(
         (lambda f: f[:4] + b"\x09" + f[5:], "bad-scheme"),
     ],
 )
-def test_structural_errors_have_reasons(fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert,
-                                        mutate: Any, reason: str) -> None:
+def test_structural_errors_have_reasons(
+    fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert, mutate: Any, reason: str
+) -> None:
     _, frame = build(fr, alert)
     with pytest.raises(FrameError) as info:
         parse_frame(mutate(frame))
@@ -131,3 +138,13 @@ def test_a_signed_but_undecodable_payload_is_a_decode_error(
     sig = fr.key.sign(signed)
     with pytest.raises(DecodeError):
         open_frame(signed + struct.pack(">H", len(sig)) + sig, trust)
+
+
+def test_envelope_handling_cannot_contradict_the_payload(fr: NodeIdentity, alert: KidnappingAlert) -> None:
+    from broker.errors import ConfigError
+    from broker.models import Handling, Tlp
+
+    with pytest.raises(ConfigError, match="must restate"):
+        build(fr, alert, handling=Handling(tlp=Tlp.CLEAR))
+    env, _ = build(fr, alert, handling=alert.handling)
+    assert env.handling == alert.handling

@@ -35,8 +35,13 @@ def test_every_problem_is_listed_with_its_path(alert_data: dict[str, Any]) -> No
     data["colour"] = "red"
     problems = _problems(data)
     assert set(problems) == {
-        "sent_at", "victims[0].height_cm", "last_seen.position.latitude", "last_seen.country",
-        "vehicles[0].registration_country", "ransom.currency", "colour",
+        "sent_at",
+        "victims[0].height_cm",
+        "last_seen.position.latitude",
+        "last_seen.country",
+        "vehicles[0].registration_country",
+        "ransom.currency",
+        "colour",
     }
     assert "timezone" in problems["sent_at"]
     assert "ISO 3166-1" in problems["last_seen.country"]
@@ -49,15 +54,19 @@ def test_every_problem_is_listed_with_its_path(alert_data: dict[str, Any]) -> No
     [
         ({"victims": []}, "", "at least one victim"),
         ({"msg_type": "Update"}, "", "references the alert_ids"),
-        ({"issuer": {"node": "fr.gn", "name": "x", "contact": {"desk": "d", "phone": "+33100000000"}}},
-         "issuer.node", "CC.AGENCY"),
+        (
+            {"issuer": {"node": "fr.gn", "name": "x", "contact": {"desk": "d", "phone": "+33100000000"}}},
+            "issuer.node",
+            "CC.AGENCY",
+        ),
         ({"languages": ["French"]}, "languages[0]", "BCP 47"),
         ({"expires_at": "2026-11-30T08:00:00+00:00"}, "", "expires_at is not after sent_at"),
         ({"status": "Real"}, "status", "'Actual', 'Exercise' or 'Test'"),
     ],
 )
-def test_rules_avro_cannot_express(alert_data: dict[str, Any], change: dict[str, Any], path: str,
-                                   fragment: str) -> None:
+def test_rules_avro_cannot_express(
+    alert_data: dict[str, Any], change: dict[str, Any], path: str, fragment: str
+) -> None:
     problems = _problems({**alert_data, **change})
     assert path in problems
     assert fragment in problems[path]

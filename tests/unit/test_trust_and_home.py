@@ -31,8 +31,11 @@ def test_trust_store_round_trip(tmp_path: Path) -> None:
         ('{"format": "other", "nodes": {}}', "not an op7 trust store"),
         ('{"format": "op7-trust-store/1", "nodes": {"france": []}}', "CC.AGENCY"),
         ('{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"public_key": "AAAA"}]}}', "32 bytes"),
-        ('{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"key_id": "00", '
-         '"public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}}', "does not match"),
+        (
+            '{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"key_id": "00", '
+            '"public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}}',
+            "does not match",
+        ),
     ],
 )
 def test_bad_trust_stores_name_the_file_and_problem(tmp_path: Path, content: str, fragment: str) -> None:
@@ -54,7 +57,7 @@ def test_home_keys_are_private_and_cards_load(tmp_path: Path) -> None:
     os.chmod(key_path, 0o644)
     with pytest.raises(ConfigError, match="readable by other users"):
         home.identity("FR.GN")
-    with pytest.raises(ConfigError, match="op7 keys new ES.PN"):
+    with pytest.raises(ConfigError, match=r"op7 keys new ES\.PN"):
         home.identity("ES.PN")
     assert "PRIVATE" not in card_path.read_text()
     assert json.loads(card_path.read_text())["key_id"] == key.public.key_id.hex()
