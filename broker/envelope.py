@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .codec import decode, decode_datum, encode, encode_datum
 from .directory import TrustStore, check_node_id
 from .errors import ConfigError, DecodeError, FrameError, VerificationError
-from .models import Envelope, Handling, KidnappingAlert, Message, Status, Tlp, new_message_id
+from .models import Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
 from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SigningKey
 
@@ -105,29 +105,32 @@ def build(
     in_reply_to: str | None = None,
     expires_at: datetime | None = None,
     now: datetime | None = None,
+    message_id: str | None = None,
     registry: SchemaRegistry | None = None,
 ) -> tuple[Envelope, bytes]:
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame."""
     registry = registry or default_registry()
     now = now or datetime.now(UTC)
-    own_handling: Handling | None = getattr(message, "handling", None)
-    if handling is not None and own_handling is not None and handling != own_handling:
+    if handling is not None and handling != message.handling:
         raise ConfigError(
-            f"the {message.avro_name} carries handling {own_handling.tlp.value}; the envelope must restate it"
+            f"the {message.avro_name} carries handling {message.handling.tlp.value}; "
+            "the envelope must restate it"
         )
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
-        "message_id": new_message_id(now),
+        "message_id": message_id or new_message_id(now),
         "message_type": schema.name,
         "schema_fingerprint": schema.fingerprint,
         "created_at": now,
-        "status": getattr(message, "status", Status.ACTUAL),
-        "handling": handling or own_handling or Handling(tlp=Tlp.AMBER),
+        "status": message.status,
+        "handling": message.handling,
         "case_id": message.message_case_id,
         "recipients": tuple(check_node_id(r) for r in recipients),
         "conversation_id": conversation_id,
         "in_reply_to": in_reply_to,
         "expires_at": expires_at or getattr(message, "expires_at", None),
+        "legal_basis": getattr(message, "legal_basis", ()),
+        "languages": getattr(message, "languages", ()),
     }
     envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
     header = encode_datum(registry.get("op7.Envelope"), envelope.model_dump(exclude={"sender", "key_id"}))
@@ -219,13 +222,16 @@ def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None =
 
 def _check_consistency(envelope: Envelope, message: Message) -> None:
     """Header fields that restate payload fields must agree, so no reader is misled by either."""
-    if envelope.case_id != message.message_case_id:
-        raise DecodeError("header case_id differs from the payload's", reason="inconsistent")
-    if getattr(message, "status", envelope.status) != envelope.status:
-        raise DecodeError("header status differs from the payload's", reason="inconsistent")
-    if getattr(message, "handling", envelope.handling) != envelope.handling:
-        raise DecodeError("header handling differs from the payload's", reason="inconsistent")
-    if isinstance(message, KidnappingAlert) and message.issuer.node != envelope.sender:
+    for name, ours in (
+        ("case_id", message.message_case_id),
+        ("status", message.status),
+        ("handling", message.handling),
+        ("languages", tuple(getattr(message, "languages", envelope.languages))),
+    ):
+        if getattr(envelope, name) != ours:
+            raise DecodeError(f"header {name} differs from the payload's", reason="inconsistent")
+    if message.issuer.node != envelope.sender:
         raise VerificationError(
-            f"alert issued by {message.issuer.node} but signed by {envelope.sender}", reason="issuer-mismatch"
+            f"{envelope.message_type} issued by {message.issuer.node} but signed by {envelope.sender}",
+            reason="issuer-mismatch",
         )

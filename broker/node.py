@@ -24,7 +24,7 @@ from typing import Any
 from .directory import TrustStore
 from .envelope import NodeIdentity, build, open_frame
 from .errors import ConfigError, HandlerError, MessageError
-from .models import Envelope, Handling, KidnappingAlert, Message
+from .models import Envelope, Handling, Message
 from .schemas import SchemaRegistry, default_registry
 from .transport.base import Consumer, Record, Sent, Transport, _Lifecycle
 
@@ -37,21 +37,12 @@ __all__ = [
     "Published",
     "Subscription",
     "SubscriptionStats",
-    "topic_for",
 ]
 
 log = logging.getLogger("op7.node")
 
 TOPIC_ALERTS = "alerts"
 TOPIC_QUARANTINE = "quarantine"
-_TOPICS = (TOPIC_ALERTS, TOPIC_QUARANTINE)
-
-
-def topic_for(message: Message) -> str:
-    """The topic (without prefix) a message type travels on."""
-    if isinstance(message, KidnappingAlert):
-        return TOPIC_ALERTS
-    raise ConfigError(f"no topic for message type {message.avro_name}")
 
 
 @dataclass(frozen=True)
@@ -113,7 +104,8 @@ class Node(_Lifecycle):
     async def start(self) -> None:
         if self._manage_transport:
             await self.transport.start()
-        for topic in _TOPICS:
+        topics = {self.registry.topic_of(t) for t in self.registry.message_types} | {TOPIC_QUARANTINE}
+        for topic in sorted(topics):
             await self.transport.create_topic(self.topic(topic))
 
     async def stop(self) -> None:
@@ -139,7 +131,8 @@ class Node(_Lifecycle):
             self.identity, message, recipients=recipients, handling=handling, now=now, registry=self.registry
         )
         key = envelope.case_id.encode() if envelope.case_id else None
-        sent = await self.transport.send(self.topic(topic_for(message)), frame, key=key)
+        topic = self.topic(self.registry.topic_of(message.avro_name))
+        sent = await self.transport.send(topic, frame, key=key)
         log.info(
             "published %s %s case=%s to %s[%d]@%d",
             envelope.message_type,

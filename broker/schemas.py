@@ -24,8 +24,8 @@ from .errors import SchemaError
 
 __all__ = ["Schema", "SchemaRegistry", "default_registry", "schema_dir"]
 
-#: Named types that are part of the frame, not message payloads.
-_INFRASTRUCTURE = frozenset({"op7.Envelope"})
+#: Schema attribute that marks a record as a message type and names its topic (without prefix).
+TOPIC_ATTRIBUTE = "op7.topic"
 
 
 def schema_dir() -> Path:
@@ -98,7 +98,7 @@ class SchemaRegistry:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._named: dict[str, Any] = {}
-        self._documents: list[str] = []
+        self._topics: dict[str, str] = {}
         self._load()
         self._by_name: dict[str, Schema] = {}
         self._by_fingerprint: dict[bytes, Schema] = {}
@@ -129,8 +129,9 @@ class SchemaRegistry:
                 except (SchemaParseException, ValueError, TypeError, KeyError) as exc:
                     raise SchemaError(f"{path}: invalid Avro schema: {exc}") from exc
                 registry.update(trial)
-                if isinstance(parsed, dict) and parsed.get("type") == "record":
-                    self._documents.append(parsed["name"])
+                for top in parsed if isinstance(parsed, list) else [parsed]:
+                    if isinstance(top, dict) and TOPIC_ATTRIBUTE in top:
+                        self._topics[top["name"]] = top[TOPIC_ATTRIBUTE]
                 del pending[path]
                 progress = True
             if not progress:
@@ -159,7 +160,14 @@ class SchemaRegistry:
     @property
     def message_types(self) -> list[str]:
         """Full names of the records that can travel as a message payload."""
-        return [n for n in self._documents if n not in _INFRASTRUCTURE]
+        return sorted(self._topics)
+
+    def topic_of(self, message_type: str) -> str:
+        """The topic (without prefix) a message type travels on, from its schema's ``op7.topic``."""
+        try:
+            return self._topics[message_type]
+        except KeyError:
+            raise SchemaError(f"{message_type!r} is not a message type") from None
 
 
 @cache

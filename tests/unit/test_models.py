@@ -31,7 +31,7 @@ def test_every_problem_is_listed_with_its_path(alert_data: dict[str, Any]) -> No
     data["last_seen"]["position"]["latitude"] = 95.0
     data["last_seen"]["country"] = "XX"
     data["vehicles"][0]["registration_country"] = "FRA"
-    data["ransom"] = {"amount": "50000", "currency": "EURO"}
+    data["ransom"] = {"demand": {"amount": "50000", "currency": "EURO"}}
     data["colour"] = "red"
     problems = _problems(data)
     assert set(problems) == {
@@ -40,12 +40,12 @@ def test_every_problem_is_listed_with_its_path(alert_data: dict[str, Any]) -> No
         "last_seen.position.latitude",
         "last_seen.country",
         "vehicles[0].registration_country",
-        "ransom.currency",
+        "ransom.demand.currency",
         "colour",
     }
     assert "timezone" in problems["sent_at"]
     assert "ISO 3166-1" in problems["last_seen.country"]
-    assert "ISO 4217" in problems["ransom.currency"]
+    assert "ISO 4217" in problems["ransom.demand.currency"]
     assert "unknown field" in problems["colour"]
 
 
@@ -79,8 +79,12 @@ def test_photo_digest_must_be_sha256(alert_data: dict[str, Any]) -> None:
 
 
 def test_ransom_amount_needs_currency_and_at_most_four_decimals(alert_data: dict[str, Any]) -> None:
-    assert "needs its currency" in _problems({**alert_data, "ransom": {"amount": "100"}})["ransom"]
-    assert "ransom.amount" in _problems({**alert_data, "ransom": {"amount": "1.00001", "currency": "EUR"}})
+    assert (
+        "Field required"
+        in _problems({**alert_data, "ransom": {"demand": {"amount": "100"}}})["ransom.demand.currency"]
+    )
+    too_precise = {**alert_data, "ransom": {"demand": {"amount": "1.00001", "currency": "EUR"}}}
+    assert "ransom.demand.amount" in _problems(too_precise)
 
 
 def test_tlp_accepts_the_tlp2_spelling(alert_data: dict[str, Any]) -> None:

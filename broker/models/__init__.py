@@ -1,0 +1,146 @@
+"""Frozen pydantic models mirroring the Avro records in ``schemas/``.
+
+Avro fixes the shape; these models also check what Avro cannot: ISO country and currency codes,
+coordinates in range, times that carry a zone, node ids, digests, and rules between fields. Field names
+and enum symbols are the Avro ones, so ``model_dump()`` is the Avro datum and ``model_validate(datum)``
+reads one back.
+"""
+
+from __future__ import annotations
+
+from ._types import NODE_ID_PATTERN, MessageBase, new_message_id
+from .alert import (
+    AlertMessageType,
+    KidnappingAlert,
+    LastSeen,
+    PhotoReference,
+    RansomDemand,
+    Severity,
+    Suspect,
+    Urgency,
+    Victim,
+)
+from .case import CaseInformation, IntelligenceItem, PersonEntry, PersonRole, Sighting
+from .common import (
+    Authority,
+    Contact,
+    Evaluation,
+    EvidenceReference,
+    FinancialAccount,
+    GeoPoint,
+    Handling,
+    LegalBasis,
+    LegalInstrument,
+    Location,
+    Money,
+    Person,
+    PhoneNumber,
+    RequestUrgency,
+    ResponseOutcome,
+    Sex,
+    Status,
+    Tlp,
+    UseRestriction,
+    Vehicle,
+)
+from .cooperation import CollaborationRequest, CollaborationResponse
+from .envelope import Envelope
+from .exchange import ErrorReport, Receipt, ReceiptState
+from .extradition import ExtraditionRequest, ExtraditionResponse
+from .message import Message, Request, Response
+from .mla import MutualLegalAssistanceRequest, MutualLegalAssistanceResponse
+from .proceeds import ProceedsRequest, ProceedsResponse
+from .report import NationalReport
+from .victim import VictimSupportNotification
+
+__all__ = [
+    "MESSAGE_MODELS",
+    "NODE_ID_PATTERN",
+    "AlertMessageType",
+    "Authority",
+    "CaseInformation",
+    "CollaborationRequest",
+    "CollaborationResponse",
+    "Contact",
+    "Envelope",
+    "ErrorReport",
+    "Evaluation",
+    "EvidenceReference",
+    "ExtraditionRequest",
+    "ExtraditionResponse",
+    "FinancialAccount",
+    "GeoPoint",
+    "Handling",
+    "IntelligenceItem",
+    "KidnappingAlert",
+    "LastSeen",
+    "LegalBasis",
+    "LegalInstrument",
+    "Location",
+    "Message",
+    "MessageBase",
+    "Money",
+    "MutualLegalAssistanceRequest",
+    "MutualLegalAssistanceResponse",
+    "NationalReport",
+    "Person",
+    "PersonEntry",
+    "PersonRole",
+    "PhoneNumber",
+    "PhotoReference",
+    "ProceedsRequest",
+    "ProceedsResponse",
+    "RansomDemand",
+    "Receipt",
+    "ReceiptState",
+    "Request",
+    "RequestUrgency",
+    "Response",
+    "ResponseOutcome",
+    "Severity",
+    "Sex",
+    "Sighting",
+    "Status",
+    "Suspect",
+    "Tlp",
+    "Urgency",
+    "UseRestriction",
+    "Vehicle",
+    "Victim",
+    "VictimSupportNotification",
+    "message_model",
+    "new_message_id",
+]
+
+#: Payload models by Avro full name.
+MESSAGE_MODELS: dict[str, type[Message]] = {
+    model.avro_name: model
+    for model in (
+        KidnappingAlert,
+        CaseInformation,
+        MutualLegalAssistanceRequest,
+        MutualLegalAssistanceResponse,
+        ExtraditionRequest,
+        ExtraditionResponse,
+        CollaborationRequest,
+        CollaborationResponse,
+        ProceedsRequest,
+        ProceedsResponse,
+        VictimSupportNotification,
+        NationalReport,
+        Receipt,
+        ErrorReport,
+    )
+}
+
+
+def message_model(name: str) -> type[Message]:
+    """The model of a message type by full name (``op7.mla.MutualLegalAssistanceRequest``) or short name
+    (``MutualLegalAssistanceRequest``, case-insensitive); :class:`KeyError` listing the choices otherwise."""
+    if name in MESSAGE_MODELS:
+        return MESSAGE_MODELS[name]
+    wanted = name.lower()
+    for full, model in MESSAGE_MODELS.items():
+        if full.rsplit(".", 1)[1].lower() == wanted:
+            return model
+    raise KeyError(name)

@@ -1,0 +1,123 @@
+"""Field types and validators shared by every model: what Avro cannot check, checked here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+from .._iso import COUNTRY_CODES, CURRENCY_CODES
+
+#: ``CC.AGENCY``: ISO 3166-1 alpha-2, a dot, an agency code of capitals, digits and hyphens.
+NODE_ID_PATTERN = re.compile(r"^([A-Z]{2})\.([A-Z0-9][A-Z0-9-]{0,15})$")
+
+
+def _country(value: str) -> str:
+    if value not in COUNTRY_CODES:
+        raise ValueError("not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _currency(value: str) -> str:
+    if value not in CURRENCY_CODES:
+        raise ValueError("not an ISO 4217 currency code")
+    return value
+
+
+def _node_id(value: str) -> str:
+    match = NODE_ID_PATTERN.match(value)
+    if not match:
+        raise ValueError("not a node id of the form CC.AGENCY (e.g. FR.GN)")
+    _country(match.group(1))
+    return value
+
+
+def _sha256(value: Any) -> Any:
+    if isinstance(value, str):
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("not a SHA-256 digest (64 hexadecimal digits)")
+        return bytes.fromhex(value)
+    if isinstance(value, bytes) and len(value) != 32:
+        raise ValueError("a SHA-256 digest has 32 bytes")
+    return value
+
+
+def _language(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+        raise ValueError("not a BCP 47 language tag (e.g. en, fr, es-MX)")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _uuid_text(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+Country = Annotated[str, AfterValidator(_country)]
+Currency = Annotated[str, AfterValidator(_currency)]
+NodeId = Annotated[str, AfterValidator(_node_id)]
+Language = Annotated[str, AfterValidator(_language)]
+Languages = Annotated[tuple[Language, ...], Field(min_length=1)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Sha256 = Annotated[
+    bytes,
+    BeforeValidator(_sha256),
+    PlainSerializer(lambda b: b.hex(), return_type=str, when_used="json"),
+]
+MessageId = Annotated[
+    str,
+    BeforeValidator(_uuid_text),
+    Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
+Text = Annotated[str, Field(min_length=1, max_length=8000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Phone = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
+
+
+def new_message_id(now: datetime | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation time."""
+    ms = int((now or datetime.now(UTC)).timestamp() * 1000)
+    rand = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 80) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def new_id() -> str:
+    """Default for a message's own identifier (alert_id, request_id, ...)."""
+    return new_message_id()
+
+
+class Record(BaseModel):
+    """Base of every model: frozen, unknown fields refused, surrounding whitespace stripped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class MessageBase(Record):
+    """Base of every record that travels as a message payload; ``avro_name`` ties it to its schema."""
+
+    avro_name: ClassVar[str]
+
+    @property
+    def message_case_id(self) -> str | None:
+        """The case this message belongs to, if its type has one."""
+        return getattr(self, "case_id", None)
