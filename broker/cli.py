@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,11 +20,13 @@ from typing import Any
 
 from adapters.native_json import NativeJsonAdapter
 
+from .compat import check_tree
 from .config import Home
 from .directory import PublicKeyCard, check_node_id
 from .errors import ConfigError, HandlerError, InputError, Op7Error
-from .models import KidnappingAlert
+from .models import MESSAGE_MODELS, KidnappingAlert, Message, Request, message_model
 from .node import Delivery, Node
+from .schemas import SchemaRegistry, schema_dir
 from .transport import Record, Transport, make_transport
 
 __all__ = ["main"]
@@ -88,9 +92,7 @@ def cmd_alert_send(args: argparse.Namespace, home: Home) -> int:
     identity = home.identity(sender)
 
     async def send() -> None:
-        async with Node(
-            _transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix
-        ) as node:
+        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
             published = await node.publish(alert)
         env, sent = published.envelope, published.sent
         if args.json:
@@ -177,6 +179,128 @@ def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace, home: Home) -> int:
+    try:
+        model = message_model(args.type)
+    except KeyError:
+        names = ", ".join(sorted(n.rsplit(".", 1)[1] for n in MESSAGE_MODELS))
+        raise ConfigError(f"unknown message type {args.type!r}; one of: {names}") from None
+    message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
+    sender = args.as_node or message.issuer.node
+    identity = home.identity(sender)
+    recipients = tuple(check_node_id(r) for r in args.to) if args.to else _default_recipients(message)
+
+    async def send() -> None:
+        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
+            published = await node.publish(message, recipients=recipients)
+        env, sent = published.envelope, published.sent
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "message_id": env.message_id,
+                        "message_type": env.message_type,
+                        "case_id": env.case_id,
+                        "recipients": list(env.recipients),
+                        "topic": sent.topic,
+                        "partition": sent.partition,
+                        "offset": sent.offset,
+                        "bytes": len(published.raw),
+                    }
+                )
+            )
+        else:
+            to = ", ".join(env.recipients) or "all subscribers"
+            print(
+                f"sent {env.message_type} {env.message_id} as {sender} to {to} via "
+                f"{sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)"
+            )
+
+    asyncio.run(send())
+    return 0
+
+
+def _default_recipients(message: Message) -> tuple[str, ...]:
+    if isinstance(message, Request):
+        return (message.requested_authority.node,)
+    return ()
+
+
+# --- schemas ------------------------------------------------------------------------------------------
+
+
+def _schema_root(args: argparse.Namespace) -> Path:
+    return Path(args.schemas) if args.schemas else schema_dir()
+
+
+def cmd_schemas_list(args: argparse.Namespace, home: Home) -> int:
+    registry = SchemaRegistry(_schema_root(args))
+    rows = [(n, registry.topic_of(n), registry.get(n).fingerprint_hex) for n in registry.message_types]
+    if args.json:
+        print(json.dumps([{"type": n, "topic": t, "fingerprint": f} for n, t, f in rows], indent=2))
+        return 0
+    width = max(len(n) for n, _, _ in rows)
+    print(f"{'TYPE':<{width}}  {'TOPIC':<9} FINGERPRINT (SHA-256 of the Parsing Canonical Form)")
+    for name, topic, fingerprint in rows:
+        print(f"{name:<{width}}  {topic:<9} {fingerprint}")
+    return 0
+
+
+def cmd_schemas_show(args: argparse.Namespace, home: Home) -> int:
+    registry = SchemaRegistry(_schema_root(args))
+    name = args.type
+    if name not in registry:
+        try:
+            name = message_model(name).avro_name
+        except KeyError:
+            raise ConfigError(f"no schema named {args.type!r}; see 'op7 schemas list'") from None
+    schema = registry.get(name)
+    if args.canonical:
+        print(schema.canonical)
+    else:
+        print(json.dumps(json.loads(schema.definition), indent=2))
+    print(f"fingerprint: {schema.fingerprint_hex}", file=sys.stderr)
+    return 0
+
+
+def cmd_schemas_check(args: argparse.Namespace, home: Home) -> int:
+    root = _schema_root(args)
+    registry, versions, problems = check_tree(root)
+    if not versions:
+        print(f"{root}: no released versions under {root / 'released'}; nothing to check against")
+        return 0
+    if problems:
+        for problem in problems:
+            print(f"op7: incompatible: {problem}", file=sys.stderr)
+        print(
+            f"{len(problems)} incompatible change(s) against release(s) {', '.join(versions)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"{len(registry.message_types)} message types in {root} are backward and forward compatible with "
+        f"release(s) {', '.join(versions)}"
+    )
+    return 0
+
+
+def cmd_schemas_release(args: argparse.Namespace, home: Home) -> int:
+    root = _schema_root(args)
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", args.version):
+        raise ConfigError(f"release version {args.version!r}: use numbers such as 2 or 1.1")
+    target = root / "released" / args.version
+    if target.exists():
+        raise ConfigError(f"{target} already exists: a released version never changes")
+    _, versions, problems = check_tree(root)
+    if problems:
+        raise ConfigError(f"the tree is not compatible with release(s) {', '.join(versions)}; run 'op7 schemas check'")
+    target.mkdir(parents=True)
+    for source in sorted(root.glob("*.avsc")):
+        shutil.copy2(source, target / source.name)
+    print(f"released the schemas of {root} as version {args.version} in {target}")
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------------------
 
 
@@ -232,9 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = alert.add_parser("send", help="validate, sign and publish an alert from a JSON file")
     p.add_argument("file")
-    p.add_argument(
-        "--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the alert's issuer.node)"
-    )
+    p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the alert's issuer.node)")
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_alert_send)
 
@@ -252,6 +374,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="a new group starts at the end of the topic instead of its beginning",
     )
     p.set_defaults(func=cmd_alerts_listen)
+
+    p = sub.add_parser("send", help="validate, sign and publish any message type from a JSON file")
+    p.add_argument("type", help="message type, e.g. MutualLegalAssistanceRequest (see 'op7 schemas list')")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the issuer.node)")
+    p.add_argument(
+        "--to",
+        action="append",
+        metavar="NODE_ID",
+        help="addressee (repeatable; default: a request's requested_authority, else everyone)",
+    )
+    p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
+    p.set_defaults(func=cmd_send)
+
+    schemas = sub.add_parser("schemas", help="the shared schema: list, show, check compatibility").add_subparsers(
+        dest="schemas_command", required=True, metavar="SUBCOMMAND"
+    )
+    for name, func, text in (
+        ("list", cmd_schemas_list, "message types, their topics and fingerprints"),
+        ("show", cmd_schemas_show, "one schema, self-contained"),
+        ("check", cmd_schemas_check, "check compatibility with every released version"),
+        ("release", cmd_schemas_release, "snapshot the current schemas as a released version"),
+    ):
+        p = schemas.add_parser(name, help=text)
+        p.add_argument("--schemas", metavar="DIR", help="schema tree (default: the installed one)")
+        p.set_defaults(func=func)
+        if name == "list":
+            p.add_argument("--json", action="store_true")
+        if name == "show":
+            p.add_argument("type")
+            p.add_argument("--canonical", action="store_true", help="print the Parsing Canonical Form")
+        if name == "release":
+            p.add_argument("version")
 
     p = sub.add_parser("demo", help="two national nodes and an operations centre exchange an alert lifecycle")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for deliveries (default 60)")

@@ -44,9 +44,7 @@ def encode(message: Message, registry: SchemaRegistry | None = None) -> tuple[Sc
     return schema, encode_datum(schema, message.model_dump(mode="python"))
 
 
-def decode(
-    message_type: str, fingerprint: bytes, data: bytes, registry: SchemaRegistry | None = None
-) -> Message:
+def decode(message_type: str, fingerprint: bytes, data: bytes, registry: SchemaRegistry | None = None) -> Message:
     """Decode payload bytes written with the schema ``fingerprint`` into the model of ``message_type``."""
     registry = registry or default_registry()
     model = MESSAGE_MODELS.get(message_type)
@@ -67,7 +65,6 @@ def decode(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DecodeError(
-            f"{message_type} fails validation ({exc.error_count()} problem(s)); "
-            f"first: {where}: {first['msg']}",
+            f"{message_type} fails validation ({exc.error_count()} problem(s)); first: {where}: {first['msg']}",
             reason="invalid-content",
         ) from exc

@@ -84,9 +84,7 @@ class Home:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ConfigError(
-                f"no key for {node_id} at {path}; create one with: op7 keys new {node_id}"
-            ) from None
+            raise ConfigError(f"no key for {node_id} at {path}; create one with: op7 keys new {node_id}") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
         if path.stat().st_mode & 0o077:

@@ -98,9 +98,7 @@ class DemoResult:
     @property
     def ok(self) -> bool:
         return (
-            self.ops_seen == self.sent
-            and self.peer.delivered == len(self.sent)
-            and self.ops.quarantined.total() == 1
+            self.ops_seen == self.sent and self.peer.delivered == len(self.sent) and self.ops.quarantined.total() == 1
         )
 
 
@@ -108,9 +106,7 @@ def _line(out: Callable[[str], None], who: str, arrow: str, text: str) -> None:
     out(f"  {who:<7} {arrow} {text}")
 
 
-async def run_demo(
-    transport: Transport, *, out: Callable[[str], None] = print, timeout: float = 60.0
-) -> DemoResult:
+async def run_demo(transport: Transport, *, out: Callable[[str], None] = print, timeout: float = 60.0) -> DemoResult:
     """Run the demo on ``transport`` (not yet started) under a fresh topic prefix; returns what happened."""
     run = secrets.token_hex(4)
     prefix = f"op7.demo-{run}"

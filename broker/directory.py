@@ -116,19 +116,13 @@ class TrustStore:
             raise VerificationError(f"unknown sender {node}: not in the trust store", reason="unknown-sender")
         key = keys.get(key_id)
         if key is None:
-            raise VerificationError(
-                f"key {key_id.hex()} is not a trusted key of {node}", reason="unknown-key"
-            )
+            raise VerificationError(f"key {key_id.hex()} is not a trusted key of {node}", reason="unknown-key")
         return key
 
     @classmethod
     def load(cls, path: Path) -> TrustStore:
         data = _read_json(path)
-        if (
-            not isinstance(data, dict)
-            or data.get("format") != FORMAT
-            or not isinstance(data.get("nodes"), dict)
-        ):
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("nodes"), dict):
             raise ConfigError(f"{path}: not an op7 trust store (format {FORMAT})")
         store = cls()
         for node, entries in data["nodes"].items():
@@ -150,8 +144,7 @@ class TrustStore:
         data = {
             "format": FORMAT,
             "nodes": {
-                node: [{"key_id": k.key_id.hex(), "public_key": k.b64} for k in keys]
-                for node, keys in self.nodes()
+                node: [{"key_id": k.key_id.hex(), "public_key": k.b64} for k in keys] for node, keys in self.nodes()
             },
         }
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -113,8 +113,7 @@ def build(
     now = now or datetime.now(UTC)
     if handling is not None and handling != message.handling:
         raise ConfigError(
-            f"the {message.avro_name} carries handling {message.handling.tlp.value}; "
-            "the envelope must restate it"
+            f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
         )
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
@@ -212,9 +211,7 @@ def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None =
     try:
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
-        raise DecodeError(
-            f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header"
-        ) from exc
+        raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
     message = decode(envelope.message_type, envelope.schema_fingerprint, raw.payload, registry)
     _check_consistency(envelope, message)
     return Opened(envelope, message, data)

@@ -148,9 +148,7 @@ class Node(_Lifecycle):
         self, group: str, topics: Sequence[str] = (TOPIC_ALERTS,), *, from_beginning: bool = True
     ) -> Subscription:
         """A consumer-group subscription; ``group`` is usually the subscribing node's id."""
-        consumer = self.transport.consumer(
-            [self.topic(t) for t in topics], group, from_beginning=from_beginning
-        )
+        consumer = self.transport.consumer([self.topic(t) for t in topics], group, from_beginning=from_beginning)
         return Subscription(self, consumer, group)
 
     async def quarantine(self, record: Record, error: MessageError, group: str) -> None:
@@ -167,9 +165,7 @@ class Node(_Lifecycle):
             "key": base64.b64encode(record.key).decode() if record.key is not None else None,
             "value": base64.b64encode(record.value).decode(),
         }
-        await self.transport.send(
-            self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode()
-        )
+        await self.transport.send(self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode())
         log.warning(
             "quarantined %s[%d]@%d: %s: %s",
             record.topic,

@@ -47,6 +47,8 @@ class Schema:
     parsed: Any
     canonical: str
     fingerprint: bytes
+    #: The self-contained schema as JSON text, with docs and logical types: what peers exchange.
+    definition: str
 
     @property
     def fingerprint_hex(self) -> str:
@@ -89,13 +91,14 @@ def _make_schema(name: str, definition: Any, named: Mapping[str, Any]) -> Schema
     inlined = _inline(definition, named, set())
     parsed = parse_schema(inlined, _write_hint=False)
     canonical = to_parsing_canonical_form(parsed)
-    return Schema(name, parse_schema(inlined), canonical, hashlib.sha256(canonical.encode()).digest())
+    fingerprint = hashlib.sha256(canonical.encode()).digest()
+    return Schema(name, parse_schema(inlined), canonical, fingerprint, json.dumps(inlined, separators=(",", ":")))
 
 
 class SchemaRegistry:
     """Every schema in one folder, by full name and by fingerprint."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, include_released: bool = True) -> None:
         self.directory = directory
         self._named: dict[str, Any] = {}
         self._topics: dict[str, str] = {}
@@ -106,6 +109,12 @@ class SchemaRegistry:
             schema = _make_schema(name, self._named[name], self._named)
             self._by_name[name] = schema
             self._by_fingerprint[schema.fingerprint] = schema
+        if include_released:
+            # Writer schemas of released versions, so that older messages decode through Avro resolution.
+            released = directory / "released"
+            for version in sorted(released.iterdir()) if released.is_dir() else ():
+                for schema in SchemaRegistry(version, include_released=False):
+                    self._by_fingerprint.setdefault(schema.fingerprint, schema)
 
     def _load(self) -> None:
         pending: dict[Path, Any] = {}
@@ -156,6 +165,24 @@ class SchemaRegistry:
             return self._by_fingerprint[fingerprint]
         except KeyError:
             raise SchemaError(f"unknown schema fingerprint {fingerprint.hex()}") from None
+
+    def learn(self, schema_json: str) -> Schema:
+        """Accept a self-contained writer schema (e.g. a newer version announced by a peer) for decoding.
+
+        ``schema_json`` is the full schema (:attr:`Schema.definition`, logical types included), not its
+        canonical form, which drops logical types. It is used only as a writer schema, found by its
+        fingerprint; the reader schemas stay this tree's.
+        """
+        try:
+            definition = json.loads(schema_json)
+            parsed = parse_schema(definition, _write_hint=False)
+        except (ValueError, TypeError, KeyError, SchemaParseException, UnknownType) as exc:
+            raise SchemaError(f"not a self-contained Avro schema: {exc}") from exc
+        if not isinstance(parsed, dict) or "name" not in parsed:
+            raise SchemaError("a writer schema must be a named record")
+        schema = _make_schema(parsed["name"], _strip_fastavro_keys(parsed), {})
+        self._by_fingerprint.setdefault(schema.fingerprint, schema)
+        return schema
 
     @property
     def message_types(self) -> list[str]:

@@ -24,7 +24,32 @@ from broker.signing import SigningKey
 from broker.transport import EmbeddedTransport, KafkaSettings, KafkaTransport, Transport
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ALERT = ROOT / "examples" / "alert.json"
+EXAMPLE_ALERT = ROOT / "examples" / "kidnapping-alert.json"
+#: One example file per message type (short name -> file), all valid and signed by their issuer.
+EXAMPLES = {
+    "KidnappingAlert": "kidnapping-alert.json",
+    "CaseInformation": "case-information.json",
+    "MutualLegalAssistanceRequest": "mla-request.json",
+    "MutualLegalAssistanceResponse": "mla-response.json",
+    "ExtraditionRequest": "extradition-request.json",
+    "ExtraditionResponse": "extradition-response.json",
+    "CollaborationRequest": "collaboration-request.json",
+    "CollaborationResponse": "collaboration-response.json",
+    "ProceedsRequest": "proceeds-request.json",
+    "ProceedsResponse": "proceeds-response.json",
+    "VictimSupportNotification": "victim-support.json",
+    "NationalReport": "national-report.json",
+    "Receipt": "receipt.json",
+    "ErrorReport": "error-report.json",
+}
+
+
+def example(type_name: str) -> Any:
+    """The example of a message type as a validated model."""
+    from broker.models import message_model
+
+    data = json.loads((ROOT / "examples" / EXAMPLES[type_name]).read_text())
+    return message_model(type_name).model_validate(data)
 
 
 def _reachable(bootstrap: str) -> bool:

@@ -135,12 +135,16 @@ MESSAGE_MODELS: dict[str, type[Message]] = {
 
 
 def message_model(name: str) -> type[Message]:
-    """The model of a message type by full name (``op7.mla.MutualLegalAssistanceRequest``) or short name
-    (``MutualLegalAssistanceRequest``, case-insensitive); :class:`KeyError` listing the choices otherwise."""
+    """The model of a message type by full name (``op7.mla.MutualLegalAssistanceRequest``), short name
+    (``MutualLegalAssistanceRequest``, case-insensitive) or one-type area (``alert``); else :class:`KeyError`."""
     if name in MESSAGE_MODELS:
         return MESSAGE_MODELS[name]
     wanted = name.lower()
     for full, model in MESSAGE_MODELS.items():
         if full.rsplit(".", 1)[1].lower() == wanted:
             return model
+    # An area with one type stands for it: "alert", "case", "report", "victim".
+    in_area = [model for full, model in MESSAGE_MODELS.items() if full.split(".")[1] == wanted]
+    if len(in_area) == 1:
+        return in_area[0]
     raise KeyError(name)

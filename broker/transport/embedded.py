@@ -152,9 +152,7 @@ class EmbeddedTransport(Transport):
 
 
 class EmbeddedConsumer(Consumer):
-    def __init__(
-        self, transport: EmbeddedTransport, topics: list[str], group: str, from_beginning: bool
-    ) -> None:
+    def __init__(self, transport: EmbeddedTransport, topics: list[str], group: str, from_beginning: bool) -> None:
         self._t = transport
         self._topics = topics
         self._group = group
@@ -188,8 +186,7 @@ class EmbeddedConsumer(Consumer):
         out: list[Record] = []
         for topic in self._topics:
             rows = self._t.db.execute(
-                "SELECT offset, key, value, ts FROM records"
-                " WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
+                "SELECT offset, key, value, ts FROM records WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (topic, self._position[topic], max_records - len(out)),
             ).fetchall()
             out.extend(Record(topic, 0, o, k, v, ts) for o, k, v, ts in rows)

@@ -45,9 +45,7 @@ def _mapped(exc: KafkaError, doing: str) -> TransportError:
 
 
 class KafkaConsumer(Consumer):
-    def __init__(
-        self, settings: KafkaSettings, topics: Sequence[str], group: str, from_beginning: bool
-    ) -> None:
+    def __init__(self, settings: KafkaSettings, topics: Sequence[str], group: str, from_beginning: bool) -> None:
         self._settings = settings
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -98,9 +96,7 @@ class KafkaTransport(Transport):
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=2, **self.settings.common()
-        )
+        producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self.settings.common())
         try:
             await producer.start()
         except KafkaError as exc:
@@ -131,9 +127,7 @@ class KafkaTransport(Transport):
                 continue
             if code != 0:
                 error = for_code(code)
-                raise TransportError(
-                    f"Kafka: create topic {topic}: {error.__name__}", retriable=error.retriable
-                )
+                raise TransportError(f"Kafka: create topic {topic}: {error.__name__}", retriable=error.retriable)
             log.info("created topic %s (%d partitions)", topic, partitions)
 
     async def delete_topic(self, topic: str) -> None:
@@ -148,9 +142,7 @@ class KafkaTransport(Transport):
         for _name, code, *_ in response.topic_error_codes:
             if code not in (0, UnknownTopicOrPartitionError.errno):
                 error = for_code(code)
-                raise TransportError(
-                    f"Kafka: delete topic {topic}: {error.__name__}", retriable=error.retriable
-                )
+                raise TransportError(f"Kafka: delete topic {topic}: {error.__name__}", retriable=error.retriable)
 
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
         if self._producer is None:

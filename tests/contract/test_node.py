@@ -71,9 +71,7 @@ async def test_tampered_and_untrusted_records_go_to_quarantine_with_reason(
 ) -> None:
     prefix = f"op7.t{unique}"
     good = make_alert(alert_data, alert_id="GOOD")
-    stranger_alert = make_alert(
-        alert_data, alert_id="STRANGER", issuer={**alert_data["issuer"], "node": "MX.FGR"}
-    )
+    stranger_alert = make_alert(alert_data, alert_id="STRANGER", issuer={**alert_data["issuer"], "node": "MX.FGR"})
     async with _node(transport_factory, trust, prefix, fr) as sender:
         topic = sender.topic(TOPIC_ALERTS)
         key = good.case_id.encode()  # same partition as the good one, which comes last

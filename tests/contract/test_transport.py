@@ -32,9 +32,7 @@ async def test_records_of_one_key_keep_their_order(transport: Transport, unique:
         assert seq == sorted(seq) and len(seq) == 10
 
 
-async def test_committed_records_are_not_seen_again_and_uncommitted_are(
-    transport_factory: Any, unique: str
-) -> None:
+async def test_committed_records_are_not_seen_again_and_uncommitted_are(transport_factory: Any, unique: str) -> None:
     topic, group = f"op7.test-commit-{unique}", f"g-{unique}"
     async with transport_factory() as producer:
         await producer.create_topic(topic, partitions=1)

@@ -99,10 +99,7 @@ def test_bad_fields_are_all_listed_with_file_and_path(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3
-    assert (
-        f"op7: error: {path}: victims[0].height_cm: Input should be less than or equal to 260 (got 900)"
-        in lines
-    )
+    assert f"op7: error: {path}: victims[0].height_cm: Input should be less than or equal to 260 (got 900)" in lines
     assert any("last_seen.position.longitude" in line and '"east"' in line for line in lines)
     assert any(line.startswith(f"op7: error: {path}: status:") for line in lines)
     assert "Traceback" not in result.stderr

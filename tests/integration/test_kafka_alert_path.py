@@ -45,9 +45,7 @@ def test_demo_through_kafka(tmp_path: Path, kafka_bootstrap: str) -> None:
 def test_cli_send_and_listen_through_kafka(tmp_path: Path, kafka_bootstrap: str, unique: str) -> None:
     prefix = f"op7.cli-{unique}"
     assert op7(tmp_path, kafka_bootstrap, "keys", "new", "FR.GN").returncode == 0
-    sent = op7(
-        tmp_path, kafka_bootstrap, "--topic-prefix", prefix, "alert", "send", str(EXAMPLE_ALERT), "--json"
-    )
+    sent = op7(tmp_path, kafka_bootstrap, "--topic-prefix", prefix, "alert", "send", str(EXAMPLE_ALERT), "--json")
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["topic"] == f"{prefix}.alerts"
     got = op7(

@@ -76,9 +76,7 @@ def test_schema_registry_reports_unresolvable_references(tmp_path: object) -> No
     from pathlib import Path
 
     out = Path(str(tmp_path))
-    (out / "a.avsc").write_text(
-        json.dumps({"type": "record", "name": "A", "fields": [{"name": "b", "type": "B"}]})
-    )
+    (out / "a.avsc").write_text(json.dumps({"type": "record", "name": "A", "fields": [{"name": "b", "type": "B"}]}))
     with pytest.raises(SchemaError, match="unknown type B"):
         SchemaRegistry(out)
     (out / "a.avsc").write_text("{not json")

@@ -37,9 +37,7 @@ def test_frame_layout_matches_the_protocol(fr: NodeIdentity, alert: KidnappingAl
     fr.key.public.verify(frame[signed_end + 2 :], frame[:signed_end])
 
 
-def test_every_single_flipped_byte_is_refused(
-    fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert
-) -> None:
+def test_every_single_flipped_byte_is_refused(fr: NodeIdentity, trust: TrustStore, alert: KidnappingAlert) -> None:
     _, frame = build(fr, alert)
     for i in range(len(frame)):
         bad = bytearray(frame)
@@ -71,13 +69,9 @@ def test_altered_payload_is_refused_before_anything_is_decoded(
     assert decoded == []
 
 
-def test_unknown_sender_is_refused(
-    keys: dict[str, SigningKey], trust: TrustStore, alert_data: dict[str, Any]
-) -> None:
+def test_unknown_sender_is_refused(keys: dict[str, SigningKey], trust: TrustStore, alert_data: dict[str, Any]) -> None:
     stranger = NodeIdentity("MX.FGR", keys["MX.FGR"])
-    alert = KidnappingAlert.model_validate(
-        {**alert_data, "issuer": {**alert_data["issuer"], "node": "MX.FGR"}}
-    )
+    alert = KidnappingAlert.model_validate({**alert_data, "issuer": {**alert_data["issuer"], "node": "MX.FGR"}})
     _, frame = build(stranger, alert)
     with pytest.raises(VerificationError) as info:
         open_frame(frame, trust)

@@ -80,8 +80,7 @@ def test_photo_digest_must_be_sha256(alert_data: dict[str, Any]) -> None:
 
 def test_ransom_amount_needs_currency_and_at_most_four_decimals(alert_data: dict[str, Any]) -> None:
     assert (
-        "Field required"
-        in _problems({**alert_data, "ransom": {"demand": {"amount": "100"}}})["ransom.demand.currency"]
+        "Field required" in _problems({**alert_data, "ransom": {"demand": {"amount": "100"}}})["ransom.demand.currency"]
     )
     too_precise = {**alert_data, "ransom": {"demand": {"amount": "1.00001", "currency": "EUR"}}}
     assert "ransom.demand.amount" in _problems(too_precise)

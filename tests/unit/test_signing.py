@@ -8,9 +8,7 @@ import pytest
 from broker.errors import ConfigError, VerificationError
 from broker.signing import SigningKey, VerifyKey, key_id_of
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc8032-ed25519.json").read_text())[
-    "vectors"
-]
+VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc8032-ed25519.json").read_text())["vectors"]
 
 
 @pytest.mark.parametrize("v", VECTORS, ids=lambda v: f"msg-{len(v['message']) // 2}-bytes")
