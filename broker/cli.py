@@ -24,7 +24,7 @@ from .compat import check_tree
 from .config import Home
 from .directory import PublicKeyCard, check_node_id
 from .errors import ConfigError, HandlerError, InputError, Op7Error
-from .models import MESSAGE_MODELS, KidnappingAlert, Message, Request, message_model
+from .models import MESSAGE_MODELS, KidnappingAlert, message_model
 from .node import Delivery, Node
 from .schemas import SchemaRegistry, schema_dir
 from .transport import Record, Transport, make_transport
@@ -188,7 +188,7 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
     message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
     sender = args.as_node or message.issuer.node
     identity = home.identity(sender)
-    recipients = tuple(check_node_id(r) for r in args.to) if args.to else _default_recipients(message)
+    recipients = tuple(check_node_id(r) for r in args.to) if args.to else ()
 
     async def send() -> None:
         async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
@@ -218,12 +218,6 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
 
     asyncio.run(send())
     return 0
-
-
-def _default_recipients(message: Message) -> tuple[str, ...]:
-    if isinstance(message, Request):
-        return (message.requested_authority.node,)
-    return ()
 
 
 # --- schemas ------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 from .directory import TrustStore
 from .envelope import NodeIdentity, build, open_frame
 from .errors import ConfigError, HandlerError, MessageError
-from .models import Envelope, Handling, Message
+from .models import Envelope, Handling, Message, Request
 from .schemas import SchemaRegistry, default_registry
 from .transport.base import Consumer, Record, Sent, Transport, _Lifecycle
 
@@ -124,7 +124,12 @@ class Node(_Lifecycle):
         handling: Handling | None = None,
         now: datetime | None = None,
     ) -> Published:
-        """Sign and send ``message``; returns once the transport holds it durably."""
+        """Sign and send ``message``; returns once the transport holds it durably.
+
+        A request without explicit ``recipients`` is addressed to its ``requested_authority``.
+        """
+        if not recipients and isinstance(message, Request):
+            recipients = (message.requested_authority.node,)
         if self.identity is None:
             raise ConfigError("this node has no signing key: it can subscribe but not publish")
         envelope, frame = build(

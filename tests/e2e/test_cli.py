@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE_ALERT
+from tests.conftest import EXAMPLE_ALERT, ROOT
+
+EXAMPLES_DIR = ROOT / "examples"
 
 
 def op7(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -117,3 +121,54 @@ def test_unreachable_kafka_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "op7: error: Kafka" in result.stderr and "127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_send_any_type_addresses_requests_to_the_requested_authority(tmp_path: Path) -> None:
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = op7(tmp_path, "send", "MutualLegalAssistanceRequest", str(EXAMPLES_DIR / "mla-request.json"), "--json")
+    assert result.returncode == 0, result.stderr
+    sent = json.loads(result.stdout)
+    assert sent["message_type"] == "op7.mla.MutualLegalAssistanceRequest"
+    assert sent["recipients"] == ["ES.PN"]
+    assert sent["topic"] == "op7.requests"
+
+
+def test_send_unknown_type_lists_the_types(tmp_path: Path) -> None:
+    result = op7(tmp_path, "send", "Telegram", str(EXAMPLE_ALERT))
+    assert result.returncode == 1
+    assert "unknown message type 'Telegram'" in result.stderr and "ExtraditionRequest" in result.stderr
+
+
+def test_send_with_the_wrong_type_lists_every_problem(tmp_path: Path) -> None:
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = op7(tmp_path, "send", "ExtraditionRequest", str(EXAMPLE_ALERT))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(": person_sought: Field required" in line for line in lines)
+    assert any(": headline: unknown field (not in the schema)" in line for line in lines)
+    assert len(lines) > 5
+
+
+def test_schemas_list_and_show(tmp_path: Path) -> None:
+    listed = op7(tmp_path, "schemas", "list", "--json")
+    assert listed.returncode == 0
+    rows = json.loads(listed.stdout)
+    assert len(rows) == 14 and {r["topic"] for r in rows} == {"alerts", "cases", "requests", "reports", "receipts"}
+    shown = op7(tmp_path, "schemas", "show", "alert", "--canonical")
+    fingerprint = next(r["fingerprint"] for r in rows if r["type"] == "op7.alert.KidnappingAlert")
+    assert hashlib.sha256(shown.stdout.strip().encode()).hexdigest() == fingerprint
+
+
+def test_schemas_check_passes_then_fails_naming_the_field(tmp_path: Path) -> None:
+    ok = op7(tmp_path, "schemas", "check")
+    assert ok.returncode == 0, ok.stderr
+    assert "compatible with release(s) 1" in ok.stdout
+    tree = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", tree)
+    alert = json.loads((tree / "alert.avsc").read_text())
+    alert["fields"].append({"name": "negotiator_phone", "type": "string"})
+    (tree / "alert.avsc").write_text(json.dumps(alert))
+    broken = op7(tmp_path, "schemas", "check", "--schemas", str(tree))
+    assert broken.returncode == 1
+    assert "op7.alert.KidnappingAlert.negotiator_phone: field is read but not written" in broken.stderr
+    assert "Traceback" not in broken.stderr
