@@ -25,8 +25,8 @@ from .config import Home
 from .directory import PublicKeyCard, check_node_id
 from .errors import ConfigError, HandlerError, InputError, Op7Error
 from .models import MESSAGE_MODELS, KidnappingAlert, message_model
-from .node import Delivery, Node
-from .schemas import SchemaRegistry, schema_dir
+from .node import Delivery, Handler, Node
+from .schemas import SchemaRegistry, default_registry, schema_dir
 from .transport import Record, Transport, make_transport
 
 __all__ = ["main"]
@@ -87,36 +87,8 @@ def cmd_keys_list(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_alert_send(args: argparse.Namespace, home: Home) -> int:
-    alert = NativeJsonAdapter(KidnappingAlert).translate_file(Path(args.file)).message
-    sender = args.as_node or alert.issuer.node
-    identity = home.identity(sender)
-
-    async def send() -> None:
-        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
-            published = await node.publish(alert)
-        env, sent = published.envelope, published.sent
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "message_id": env.message_id,
-                        "alert_id": alert.alert_id,
-                        "case_id": env.case_id,
-                        "topic": sent.topic,
-                        "partition": sent.partition,
-                        "offset": sent.offset,
-                        "bytes": len(published.raw),
-                    }
-                )
-            )
-        else:
-            print(
-                f"sent {alert.msg_type.value} {alert.alert_id} for case {alert.case_id} as {sender} "
-                f"to {sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)"
-            )
-
-    asyncio.run(send())
-    return 0
+    args.type, args.to = "KidnappingAlert", None
+    return cmd_send(args, home)
 
 
 def _alert_line(d: Delivery) -> str:
@@ -145,7 +117,8 @@ def _alert_json(d: Delivery) -> dict[str, Any]:
     }
 
 
-def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
+def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handler, what: str) -> int:
+    """Print verified messages of ``topics`` with ``show``; refusals go to standard error."""
     trust = home.trust()
     if not list(trust.nodes()):
         raise ConfigError(
@@ -153,9 +126,6 @@ def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
             "add senders with 'op7 keys trust FILE.pub'"
         )
     group = args.group or "op7.cli-listen"
-
-    def show(d: Delivery) -> None:
-        print(json.dumps(_alert_json(d)) if args.json else _alert_line(d), flush=True)
 
     def refused(record: Record, error: Op7Error) -> None:
         print(
@@ -165,18 +135,25 @@ def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
         )
 
     async def listen() -> None:
-        async with Node(_transport(args, home), trust, topic_prefix=args.topic_prefix) as node:
+        node = Node(_transport(args, home), trust, topic_prefix=args.topic_prefix)
+        async with node, node.subscribe(group, topics, from_beginning=not args.from_now) as sub:
             if not args.json:
                 print(
-                    f"listening for alerts on {_where(args, home)} as group {group} (Ctrl-C to stop)",
+                    f"listening for {what} on {_where(args, home)} as group {group} (Ctrl-C to stop)",
                     file=sys.stderr,
                     flush=True,
                 )
-            async with node.subscribe(group, from_beginning=not args.from_now) as sub:
-                await sub.run(show, limit=args.count, idle_timeout=args.timeout, on_refused=refused)
+            await sub.run(show, limit=args.count, idle_timeout=args.timeout, on_refused=refused)
 
     asyncio.run(listen())
     return 0
+
+
+def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
+    def show(d: Delivery) -> None:
+        print(json.dumps(_alert_json(d)) if args.json else _alert_line(d), flush=True)
+
+    return _listen(args, home, ["alerts"], show, "alerts")
 
 
 def cmd_send(args: argparse.Namespace, home: Home) -> int:
@@ -218,6 +195,42 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
 
     asyncio.run(send())
     return 0
+
+
+def cmd_listen(args: argparse.Namespace, home: Home) -> int:
+    registry = default_registry()
+    known = sorted({registry.topic_of(t) for t in registry.message_types})
+    topics = args.topic or known
+    for topic in topics:
+        if topic not in known:
+            raise ConfigError(f"unknown topic {topic!r}; one of: {', '.join(known)}")
+
+    def show(d: Delivery) -> None:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "envelope": d.envelope.model_dump(mode="json"),
+                        "message": d.message.model_dump(mode="json"),
+                        "verified": True,
+                        "topic": d.record.topic,
+                        "partition": d.record.partition,
+                        "offset": d.record.offset,
+                    }
+                ),
+                flush=True,
+            )
+            return
+        env = d.envelope
+        to = ",".join(env.recipients) or "all"
+        case = f" case {env.case_id}" if env.case_id else ""
+        print(
+            f"{env.created_at:%Y-%m-%dT%H:%M:%SZ} {env.message_type.rsplit('.', 1)[1]} from {env.sender} to {to}"
+            f"{case} [{env.status.value}, TLP:{env.handling.tlp.value}] id {env.message_id} (signature verified)",
+            flush=True,
+        )
+
+    return _listen(args, home, topics, show, ", ".join(topics))
 
 
 # --- schemas ------------------------------------------------------------------------------------------
@@ -381,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("listen", help="print every verified message of some topics as it arrives")
+    p.add_argument("--topic", action="append", help="alerts, cases, requests, reports or receipts (default: all)")
+    p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--count", type=int, help="exit after this many messages")
+    p.add_argument("--timeout", type=float, help="exit after this many seconds without a new record")
+    p.add_argument(
+        "--from-now", action="store_true", help="a new group starts at the end of the topics instead of their beginning"
+    )
+    p.set_defaults(func=cmd_listen)
 
     schemas = sub.add_parser("schemas", help="the shared schema: list, show, check compatibility").add_subparsers(
         dest="schemas_command", required=True, metavar="SUBCOMMAND"

@@ -172,3 +172,27 @@ def test_schemas_check_passes_then_fails_naming_the_field(tmp_path: Path) -> Non
     assert broken.returncode == 1
     assert "op7.alert.KidnappingAlert.negotiator_phone: field is read but not written" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_listen_shows_every_type_that_was_sent(tmp_path: Path) -> None:
+    for node in ("FR.GN", "ES.PN"):
+        assert op7(tmp_path, "keys", "new", node).returncode == 0
+    for type_name, filename in (
+        ("MutualLegalAssistanceRequest", "mla-request.json"),
+        ("MutualLegalAssistanceResponse", "mla-response.json"),
+        ("CaseInformation", "case-information.json"),
+    ):
+        assert op7(tmp_path, "send", type_name, str(EXAMPLES_DIR / filename)).returncode == 0
+    result = op7(tmp_path, "listen", "--topic", "requests", "--count", "2", "--group", "ES.PN")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "MutualLegalAssistanceRequest from FR.GN to ES.PN case FR-GN-2026-000142" in lines[0]
+    assert "MutualLegalAssistanceResponse from ES.PN to all" in lines[1]
+    everything = op7(tmp_path, "listen", "--json", "--timeout", "1", "--group", "NL.NCC")
+    types = sorted(json.loads(line)["envelope"]["message_type"] for line in everything.stdout.splitlines())
+    assert types == [
+        "op7.case.CaseInformation",
+        "op7.mla.MutualLegalAssistanceRequest",
+        "op7.mla.MutualLegalAssistanceResponse",
+    ]
+    assert op7(tmp_path, "listen", "--topic", "gossip").returncode == 1
