@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .codec import decode, decode_datum, encode, encode_datum
 from .directory import TrustStore, check_node_id
 from .errors import ConfigError, DecodeError, FrameError, VerificationError
-from .models import Envelope, Handling, Message, new_message_id
+from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
 from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SigningKey
 
@@ -171,6 +171,8 @@ def parse_frame(data: bytes) -> RawFrame:
         sender = data[pos : pos + n].decode("ascii")
     except UnicodeDecodeError:
         raise FrameError("sender node id is not ASCII", reason="bad-frame") from None
+    if len(sender) == n and not NODE_ID_PATTERN.match(sender):
+        raise FrameError(f"sender {sender!r} is not a node id", reason="bad-frame")
     pos += n
     key_id = data[pos : pos + KEY_ID_SIZE]
     pos += KEY_ID_SIZE
@@ -223,7 +225,8 @@ def _check_consistency(envelope: Envelope, message: Message) -> None:
         ("case_id", message.message_case_id),
         ("status", message.status),
         ("handling", message.handling),
-        ("languages", tuple(getattr(message, "languages", envelope.languages))),
+        ("languages", tuple(getattr(message, "languages", ()))),
+        ("legal_basis", tuple(getattr(message, "legal_basis", ()))),
     ):
         if getattr(envelope, name) != ours:
             raise DecodeError(f"header {name} differs from the payload's", reason="inconsistent")

@@ -142,3 +142,12 @@ def test_envelope_handling_cannot_contradict_the_payload(fr: NodeIdentity, alert
         build(fr, alert, handling=Handling(tlp=Tlp.CLEAR))
     env, _ = build(fr, alert, handling=alert.handling)
     assert env.handling == alert.handling
+
+
+@pytest.mark.parametrize("sender", [b"", b"FR", b"fr.gn", b"FR.GN\x00", b"FR.G N"])
+def test_a_sender_that_is_not_a_node_id_is_a_bad_frame(fr: NodeIdentity, alert: KidnappingAlert, sender: bytes) -> None:
+    _, frame = build(fr, alert)
+    altered = frame[:5] + bytes((len(sender),)) + sender + frame[11:]
+    with pytest.raises(FrameError) as info:
+        parse_frame(altered)
+    assert info.value.reason == "bad-frame"
