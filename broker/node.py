@@ -15,7 +15,7 @@ import inspect
 import json
 import logging
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,20 +182,29 @@ class Node(_Lifecycle):
 
 
 class Subscription(_Lifecycle):
-    """Verified messages of some topics for one consumer group."""
+    """Verified messages of some topics for one consumer group.
+
+    Records fetched but not yet handled stay in this subscription, in order: a run that ends early (on a
+    handler error, after ``limit``) leaves them for the next run, and nothing is skipped. Records of a
+    partition that a Kafka rebalance moved to another member are dropped here: their new owner reads
+    them from the last commit.
+    """
 
     def __init__(self, node: Node, consumer: Consumer, group: str) -> None:
         self._node = node
         self._consumer = consumer
         self._group = group
         self._stopping = False
+        self._pending: deque[Record] = deque()
         self.stats = SubscriptionStats()
 
     async def start(self) -> None:
+        self._stopping = False
         await self._consumer.start()
 
     async def stop(self) -> None:
         self._stopping = True
+        self._pending.clear()
         await self._consumer.stop()
 
     async def run(
@@ -209,46 +218,81 @@ class Subscription(_Lifecycle):
     ) -> SubscriptionStats:
         """Hand each verified message to ``handler`` and commit it once the handler returned.
 
-        Returns after ``limit`` deliveries, after ``idle_timeout`` seconds without a record, or when the
-        subscription is stopped. ``on_refused`` is told of each record quarantined. A handler exception
-        ends the run with :class:`HandlerError`, leaving that message uncommitted so that it is delivered
-        again.
+        Returns after ``limit`` deliveries in this run, after ``idle_timeout`` seconds without a record,
+        or when the subscription is stopped. ``on_refused`` is told of each record quarantined. A handler
+        exception ends the run with :class:`HandlerError`; that message is not committed, and the next
+        run (or, after a restart, the next consumer of the group) gets it again.
         """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
         loop = asyncio.get_running_loop()
         last_seen = loop.time()
+        delivered = 0
         while not self._stopping:
-            records = await self._consumer.fetch(timeout=poll)
-            if not records:
-                if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
-                    break
-                continue
-            last_seen = loop.time()
-            for record in records:
-                await self._handle(record, handler, on_refused)
-                if limit is not None and self.stats.delivered >= limit:
-                    return self.stats
+            if not self._pending:
+                want = 500 if limit is None else min(500, limit - delivered)
+                records = await self._consumer.fetch(timeout=poll, max_records=want)
+                if not records:
+                    if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
+                        break
+                    continue
+                self._pending.extend(records)
+                last_seen = loop.time()
+            while self._pending and not self._stopping:
+                record = self._pending[0]
+                if not self._consumer.owns(record):
+                    self._drop_partition(record)
+                    continue
+                handled = await self._handle(record, handler, on_refused)
+                self._pending.popleft()
+                if handled:
+                    delivered += 1
+                    if limit is not None and delivered >= limit:
+                        return self.stats
         return self.stats
 
-    async def _handle(self, record: Record, handler: Handler, on_refused: RefusalHook | None) -> None:
+    def _drop_partition(self, record: Record) -> None:
+        kept = [r for r in self._pending if (r.topic, r.partition) != (record.topic, record.partition)]
+        log.info(
+            "partition %s[%d] moved to another member; %d fetched records left to it",
+            record.topic,
+            record.partition,
+            len(self._pending) - len(kept),
+        )
+        self._pending = deque(kept)
+
+    async def _commit(self, record: Record) -> None:
+        if not await self._consumer.commit(record):
+            log.info(
+                "%s[%d]@%d handled but not committed: the partition moved; its new owner gets it again",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+
+    async def _handle(self, record: Record, handler: Handler, on_refused: RefusalHook | None) -> bool:
+        """Handle one record; True if it went to the handler, False if it was quarantined."""
         self.stats.received += 1
         try:
             opened = open_frame(record.value, self._node.trust, self._node.registry)
         except MessageError as exc:
             await self._node.quarantine(record, exc, self._group)
             self.stats.quarantined[exc.reason] += 1
-            await self._consumer.commit(record)
+            await self._commit(record)
             if on_refused is not None:
                 on_refused(record, exc)
-            return
+            return False
         delivery = Delivery(opened.envelope, opened.message, opened.raw, record)
         try:
             result = handler(delivery)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
+            self.stats.received -= 1  # it will be received again
             raise HandlerError(
                 f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
                 f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
             ) from exc
-        await self._consumer.commit(record)
+        await self._commit(record)
         self.stats.delivered += 1
+        return True

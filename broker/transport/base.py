@@ -62,8 +62,16 @@ class Consumer(_Lifecycle):
         """Records after the current position, in order per partition; empty after ``timeout`` seconds."""
 
     @abstractmethod
-    async def commit(self, record: Record) -> None:
-        """Mark ``record`` and everything before it in its partition as done for this group."""
+    async def commit(self, record: Record) -> bool:
+        """Mark ``record`` and everything before it in its partition as done for this group.
+
+        False when the partition is no longer this member's (a rebalance moved it): the record will be
+        delivered again to its new owner.
+        """
+
+    def owns(self, record: Record) -> bool:
+        """Whether ``record``'s partition is still assigned to this member."""
+        return True
 
 
 class Transport(_Lifecycle):

@@ -212,10 +212,11 @@ class EmbeddedConsumer(Consumer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(written.wait(), min(remaining, _POLL_INTERVAL))
 
-    async def commit(self, record: Record) -> None:
+    async def commit(self, record: Record) -> bool:
         await self._t._call(
             self._t.db.execute,
             "INSERT INTO offsets (grp, topic, next) VALUES (?, ?, ?) "
             "ON CONFLICT (grp, topic) DO UPDATE SET next = excluded.next",
             (self._group, record.topic, record.offset + 1),
         )
+        return True

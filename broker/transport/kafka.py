@@ -9,7 +9,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from ..errors import TransportError
@@ -78,12 +85,21 @@ class KafkaConsumer(Consumer):
             for m in msgs
         ]
 
-    async def commit(self, record: Record) -> None:
+    def owns(self, record: Record) -> bool:
+        return TopicPartition(record.topic, record.partition) in self._consumer.assignment()
+
+    async def commit(self, record: Record) -> bool:
         tp = TopicPartition(record.topic, record.partition)
+        if tp not in self._consumer.assignment():
+            return False
         try:
             await self._consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+        except (CommitFailedError, IllegalStateError):
+            # The group rebalanced between fetch and commit; the new owner starts from the last commit.
+            return False
         except KafkaError as exc:
             raise _mapped(exc, f"commit {record.topic}[{record.partition}]@{record.offset}") from exc
+        return True
 
 
 class KafkaTransport(Transport):

@@ -125,3 +125,37 @@ async def test_failed_handler_leaves_the_message_for_the_next_run(
     async with _node(transport_factory, trust, prefix) as ops:
         got, _ = await _collect(ops, "NL.NCC", 1)
     assert [d.message.alert_id for d in got] == ["SECOND"]  # type: ignore[attr-defined]
+
+
+async def test_a_subscription_run_again_skips_nothing(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str
+) -> None:
+    """After a handler error or a limit, the same subscription resumes exactly where it stopped."""
+    prefix = f"op7.t{unique}"
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        for i in range(5):
+            await sender.publish(make_alert(alert_data, alert_id=f"A{i}"))
+    seen: list[str] = []
+    fail_once = {"A1"}
+
+    def handler(d: Delivery) -> None:
+        assert isinstance(d.message, KidnappingAlert)
+        if d.message.alert_id in fail_once:
+            fail_once.clear()
+            raise RuntimeError("transient")
+        seen.append(d.message.alert_id)
+
+    async with _node(transport_factory, trust, prefix) as ops, ops.subscribe("NL.NCC") as sub:
+        with pytest.raises(HandlerError):
+            await asyncio.wait_for(sub.run(handler, idle_timeout=20), 30)
+        assert seen == ["A0"]
+        await asyncio.wait_for(sub.run(handler, limit=1, idle_timeout=20), 30)
+        assert seen == ["A0", "A1"]
+        async with _node(transport_factory, trust, prefix, fr) as sender:
+            await sender.publish(make_alert(alert_data, alert_id="A5"))
+        await asyncio.wait_for(sub.run(handler, limit=4, idle_timeout=20), 30)
+    assert seen == ["A0", "A1", "A2", "A3", "A4", "A5"]
+    async with _node(transport_factory, trust, prefix) as ops:  # everything was committed
+        async with ops.subscribe("NL.NCC") as sub:
+            stats = await sub.run(lambda d: None, idle_timeout=2)
+    assert stats.received == 0
