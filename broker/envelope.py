@@ -55,8 +55,9 @@ FORMAT_VERSION = 1
 SCHEME_ED25519 = 1
 #: Reserved: one Ed25519 signature over the Merkle root of a producer batch, plus an inclusion proof.
 SCHEME_ED25519_MERKLE = 2
-#: Kafka's default message.max.bytes is about 1 MB; a frame must fit in one record.
-MAX_FRAME_SIZE = 1_000_000
+#: A frame must fit in one Kafka record (message.max.bytes defaults to about 1 MiB), and so must the
+#: quarantine entry that keeps a refused frame, base64-encoded (4/3 of its size) with its metadata.
+MAX_FRAME_SIZE = 700_000
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")

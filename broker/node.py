@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import inspect
 import json
 import logging
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .directory import TrustStore
-from .envelope import NodeIdentity, build, open_frame
+from .envelope import MAX_FRAME_SIZE, NodeIdentity, build, open_frame
 from .errors import ConfigError, HandlerError, MessageError
 from .models import Envelope, Handling, Message, Request
 from .schemas import SchemaRegistry, default_registry
@@ -40,6 +41,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("op7.node")
+
+#: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
+_KEEP_OF_KEY = 1024
+_KEEP_OF_OVERSIZED = 65_536
 
 TOPIC_ALERTS = "alerts"
 TOPIC_QUARANTINE = "quarantine"
@@ -167,9 +172,15 @@ class Node(_Lifecycle):
             "record_timestamp_ms": record.timestamp_ms,
             "quarantined_at": datetime.now(UTC).isoformat(),
             "consumer_group": group,
-            "key": base64.b64encode(record.key).decode() if record.key is not None else None,
-            "value": base64.b64encode(record.value).decode(),
+            "key": base64.b64encode(record.key[:_KEEP_OF_KEY]).decode() if record.key is not None else None,
+            "value_sha256": hashlib.sha256(record.value).hexdigest(),
+            "value_length": len(record.value),
         }
+        if len(record.value) <= MAX_FRAME_SIZE:
+            entry["value"] = base64.b64encode(record.value).decode()
+        else:
+            # Too large to keep whole in one record: keep its digest, its length and its beginning.
+            entry["value_prefix"] = base64.b64encode(record.value[:_KEEP_OF_OVERSIZED]).decode()
         await self.transport.send(self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode())
         log.warning(
             "quarantined %s[%d]@%d: %s: %s",

@@ -33,7 +33,8 @@ class KafkaSettings:
 
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "op7"
-    replication_factor: int = 1
+    #: Replicas of each topic op7 creates; None: three, or fewer on a smaller cluster.
+    replication_factor: int | None = None
     request_timeout_ms: int = 30_000
     #: Seconds before a silent group member is considered dead and its partitions reassigned.
     session_timeout_ms: int = 10_000
@@ -130,9 +131,10 @@ class KafkaTransport(Transport):
         configs = {"cleanup.policy": "compact"} if compacted else {}
         try:
             await admin.start()
-            response = await admin.create_topics(
-                [NewTopic(topic, partitions, self.settings.replication_factor, topic_configs=configs)]
-            )
+            replicas = self.settings.replication_factor
+            if replicas is None:
+                replicas = min(3, len((await admin.describe_cluster())["brokers"]))
+            response = await admin.create_topics([NewTopic(topic, partitions, replicas, topic_configs=configs)])
         except KafkaError as exc:
             raise _mapped(exc, f"create topic {topic}") from exc
         finally:

@@ -602,7 +602,7 @@ class Refusal extends Error {
   constructor(reason, detail, step) { super(detail); this.reason = reason; this.step = step; }
 }
 const refuse = (reason, detail, step) => { throw new Refusal(reason, detail, step); };
-const MAX_FRAME = 1_000_000;
+const MAX_FRAME = 700_000;
 
 function receive(frame, now = Date.now()) {
   // Step 1: the prefix and the lengths; nothing is decoded.

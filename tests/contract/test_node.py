@@ -159,3 +159,25 @@ async def test_a_subscription_run_again_skips_nothing(
         async with ops.subscribe("NL.NCC") as sub:
             stats = await sub.run(lambda d: None, idle_timeout=2)
     assert stats.received == 0
+
+
+async def test_an_oversized_record_is_quarantined_and_does_not_block_the_partition(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str
+) -> None:
+    import hashlib
+
+    prefix = f"op7.t{unique}"
+    after = make_alert(alert_data, alert_id="AFTER")
+    huge = b"OP7\x01" + bytes(800_000)
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        await sender.transport.send(sender.topic(TOPIC_ALERTS), huge, key=after.case_id.encode())
+        await sender.publish(after)
+    async with _node(transport_factory, trust, prefix) as ops:
+        got, stats = await _collect(ops, "NL.NCC", 1)
+        (entry,) = await _quarantine(ops, unique, 1)
+    assert [d.message.alert_id for d in got] == ["AFTER"]  # type: ignore[attr-defined]
+    assert dict(stats.quarantined) == {"too-large": 1}
+    assert entry["value_length"] == len(huge)
+    assert entry["value_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert base64.b64decode(entry["value_prefix"]) == huge[:65_536]
+    assert "value" not in entry
