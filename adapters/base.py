@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from broker.errors import InputError, Problem
 from broker.models import Message
 
 __all__ = ["InboundAdapter", "Translation"]
@@ -37,7 +38,7 @@ class InboundAdapter(ABC, Generic[M]):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            from broker.errors import InputError, Problem
-
             raise InputError(str(path), [Problem("", "file not found")]) from None
+        except OSError as exc:
+            raise InputError(str(path), [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
         return self.translate(data, str(path))

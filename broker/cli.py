@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -322,59 +324,115 @@ def cmd_demo(args: argparse.Namespace, home: Home) -> int:
 # --- plumbing -----------------------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _version() -> str:
+    try:
+        return metadata.version("op7-exchange")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: Options accepted before or after the command; defaults are filled in by :func:`_apply_defaults`.
+_GLOBAL_DEFAULTS = {"home": None, "bootstrap": None, "topic_prefix": None, "verbose": 0}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home", type=Path, default=argparse.SUPPRESS, help="state folder (default $OP7_HOME or ~/.op7)"
+    )
+    common.add_argument(
+        "--bootstrap",
+        default=argparse.SUPPRESS,
+        metavar="HOST:PORT[,...]",
+        help="Kafka bootstrap servers (default $OP7_BOOTSTRAP; without it, the embedded transport)",
+    )
+    common.add_argument(
+        "--topic-prefix",
+        default=argparse.SUPPRESS,
+        metavar="PREFIX",
+        help="topic names start with PREFIX. (default $OP7_TOPIC_PREFIX or op7; e.g. op7-exercise)",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more logging on standard error (-vv: with tracebacks)",
+    )
+    return common
+
+
+def _apply_defaults(args: argparse.Namespace) -> None:
+    for name, default in _GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    args.bootstrap = args.bootstrap or os.environ.get("OP7_BOOTSTRAP") or None
+    args.topic_prefix = args.topic_prefix or os.environ.get("OP7_TOPIC_PREFIX") or "op7"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="op7",
         description="op7: signed kidnapping alerts and case information between law-enforcement nodes.",
     )
-    parser.add_argument("--home", type=Path, help="state folder (default $OP7_HOME or ~/.op7)")
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("OP7_BOOTSTRAP") or None,
-        metavar="HOST:PORT[,...]",
-        help="Kafka bootstrap servers (default $OP7_BOOTSTRAP; without it, the embedded transport)",
-    )
-    parser.add_argument(
-        "--topic-prefix",
-        default=os.environ.get("OP7_TOPIC_PREFIX") or "op7",
-        metavar="PREFIX",
-        help="topic names start with PREFIX. (default $OP7_TOPIC_PREFIX or op7; e.g. op7-exercise)",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on standard error")
+    common = _common_options()
+    parser.add_argument("--version", action="version", version=f"op7 {_version()}")
+    for action in common._actions:
+        parser._add_action(action)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    keys = sub.add_parser("keys", help="signing keys and the trust store").add_subparsers(
+    keys = sub.add_parser("keys", parents=[common], help="signing keys and the trust store").add_subparsers(
         dest="keys_command", required=True, metavar="SUBCOMMAND"
     )
-    p = keys.add_parser("new", help="create a signing key for a node id (CC.AGENCY) and trust it")
+    p = keys.add_parser("new", parents=[common], help="create a signing key for a node id (CC.AGENCY) and trust it")
     p.add_argument("node_id")
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.add_argument("--no-trust", action="store_true", help="do not add the public key to the trust store")
     p.set_defaults(func=cmd_keys_new)
-    p = keys.add_parser("trust", help="trust another node's public key card (.pub file)")
+    p = keys.add_parser("trust", parents=[common], help="trust another node's public key card (.pub file)")
     p.add_argument("file")
     p.set_defaults(func=cmd_keys_trust)
-    p = keys.add_parser("list", help="list trusted nodes and key ids")
+    p = keys.add_parser("list", parents=[common], help="list trusted nodes and key ids")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_list)
 
-    alert = sub.add_parser("alert", help="issue kidnapping alerts").add_subparsers(
+    alert = sub.add_parser("alert", parents=[common], help="issue kidnapping alerts").add_subparsers(
         dest="alert_command", required=True, metavar="SUBCOMMAND"
     )
-    p = alert.add_parser("send", help="validate, sign and publish an alert from a JSON file")
+    p = alert.add_parser("send", parents=[common], help="validate, sign and publish an alert from a JSON file")
     p.add_argument("file")
     p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the alert's issuer.node)")
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_alert_send)
 
-    alerts = sub.add_parser("alerts", help="receive kidnapping alerts").add_subparsers(
+    alerts = sub.add_parser("alerts", parents=[common], help="receive kidnapping alerts").add_subparsers(
         dest="alerts_command", required=True, metavar="SUBCOMMAND"
     )
-    p = alerts.add_parser("listen", help="print each verified alert as it arrives")
+    p = alerts.add_parser("listen", parents=[common], help="print each verified alert as it arrives")
     p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--count", type=int, help="exit after this many alerts")
-    p.add_argument("--timeout", type=float, help="exit after this many seconds without a new record")
+    p.add_argument("--count", type=_positive_int, help="exit after this many alerts")
+    p.add_argument("--timeout", type=_positive_seconds, help="exit after this many seconds without a new record")
     p.add_argument(
         "--from-now",
         action="store_true",
@@ -382,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_alerts_listen)
 
-    p = sub.add_parser("send", help="validate, sign and publish any message type from a JSON file")
+    p = sub.add_parser("send", parents=[common], help="validate, sign and publish any message type from a JSON file")
     p.add_argument("type", help="message type, e.g. MutualLegalAssistanceRequest (see 'op7 schemas list')")
     p.add_argument("file")
     p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the issuer.node)")
@@ -395,27 +453,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_send)
 
-    p = sub.add_parser("listen", help="print every verified message of some topics as it arrives")
+    p = sub.add_parser("listen", parents=[common], help="print every verified message of some topics as it arrives")
     p.add_argument("--topic", action="append", help="alerts, cases, requests, reports or receipts (default: all)")
     p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--count", type=int, help="exit after this many messages")
-    p.add_argument("--timeout", type=float, help="exit after this many seconds without a new record")
+    p.add_argument("--count", type=_positive_int, help="exit after this many messages")
+    p.add_argument("--timeout", type=_positive_seconds, help="exit after this many seconds without a new record")
     p.add_argument(
         "--from-now", action="store_true", help="a new group starts at the end of the topics instead of their beginning"
     )
     p.set_defaults(func=cmd_listen)
 
-    schemas = sub.add_parser("schemas", help="the shared schema: list, show, check compatibility").add_subparsers(
-        dest="schemas_command", required=True, metavar="SUBCOMMAND"
-    )
+    schemas = sub.add_parser(
+        "schemas", parents=[common], help="the shared schema: list, show, check compatibility"
+    ).add_subparsers(dest="schemas_command", required=True, metavar="SUBCOMMAND")
     for name, func, text in (
         ("list", cmd_schemas_list, "message types, their topics and fingerprints"),
         ("show", cmd_schemas_show, "one schema, self-contained"),
         ("check", cmd_schemas_check, "check compatibility with every released version"),
         ("release", cmd_schemas_release, "snapshot the current schemas as a released version"),
     ):
-        p = schemas.add_parser(name, help=text)
+        p = schemas.add_parser(name, parents=[common], help=text)
         p.add_argument("--schemas", metavar="DIR", help="schema tree (default: the installed one)")
         p.set_defaults(func=func)
         if name == "list":
@@ -426,8 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "release":
             p.add_argument("version")
 
-    p = sub.add_parser("demo", help="two national nodes and an operations centre exchange an alert lifecycle")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for deliveries (default 60)")
+    p = sub.add_parser(
+        "demo", parents=[common], help="two national nodes and an operations centre exchange an alert lifecycle"
+    )
+    p.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for deliveries (default 60)"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -435,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _apply_defaults(args)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="op7: %(levelname)s %(name)s: %(message)s")
     if args.verbose < 2:
@@ -458,6 +521,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("op7: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        print(f"op7: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # A defect, not a user mistake: one line, the traceback only on request.
+        if args.verbose >= 2:
+            raise
+        print(f"op7: internal error: {exc.__class__.__name__}: {exc} (run with -vv for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -68,14 +68,17 @@ class Home:
         if key_path.exists() and not overwrite:
             raise ConfigError(f"{key_path} already exists; pass --force to replace it (the old key is lost)")
         key = SigningKey.generate()
-        self.keys_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.keys_dir, 0o700)
-        tmp = key_path.with_suffix(".key.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.to_pem(_passphrase()))
-        os.replace(tmp, key_path)
-        card_path.write_text(PublicKeyCard(node_id, key.public).to_json(), encoding="utf-8")
+        try:
+            self.keys_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.keys_dir, 0o700)
+            tmp = key_path.with_suffix(".key.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key.to_pem(_passphrase()))
+            os.replace(tmp, key_path)
+            card_path.write_text(PublicKeyCard(node_id, key.public).to_json(), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the key of {node_id} in {self.keys_dir}: {exc.strerror or exc}") from None
         return key, key_path, card_path
 
     def identity(self, node_id: str) -> NodeIdentity:

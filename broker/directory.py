@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._iso import COUNTRY_CODES
 from .errors import ConfigError, VerificationError
 from .models import NODE_ID_PATTERN
 from .signing import VerifyKey
@@ -32,6 +33,8 @@ def check_node_id(node_id: str) -> str:
     """Return ``node_id`` if it is ``CC.AGENCY``; raise :class:`ConfigError` otherwise."""
     if not NODE_ID_PATTERN.match(node_id):
         raise ConfigError(f"{node_id!r} is not a node id of the form CC.AGENCY (e.g. FR.GN, MX.FGR)")
+    if node_id[:2] not in COUNTRY_CODES:
+        raise ConfigError(f"{node_id!r}: {node_id[:2]} is not an ISO 3166-1 alpha-2 country code")
     return node_id
 
 
@@ -147,7 +150,10 @@ class TrustStore:
                 node: [{"key_id": k.key_id.hex(), "public_key": k.b64} for k in keys] for node, keys in self.nodes()
             },
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write the trust store: {exc.strerror or exc}") from None

@@ -116,6 +116,11 @@ def build(
         raise ConfigError(
             f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
         )
+    if "expires_at" in type(message).model_fields:
+        own_expiry = getattr(message, "expires_at", None)
+        if expires_at is not None and expires_at != own_expiry:
+            raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
+        expires_at = own_expiry
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
         "message_id": message_id or new_message_id(now),
@@ -128,7 +133,7 @@ def build(
         "recipients": tuple(check_node_id(r) for r in recipients),
         "conversation_id": conversation_id,
         "in_reply_to": in_reply_to,
-        "expires_at": expires_at or getattr(message, "expires_at", None),
+        "expires_at": expires_at,
         "legal_basis": getattr(message, "legal_basis", ()),
         "languages": getattr(message, "languages", ()),
     }
@@ -220,15 +225,21 @@ def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None =
     return Opened(envelope, message, data)
 
 
+#: Header fields that restate the payload's field of the same name when the payload type has it.
+_RESTATED = ("case_id", "status", "handling", "languages", "legal_basis", "expires_at")
+#: What the header holds for a restated field the payload type lacks.
+_ABSENT: dict[str, object] = {"case_id": None, "languages": (), "legal_basis": (), "expires_at": None}
+
+
 def _check_consistency(envelope: Envelope, message: Message) -> None:
     """Header fields that restate payload fields must agree, so no reader is misled by either."""
-    for name, ours in (
-        ("case_id", message.message_case_id),
-        ("status", message.status),
-        ("handling", message.handling),
-        ("languages", tuple(getattr(message, "languages", ()))),
-        ("legal_basis", tuple(getattr(message, "legal_basis", ()))),
-    ):
+    fields = type(message).model_fields
+    for name in _RESTATED:
+        ours = getattr(message, name) if name in fields else _ABSENT.get(name)
+        if isinstance(ours, list):
+            ours = tuple(ours)
+        if name == "expires_at" and name not in fields:
+            continue  # the header may carry an expiry for payload types that have none
         if getattr(envelope, name) != ours:
             raise DecodeError(f"header {name} differs from the payload's", reason="inconsistent")
     if message.issuer.node != envelope.sender:

@@ -137,6 +137,11 @@ class Node(_Lifecycle):
             recipients = (message.requested_authority.node,)
         if self.identity is None:
             raise ConfigError("this node has no signing key: it can subscribe but not publish")
+        if message.issuer.node != self.identity.node_id:
+            raise ConfigError(
+                f"the {message.avro_name} says {message.issuer.node} issued it; only {message.issuer.node} can "
+                f"sign it, not {self.identity.node_id} (receivers would refuse it as issuer-mismatch)"
+            )
         envelope, frame = build(
             self.identity, message, recipients=recipients, handling=handling, now=now, registry=self.registry
         )

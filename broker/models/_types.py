@@ -60,7 +60,10 @@ def _language(value: str) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
 
 
 def _uuid_text(value: Any) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .base import Consumer, Record, Sent, Transport
 from .embedded import EmbeddedTransport
-from .kafka import KafkaSettings, KafkaTransport
+from .kafka import KafkaSettings, KafkaTransport, check_bootstrap
 
 __all__ = [
     "Consumer",
@@ -16,6 +16,7 @@ __all__ = [
     "Record",
     "Sent",
     "Transport",
+    "check_bootstrap",
     "make_transport",
 ]
 
@@ -23,5 +24,5 @@ __all__ = [
 def make_transport(bootstrap: str | None = None, embedded_path: Path | None = None) -> Transport:
     """Kafka when ``bootstrap`` servers are given, otherwise the embedded transport (file, or memory)."""
     if bootstrap:
-        return KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
+        return KafkaTransport(KafkaSettings(bootstrap_servers=check_bootstrap(bootstrap)))
     return EmbeddedTransport(embedded_path)

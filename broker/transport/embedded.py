@@ -58,7 +58,7 @@ class EmbeddedTransport(Transport):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="op7-embedded")
         try:
             await self._call(self._open)
-        except (sqlite3.Error, OSError) as exc:
+        except (TransportError, OSError) as exc:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise TransportError(f"embedded transport: cannot open {self.path or 'memory'}: {exc}") from exc

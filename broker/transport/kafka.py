@@ -19,7 +19,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import OffsetAndMetadata
 
-from ..errors import TransportError
+from ..errors import ConfigError, TransportError
 from .base import Consumer, Record, Sent, Transport
 
 __all__ = ["KafkaSettings", "KafkaTransport"]
@@ -46,6 +46,15 @@ class KafkaSettings:
             "client_id": self.client_id,
             "request_timeout_ms": self.request_timeout_ms,
         }
+
+
+def check_bootstrap(servers: str) -> str:
+    """``host:port[,host:port...]``, checked; :class:`ConfigError` naming the bad entry otherwise."""
+    for server in servers.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"bootstrap server {server.strip()!r}: expected HOST:PORT, e.g. 127.0.0.1:9092")
+    return ",".join(s.strip() for s in servers.split(","))
 
 
 def _mapped(exc: KafkaError, doing: str) -> TransportError:
@@ -110,6 +119,7 @@ class KafkaTransport(Transport):
 
     def __init__(self, settings: KafkaSettings | None = None, **kwargs: Any) -> None:
         self.settings = settings or KafkaSettings(**kwargs)
+        check_bootstrap(self.settings.bootstrap_servers)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:

@@ -155,9 +155,8 @@ async def test_a_subscription_run_again_skips_nothing(
             await sender.publish(make_alert(alert_data, alert_id="A5"))
         await asyncio.wait_for(sub.run(handler, limit=4, idle_timeout=20), 30)
     assert seen == ["A0", "A1", "A2", "A3", "A4", "A5"]
-    async with _node(transport_factory, trust, prefix) as ops:  # everything was committed
-        async with ops.subscribe("NL.NCC") as sub:
-            stats = await sub.run(lambda d: None, idle_timeout=2)
+    async with _node(transport_factory, trust, prefix) as ops, ops.subscribe("NL.NCC") as again:
+        stats = await again.run(lambda d: None, idle_timeout=2)  # everything was committed
     assert stats.received == 0
 
 

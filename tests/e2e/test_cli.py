@@ -196,3 +196,46 @@ def test_listen_shows_every_type_that_was_sent(tmp_path: Path) -> None:
         "op7.mla.MutualLegalAssistanceResponse",
     ]
     assert op7(tmp_path, "listen", "--topic", "gossip").returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["demo", "--bootstrap", "host:notaport"], "bootstrap server 'host:notaport': expected HOST:PORT"),
+        (["--bootstrap", ":", "demo"], "bootstrap server ':'"),
+        (["alert", "send", "."], ".: cannot read: Is a directory"),
+        (["keys", "new", "XX.AB"], "XX is not an ISO 3166-1 alpha-2 country code"),
+        (["alerts", "listen", "--timeout", "nan"], "'nan' is not a positive number of seconds"),
+        (["alerts", "listen", "--count", "0"], "0 is not at least 1"),
+    ],
+)
+def test_bad_arguments_get_one_clear_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = op7(tmp_path, *args)
+    assert result.returncode in (1, 2)
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = op7(tmp_path, "--home", str(not_a_dir), "keys", "new", "ES.PN")
+    assert result.returncode == 1
+    assert "Not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_times_out_of_range_are_input_errors(tmp_path: Path) -> None:
+    data = json.loads(EXAMPLE_ALERT.read_text()) | {"sent_at": "0001-01-01T00:00:00+01:00"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = op7(tmp_path, "alert", "send", str(path))
+    assert result.returncode == 1
+    assert "sent_at: time out of range" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_signing_a_message_issued_by_another_node_is_refused_before_sending(tmp_path: Path) -> None:
+    assert op7(tmp_path, "keys", "new", "ES.PN").returncode == 0
+    result = op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT), "--as", "ES.PN")
+    assert result.returncode == 1
+    assert "only FR.GN can sign it, not ES.PN" in result.stderr

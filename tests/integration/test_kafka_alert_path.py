@@ -125,6 +125,8 @@ async def test_consumer_killed_mid_handler_gets_the_message_again(
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert line.decode().strip() == "HANDLING CRASH-1"
+        # Longer than aiokafka's auto-commit interval (5 s): an auto-committing consumer would lose the alert.
+        await asyncio.sleep(6)
     finally:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
