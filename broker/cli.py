@@ -108,10 +108,10 @@ def _alert_line(d: Delivery) -> str:
     )
 
 
-def _alert_json(d: Delivery) -> dict[str, Any]:
+def _delivery_json(d: Delivery, key: str = "message") -> dict[str, Any]:
     return {
         "envelope": d.envelope.model_dump(mode="json"),
-        "alert": d.message.model_dump(mode="json"),
+        key: d.message.model_dump(mode="json"),
         "verified": True,
         "topic": d.record.topic,
         "partition": d.record.partition,
@@ -153,7 +153,7 @@ def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handl
 
 def cmd_alerts_listen(args: argparse.Namespace, home: Home) -> int:
     def show(d: Delivery) -> None:
-        print(json.dumps(_alert_json(d)) if args.json else _alert_line(d), flush=True)
+        print(json.dumps(_delivery_json(d, "alert")) if args.json else _alert_line(d), flush=True)
 
     return _listen(args, home, ["alerts"], show, "alerts")
 
@@ -209,19 +209,7 @@ def cmd_listen(args: argparse.Namespace, home: Home) -> int:
 
     def show(d: Delivery) -> None:
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "envelope": d.envelope.model_dump(mode="json"),
-                        "message": d.message.model_dump(mode="json"),
-                        "verified": True,
-                        "topic": d.record.topic,
-                        "partition": d.record.partition,
-                        "offset": d.record.offset,
-                    }
-                ),
-                flush=True,
-            )
+            print(json.dumps(_delivery_json(d)), flush=True)
             return
         env = d.envelope
         to = ",".join(env.recipients) or "all"

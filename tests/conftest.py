@@ -136,5 +136,24 @@ def alert(alert_data: dict[str, Any]) -> KidnappingAlert:
     return KidnappingAlert.model_validate(alert_data)
 
 
+def run_op7(home: Path, *args: str, bootstrap: str | None = None, timeout: float = 90) -> Any:
+    """Run the op7 command in a real process with ``home`` as OP7_HOME (embedded transport unless ``bootstrap``)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OP7_HOME": str(home)}
+    env.pop("OP7_BOOTSTRAP", None)
+    if bootstrap:
+        env["OP7_BOOTSTRAP"] = bootstrap
+    return subprocess.run(
+        [sys.executable, "-m", "broker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def make_alert(alert_data: dict[str, Any], **changes: Any) -> KidnappingAlert:
     return KidnappingAlert.model_validate({**alert_data, "sent_at": datetime.now(UTC).isoformat(), **changes})

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE_ALERT, ROOT
+from tests.conftest import EXAMPLE_ALERT, ROOT, run_op7
 
 EXAMPLES_DIR = ROOT / "examples"
 
 
 def op7(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OP7_HOME": str(home)}
-    env.pop("OP7_BOOTSTRAP", None)
-    return subprocess.run(
-        [sys.executable, "-m", "broker.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_op7(home, *args, timeout=timeout)  # type: ignore[no-any-return]
 
 
 def test_demo_shows_the_lifecycle_verified(tmp_path: Path) -> None:

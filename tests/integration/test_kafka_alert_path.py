@@ -18,21 +18,13 @@ from broker.directory import TrustStore
 from broker.envelope import NodeIdentity
 from broker.models import KidnappingAlert
 from broker.node import Delivery, Node
-from tests.conftest import EXAMPLE_ALERT, ROOT, make_alert
+from tests.conftest import EXAMPLE_ALERT, ROOT, make_alert, run_op7
 
 pytestmark = pytest.mark.kafka
 
 
-def op7(home: Path, bootstrap: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OP7_HOME": str(home), "OP7_BOOTSTRAP": bootstrap}
-    return subprocess.run(
-        [sys.executable, "-m", "broker.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def op7(home: Path, bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_op7(home, *args, bootstrap=bootstrap)  # type: ignore[no-any-return]
 
 
 def test_demo_through_kafka(tmp_path: Path, kafka_bootstrap: str) -> None:
