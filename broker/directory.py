@@ -1,32 +1,70 @@
-"""Who the nodes are and which keys they hold: the local trust store.
+"""Who the nodes are and which keys they hold: the trust a node checks every message against.
 
-For now a JSON file the operator maintains (``op7 keys trust``); a signed network directory distributed on a
-compacted topic replaces it later behind the same :meth:`TrustStore.key_for` lookup.
+Two sources sit behind one :class:`Trust` interface:
 
-File format::
+- :class:`TrustStore`, a local JSON file an operator maintains by hand (``op7 keys trust``), for small or
+  bilateral set-ups: every listed key is valid at all times and may send every type.
+- :class:`DirectoryTrust`, the signed **network directory**: members, roles, signing and encryption keys with
+  validity windows and revocations, and the message types each node may send. A new version is accepted only
+  if it is newer than the one held and signed by at least ``threshold`` of the authority keys of the version
+  held (or of the anchor, for the first). It is distributed on a compacted topic and as a file.
 
-    {"format": "op7-trust-store/1",
-     "nodes": {"FR.GN": [{"key_id": "<16 hex>", "public_key": "<base64 of 32 bytes>"}]}}
+File formats (JSON)::
+
+    trust.json      {"format": "op7-trust-store/1",
+                     "nodes": {"FR.GN": [{"key_id": "<16 hex>", "public_key": "<base64>",
+                                          "encryption_key": "<base64, optional>"}]}}
+    anchor.json     {"format": "op7-directory-anchor/1", "network": "op7", "threshold": 2,
+                     "authorities": [{"key_id": "<16 hex>", "public_key": "<base64>"}]}
+    directory.json  {"format": "op7-signed-directory/1", "body": "<base64 of the Avro Directory>",
+                     "signatures": [{"key_id": "<16 hex>", "signature": "<base64>"}]}
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from ._iso import COUNTRY_CODES
-from .errors import ConfigError, VerificationError
+from .codec import decode_datum, encode_datum
+from .errors import ConfigError, DecodeError, VerificationError
 from .models import NODE_ID_PATTERN
-from .signing import VerifyKey
+from .models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
+from .schemas import default_registry
+from .signing import SealPublicKey, SigningKey, VerifyKey
 
-__all__ = ["PublicKeyCard", "TrustStore", "check_node_id"]
+__all__ = [
+    "DIRECTORY_SIGNING_CONTEXT",
+    "DirectoryAnchor",
+    "DirectoryTrust",
+    "PublicKeyCard",
+    "Trust",
+    "TrustStore",
+    "check_node_id",
+    "decode_signed_directory",
+    "encode_signed_directory",
+    "sign_directory",
+    "verify_directory",
+]
+
+log = logging.getLogger("op7.directory")
 
 FORMAT = "op7-trust-store/1"
 CARD_FORMAT = "op7-public-key/1"
+ANCHOR_FORMAT = "op7-directory-anchor/1"
+SIGNED_FORMAT = "op7-signed-directory/1"
+#: Domain separation: a directory signature can never be mistaken for a message signature.
+DIRECTORY_SIGNING_CONTEXT = b"op7 directory v1\x00"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def check_node_id(node_id: str) -> str:
@@ -38,36 +76,21 @@ def check_node_id(node_id: str) -> str:
     return node_id
 
 
-@dataclass(frozen=True)
-class PublicKeyCard:
-    """A node's public key as exchanged between operators (the ``.pub`` file)."""
+class Trust(Protocol):
+    """What verification asks of a trust source."""
 
-    node: str
-    key: VerifyKey
+    def key_for(self, node: str, key_id: bytes) -> VerifyKey:
+        """The public key ``node`` signs with under ``key_id``; :class:`VerificationError` if unknown."""
+        ...
 
-    def to_json(self) -> str:
-        return (
-            json.dumps(
-                {
-                    "format": CARD_FORMAT,
-                    "node": self.node,
-                    "algorithm": "Ed25519",
-                    "key_id": self.key.key_id.hex(),
-                    "public_key": self.key.b64,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+    def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
+        """Raise :class:`VerificationError` if the key was not valid at ``signed_at`` or the node may not
+        send ``message_type``."""
+        ...
 
-    @classmethod
-    def load(cls, path: Path) -> PublicKeyCard:
-        data = _read_json(path)
-        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
-            raise ConfigError(f"{path}: not an op7 public key file (format {CARD_FORMAT})")
-        node = check_node_id(str(data.get("node")))
-        key = _key_entry(path, node, data)
-        return cls(node, key)
+    def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
+        """The key to seal messages to ``node`` with; :class:`ConfigError` if it has none."""
+        ...
 
 
 def _read_json(path: Path) -> Any:
@@ -77,6 +100,60 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read JSON: {exc}") from None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(path: Path, what: str, text: Any) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except ValueError:
+        raise ConfigError(f"{path}: {what} is not valid base64") from None
+
+
+# --- the local trust store ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicKeyCard:
+    """A node's public keys as exchanged between operators (the ``.pub`` file)."""
+
+    node: str
+    key: VerifyKey
+    encryption_key: SealPublicKey | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "format": CARD_FORMAT,
+            "node": self.node,
+            "algorithm": "Ed25519",
+            "key_id": self.key.key_id.hex(),
+            "public_key": self.key.b64,
+        }
+        if self.encryption_key is not None:
+            data["encryption_key"] = self.encryption_key.b64
+            data["encryption_key_id"] = self.encryption_key.key_id.hex()
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> PublicKeyCard:
+        data = _read_json(path)
+        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
+            raise ConfigError(f"{path}: not an op7 public key file (format {CARD_FORMAT})")
+        node = check_node_id(str(data.get("node")))
+        return cls(node, _key_entry(path, node, data), _enc_entry(path, node, data))
 
 
 def _key_entry(path: Path, node: str, entry: Any) -> VerifyKey:
@@ -91,20 +168,33 @@ def _key_entry(path: Path, node: str, entry: Any) -> VerifyKey:
     return key
 
 
+def _enc_entry(path: Path, node: str, entry: dict[str, Any]) -> SealPublicKey | None:
+    if entry.get("encryption_key") is None:
+        return None
+    try:
+        return SealPublicKey.from_b64(str(entry["encryption_key"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {node}: {exc}") from None
+
+
 class TrustStore:
-    """Node id -> public keys. Looked up by (node, key id) for every message received."""
+    """Node id -> public keys, kept by hand. Every key is valid at all times and may sign every type."""
 
     def __init__(self, nodes: dict[str, list[VerifyKey]] | None = None) -> None:
         self._nodes: dict[str, dict[bytes, VerifyKey]] = {}
+        self._encryption: dict[str, SealPublicKey] = {}
         for node, keys in (nodes or {}).items():
             for key in keys:
                 self.add(node, key)
 
-    def add(self, node: str, key: VerifyKey) -> None:
+    def add(self, node: str, key: VerifyKey, encryption_key: SealPublicKey | None = None) -> None:
         self._nodes.setdefault(check_node_id(node), {})[key.key_id] = key
+        if encryption_key is not None:
+            self._encryption[node] = encryption_key
 
     def remove(self, node: str) -> None:
         self._nodes.pop(node, None)
+        self._encryption.pop(node, None)
 
     def nodes(self) -> Iterable[tuple[str, list[VerifyKey]]]:
         return ((n, list(keys.values())) for n, keys in sorted(self._nodes.items()))
@@ -113,13 +203,24 @@ class TrustStore:
         return node in self._nodes
 
     def key_for(self, node: str, key_id: bytes) -> VerifyKey:
-        """The key ``node`` signs with under ``key_id``; :class:`VerificationError` if it is not trusted."""
         keys = self._nodes.get(node)
         if keys is None:
             raise VerificationError(f"unknown sender {node}: not in the trust store", reason="unknown-sender")
         key = keys.get(key_id)
         if key is None:
             raise VerificationError(f"key {key_id.hex()} is not a trusted key of {node}", reason="unknown-key")
+        return key
+
+    def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
+        return None
+
+    def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
+        key = self._encryption.get(node)
+        if key is None:
+            raise ConfigError(
+                f"no encryption key for {node} in the trust store; trust its card again "
+                "after it ran 'op7 keys new' with an encryption key"
+            )
         return key
 
     @classmethod
@@ -136,7 +237,7 @@ class TrustStore:
             if not isinstance(entries, list):
                 raise ConfigError(f"{path}: {node}: expected a list of keys")
             for entry in entries:
-                store.add(node, _key_entry(path, node, entry))
+                store.add(node, _key_entry(path, node, entry), _enc_entry(path, node, entry))
         return store
 
     @classmethod
@@ -144,16 +245,220 @@ class TrustStore:
         return cls.load(path) if path.exists() else cls()
 
     def save(self, path: Path) -> None:
-        data = {
-            "format": FORMAT,
-            "nodes": {
-                node: [{"key_id": k.key_id.hex(), "public_key": k.b64} for k in keys] for node, keys in self.nodes()
-            },
+        nodes: dict[str, list[dict[str, str]]] = {}
+        for node, keys in self.nodes():
+            nodes[node] = []
+            for key in keys:
+                entry = {"key_id": key.key_id.hex(), "public_key": key.b64}
+                if node in self._encryption:
+                    entry["encryption_key"] = self._encryption[node].b64
+                nodes[node].append(entry)
+        _write_json(path, {"format": FORMAT, "nodes": nodes})
+
+
+# --- the signed network directory -----------------------------------------------------------------------
+
+
+def encode_signed_directory(signed: SignedDirectory) -> bytes:
+    """Avro bytes of a SignedDirectory: the value written to the directory topic."""
+    return encode_datum(default_registry().get("op7.directory.SignedDirectory"), signed.model_dump())
+
+
+def decode_signed_directory(data: bytes) -> SignedDirectory:
+    datum = decode_datum(default_registry().get("op7.directory.SignedDirectory"), data)
+    try:
+        return SignedDirectory.model_validate(datum)
+    except ValidationError as exc:
+        raise DecodeError(f"not a signed directory: {exc.errors()[0]['msg']}", reason="bad-directory") from exc
+
+
+def encode_directory(directory: Directory) -> bytes:
+    return encode_datum(default_registry().get("op7.directory.Directory"), directory.model_dump())
+
+
+def _decode_directory(body: bytes) -> Directory:
+    datum = decode_datum(default_registry().get("op7.directory.Directory"), body)
+    try:
+        return Directory.model_validate(datum)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DecodeError(f"invalid directory: {where}: {first['msg']}", reason="bad-directory") from exc
+
+
+def sign_directory(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
+    """Add ``key``'s signature over the body (replacing an earlier one by the same key)."""
+    signature = key.sign(DIRECTORY_SIGNING_CONTEXT + signed.body)
+    others = tuple(s for s in signed.signatures if s.key_id != key.public.key_id.hex())
+    entry = {"key_id": key.public.key_id.hex(), "signature": signature}
+    return SignedDirectory.model_validate({"body": signed.body, "signatures": [*others, entry]})
+
+
+@dataclass(frozen=True)
+class DirectoryAnchor:
+    """The trust a node starts from: the authority keys and threshold its operator installed out of band."""
+
+    network: str
+    threshold: int
+    authorities: tuple[KeyEntry, ...]
+
+    @classmethod
+    def of(cls, directory: Directory) -> DirectoryAnchor:
+        return cls(directory.network, directory.threshold, directory.authorities)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": ANCHOR_FORMAT,
+            "network": self.network,
+            "threshold": self.threshold,
+            "authorities": [{"key_id": a.key_id, "public_key": _b64(a.public_key)} for a in self.authorities],
         }
+
+    @classmethod
+    def load(cls, path: Path) -> DirectoryAnchor:
+        data = _read_json(path)
+        if not isinstance(data, dict) or data.get("format") != ANCHOR_FORMAT:
+            raise ConfigError(f"{path}: not an op7 directory anchor (format {ANCHOR_FORMAT})")
+        authorities = []
+        for entry in data.get("authorities") or []:
+            raw = _unb64(path, "an authority key", entry.get("public_key"))
+            key = VerifyKey.from_raw(raw) if len(raw) == 32 else None
+            if key is None or entry.get("key_id", key.key_id.hex()) != key.key_id.hex():
+                raise ConfigError(f"{path}: authority key {entry.get('key_id')} is not a valid Ed25519 key")
+            authorities.append(KeyEntry(key_id=key.key_id.hex(), public_key=raw, valid_from=_EPOCH))
+        threshold = data.get("threshold")
+        if not isinstance(threshold, int) or not 1 <= threshold <= len(authorities):
+            raise ConfigError(f"{path}: threshold must be between 1 and the {len(authorities)} authority keys")
+        return cls(str(data.get("network")), threshold, tuple(authorities))
+
+
+def verify_directory(signed: SignedDirectory, base: DirectoryAnchor, at: datetime) -> Directory:
+    """Check a signed directory against the authority keys and threshold of ``base``; return it decoded.
+
+    Signatures are checked over the exact body bytes before the body is decoded. Raises
+    :class:`VerificationError` naming the problem (too few valid authority signatures, another network).
+    """
+    valid: set[str] = set()
+    authorities = {a.key_id: a for a in base.authorities}
+    for entry in signed.signatures:
+        authority = authorities.get(entry.key_id)
+        if authority is None or entry.key_id in valid or authority.problem_at(at) is not None:
+            continue
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot write the trust store: {exc.strerror or exc}") from None
+            VerifyKey.from_raw(authority.public_key).verify(entry.signature, DIRECTORY_SIGNING_CONTEXT + signed.body)
+        except VerificationError:
+            continue
+        valid.add(entry.key_id)
+    if len(valid) < base.threshold:
+        raise VerificationError(
+            f"directory has {len(valid)} valid authority signature(s); {base.threshold} are required",
+            reason="directory-signatures",
+        )
+    directory = _decode_directory(signed.body)
+    if directory.network != base.network:
+        raise VerificationError(
+            f"directory is for network {directory.network!r}, not {base.network!r}", reason="directory-network"
+        )
+    return directory
+
+
+class DirectoryTrust:
+    """The network directory a node holds, replaced only by a newer, properly signed version."""
+
+    def __init__(self, anchor: DirectoryAnchor) -> None:
+        self.anchor = anchor
+        self.directory: Directory | None = None
+        self.signed: SignedDirectory | None = None
+        self._keys: dict[bytes, VerifyKey] = {}
+
+    @property
+    def version(self) -> int:
+        return self.directory.version if self.directory else 0
+
+    def offer(self, signed: SignedDirectory, at: datetime) -> bool:
+        """Take ``signed`` if it is a newer valid version; False if it is not newer; raise if it is invalid."""
+        base = DirectoryAnchor.of(self.directory) if self.directory else self.anchor
+        directory = verify_directory(signed, base, at)
+        if directory.version <= self.version:
+            if directory.version < self.version:
+                log.warning("ignored directory version %d: version %d is held", directory.version, self.version)
+            return False
+        self.directory, self.signed = directory, signed
+        self._keys = {}
+        log.info(
+            "directory of %s now at version %d (%d nodes)", directory.network, directory.version, len(directory.nodes)
+        )
+        return True
+
+    def _node(self, node: str) -> NodeEntry:
+        entry = self.directory.node(node) if self.directory else None
+        if entry is None:
+            raise VerificationError(f"unknown sender {node}: not in the network directory", reason="unknown-sender")
+        return entry
+
+    def _signing_entry(self, node: str, key_id: bytes) -> KeyEntry:
+        entry = next((k for k in self._node(node).signing_keys if k.key_id == key_id.hex()), None)
+        if entry is None:
+            raise VerificationError(
+                f"key {key_id.hex()} is not a signing key of {node} in the directory", reason="unknown-key"
+            )
+        return entry
+
+    def key_for(self, node: str, key_id: bytes) -> VerifyKey:
+        entry = self._signing_entry(node, key_id)
+        key = self._keys.get(entry.public_key)
+        if key is None:
+            key = self._keys[entry.public_key] = VerifyKey.from_raw(entry.public_key)
+        return key
+
+    def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
+        problem = self._signing_entry(node, key_id).problem_at(signed_at)
+        if problem is not None:
+            raise VerificationError(f"{node}: {problem[1]}", reason=problem[0])
+        if message_type not in self._node(node).allowed_types:
+            raise VerificationError(
+                f"{node} is not allowed to send {message_type} by the directory", reason="type-not-allowed"
+            )
+
+    def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
+        try:
+            entry = self._node(node)
+        except VerificationError as exc:
+            raise ConfigError(str(exc)) from None
+        usable = [k for k in entry.encryption_keys if k.problem_at(at) is None]
+        if not usable:
+            raise ConfigError(f"{node} has no valid encryption key in the directory")
+        return SealPublicKey.from_raw(max(usable, key=lambda k: k.valid_from).public_key)
+
+    def roles(self, node: str) -> tuple[Role, ...]:
+        entry = self.directory.node(node) if self.directory else None
+        return entry.roles if entry else ()
+
+
+def save_signed_directory(path: Path, signed: SignedDirectory) -> None:
+    _write_json(
+        path,
+        {
+            "format": SIGNED_FORMAT,
+            "body": _b64(signed.body),
+            "signatures": [{"key_id": s.key_id, "signature": _b64(s.signature)} for s in signed.signatures],
+        },
+    )
+
+
+def load_signed_directory(path: Path) -> SignedDirectory:
+    data = _read_json(path)
+    if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
+        raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
+    try:
+        return SignedDirectory.model_validate(
+            {
+                "body": _unb64(path, "body", data.get("body")),
+                "signatures": [
+                    {"key_id": s.get("key_id"), "signature": _unb64(path, "a signature", s.get("signature"))}
+                    for s in data.get("signatures") or []
+                ],
+            }
+        )
+    except (ValidationError, AttributeError) as exc:
+        raise ConfigError(f"{path}: malformed directory file: {exc}") from None

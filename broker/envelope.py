@@ -24,6 +24,7 @@ Only the prefix up to the key id is read before the signature is checked.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +32,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .codec import decode, decode_datum, encode, encode_datum
-from .directory import TrustStore, check_node_id
-from .errors import ConfigError, DecodeError, FrameError, VerificationError
+from .directory import Trust, check_node_id
+from .errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
 from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
-from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SigningKey
+from .sealing import Opener, plan_seal
+from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey
 
 __all__ = [
     "FORMAT_VERSION",
@@ -45,9 +47,11 @@ __all__ = [
     "NodeIdentity",
     "Opened",
     "RawFrame",
+    "Verified",
     "build",
     "open_frame",
     "parse_frame",
+    "verify_frame",
 ]
 
 MAGIC = b"OP7"
@@ -88,6 +92,14 @@ class RawFrame:
 
 
 @dataclass(frozen=True)
+class Verified:
+    """A frame whose signature and header were verified; its payload is not decoded (it may be sealed)."""
+
+    envelope: Envelope
+    raw: RawFrame
+
+
+@dataclass(frozen=True)
 class Opened:
     """A verified, decoded message, with the exact bytes that were verified (kept for audit)."""
 
@@ -107,9 +119,14 @@ def build(
     expires_at: datetime | None = None,
     now: datetime | None = None,
     message_id: str | None = None,
+    seal_to: Mapping[str, SealPublicKey] | None = None,
     registry: SchemaRegistry | None = None,
 ) -> tuple[Envelope, bytes]:
-    """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame."""
+    """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
+
+    With ``seal_to`` (recipient node id -> X25519 key, one per recipient) the payload is encrypted so that
+    only those recipients can read it (:mod:`broker.sealing`); the header stays readable and signed.
+    """
     registry = registry or default_registry()
     now = now or datetime.now(UTC)
     if handling is not None and handling != message.handling:
@@ -121,9 +138,15 @@ def build(
         if expires_at is not None and expires_at != own_expiry:
             raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
         expires_at = own_expiry
+    message_id = message_id or new_message_id(now)
+    plan = None
+    if seal_to is not None:
+        if not seal_to or sorted(seal_to) != sorted(recipients):
+            raise ConfigError("a sealed message names its recipients, and is sealed to each of them")
+        plan = plan_seal(message_id, seal_to)
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
-        "message_id": message_id or new_message_id(now),
+        "message_id": message_id,
         "message_type": schema.name,
         "schema_fingerprint": schema.fingerprint,
         "created_at": now,
@@ -136,11 +159,12 @@ def build(
         "expires_at": expires_at,
         "legal_basis": getattr(message, "legal_basis", ()),
         "languages": getattr(message, "languages", ()),
+        "sealed": plan.header if plan else None,
     }
     envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
     header = encode_datum(registry.get("op7.Envelope"), envelope.model_dump(exclude={"sender", "key_id"}))
     sender = identity.node_id.encode("ascii")
-    signed = b"".join(
+    head = b"".join(
         (
             MAGIC,
             bytes((FORMAT_VERSION, SCHEME_ED25519, len(sender))),
@@ -148,10 +172,11 @@ def build(
             identity.key.public.key_id,
             _U32.pack(len(header)),
             header,
-            _U32.pack(len(payload)),
-            payload,
         )
     )
+    if plan is not None:
+        payload = plan.encrypt(payload, aad=head)
+    signed = head + _U32.pack(len(payload)) + payload
     signature = identity.key.sign(signed)
     frame = signed + _U16.pack(len(signature)) + signature
     if len(frame) > MAX_FRAME_SIZE:
@@ -203,9 +228,10 @@ def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[byt
     return data[pos : pos + size], pos + size
 
 
-def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None = None) -> Opened:
-    """Verify the signature over the exact received bytes, then decode header and payload.
+def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = None) -> Verified:
+    """Verify the signature over the exact received bytes, then decode and check the header only.
 
+    What an auditor needs to prove who sent what to whom and when, sealed or not, without reading it.
     Raises a :class:`~broker.errors.MessageError` subclass; nothing is decoded from an unverified frame.
     """
     registry = registry or default_registry()
@@ -220,7 +246,28 @@ def open_frame(data: bytes, trust: TrustStore, registry: SchemaRegistry | None =
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
         raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
-    message = decode(envelope.message_type, envelope.schema_fingerprint, raw.payload, registry)
+    trust.check_use(raw.sender, raw.key_id, envelope.created_at, envelope.message_type)
+    return Verified(envelope, raw)
+
+
+def open_frame(
+    data: bytes, trust: Trust, registry: SchemaRegistry | None = None, *, opener: Opener | None = None
+) -> Opened:
+    """Verify (:func:`verify_frame`), open a sealed payload with ``opener``, decode it, check it agrees.
+
+    Raises a :class:`~broker.errors.MessageError` subclass.
+    """
+    registry = registry or default_registry()
+    verified = verify_frame(data, trust, registry)
+    envelope, raw = verified.envelope, verified.raw
+    payload = raw.payload
+    if envelope.sealed is not None:
+        if opener is None:
+            raise DecryptionError(
+                "the payload is sealed and this node holds no encryption key", reason="not-a-recipient"
+            )
+        payload = opener.open(envelope, raw.payload, aad=raw.signed[: len(raw.signed) - len(raw.payload) - 4])
+    message = decode(envelope.message_type, envelope.schema_fingerprint, payload, registry)
     _check_consistency(envelope, message)
     return Opened(envelope, message, data)
 

@@ -8,8 +8,11 @@
     ├── SchemaError            a schema cannot be found, parsed or resolved
     ├── MessageError           bytes received from the network were refused (they go to quarantine)
     │   ├── FrameError         not an op7 frame: bad magic, unknown version, truncated, trailing bytes
-    │   ├── VerificationError  the signature does not verify, or the sender or key is not trusted
-    │   └── DecodeError        verified bytes that do not decode with the shared schema
+    │   ├── VerificationError  the signature does not verify, or the sender, key or use is not trusted
+    │   ├── DecryptionError    a sealed payload that this node cannot open (not addressed to it, or altered)
+    │   ├── DecodeError        verified bytes that do not decode with the shared schema
+    │   └── PolicyError        verified, readable, but refused by policy: stale, from the future, duplicate
+    ├── HandlingRuleError      an onward transmission or use the information's handling code forbids
     ├── HandlerError           application code raised while handling a verified message
     └── TransportError         the transport failed; ``retriable`` says whether trying again may help
 
@@ -84,10 +87,26 @@ class VerificationError(MessageError):
     reason = "bad-signature"
 
 
+class DecryptionError(MessageError):
+    """A sealed payload this node cannot open: it is not a recipient, or the content was altered."""
+
+    reason = "cannot-decrypt"
+
+
+class PolicyError(MessageError):
+    """A verified message refused by the receiving node's policy (freshness, replay)."""
+
+    reason = "refused"
+
+
 class DecodeError(MessageError):
     """Verified bytes that do not decode with the shared schema or fail its validation."""
 
     reason = "undecodable"
+
+
+class HandlingRuleError(Op7Error):
+    """An action (forwarding, re-publishing, a use) that the information's handling code forbids."""
 
 
 class HandlerError(Op7Error):

@@ -1,22 +1,40 @@
-"""Node keys, signing and verification: the only module that touches cryptography's hazmat layer.
+"""Keys, signing, verification and sealing primitives: the only module that touches cryptography's hazmat layer.
 
-Ed25519 (RFC 8032, pure). A key is identified by its *key id*: the first 8 bytes of SHA-256 over the
-32-byte raw public key. Verification fails with one opaque :class:`~broker.errors.VerificationError`.
+Signing is Ed25519 (RFC 8032, pure); sealing uses X25519 key agreement, HKDF-SHA256 and AES-256-GCM. A key
+is identified by its *key id*: the first 8 bytes of SHA-256 over the 32-byte raw public key. Verification
+fails with one opaque :class:`~broker.errors.VerificationError`, decryption with one
+:class:`~broker.errors.DecryptionError`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigError, VerificationError
+from .errors import ConfigError, DecryptionError, VerificationError
 
-__all__ = ["KEY_ID_SIZE", "SIGNATURE_SIZE", "SigningKey", "VerifyKey", "key_id_of"]
+__all__ = [
+    "KEY_ID_SIZE",
+    "SIGNATURE_SIZE",
+    "EncryptionKey",
+    "SealPublicKey",
+    "SigningKey",
+    "VerifyKey",
+    "aead_decrypt",
+    "aead_encrypt",
+    "hkdf_sha256",
+    "key_id_of",
+    "random_bytes",
+]
 
 KEY_ID_SIZE = 8
 SIGNATURE_SIZE = 64
@@ -91,12 +109,7 @@ class SigningKey:
 
     @classmethod
     def from_pem(cls, data: bytes, password: bytes | None = None) -> SigningKey:
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except TypeError as exc:  # encrypted without password, or password on a clear key
-            raise ConfigError(f"private key: {exc}") from None
-        except (ValueError, UnsupportedAlgorithm):
-            raise ConfigError("private key: not a PEM private key, or wrong passphrase") from None
+        key = _load_private_pem(data, password)
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError("private key: not an Ed25519 key")
         return cls(key)
@@ -109,3 +122,107 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(data)
+
+
+def _load_private_pem(data: bytes, password: bytes | None) -> object:
+    try:
+        return serialization.load_pem_private_key(data, password=password)
+    except TypeError as exc:  # encrypted without password, or password on a clear key
+        raise ConfigError(f"private key: {exc}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError("private key: not a PEM private key, or wrong passphrase") from None
+
+
+@dataclass(frozen=True)
+class SealPublicKey:
+    """An X25519 public key that messages can be sealed to."""
+
+    raw: bytes
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> SealPublicKey:
+        if len(raw) != 32:
+            raise ConfigError(f"an X25519 public key has 32 bytes, not {len(raw)}")
+        return cls(raw)
+
+    @classmethod
+    def from_b64(cls, text: str) -> SealPublicKey:
+        try:
+            return cls.from_raw(base64.b64decode(text, validate=True))
+        except ValueError as exc:
+            raise ConfigError("encryption key is not valid base64") from exc
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.raw).decode()
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id_of(self.raw)
+
+
+class EncryptionKey:
+    """An X25519 private key: opens what was sealed to its public half. Its repr never shows key material."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, key: X25519PrivateKey) -> None:
+        self._key = key
+        self.public = SealPublicKey(
+            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+
+    def __repr__(self) -> str:
+        return f"EncryptionKey(key_id={self.public.key_id.hex()})"
+
+    @classmethod
+    def generate(cls) -> EncryptionKey:
+        return cls(X25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> EncryptionKey:
+        """Deterministic key from 32 bytes (test vectors only)."""
+        return cls(X25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def from_pem(cls, data: bytes, password: bytes | None = None) -> EncryptionKey:
+        key = _load_private_pem(data, password)
+        if not isinstance(key, X25519PrivateKey):
+            raise ConfigError("private key: not an X25519 key")
+        return cls(key)
+
+    def to_pem(self, password: bytes | None = None) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        )
+        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+    def agree(self, peer: SealPublicKey) -> bytes:
+        """X25519 shared secret with ``peer``; refuses the all-zero result of a small-order point."""
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(peer.raw))
+        except ValueError:
+            raise DecryptionError("key agreement failed", reason="cannot-decrypt") from None
+        return shared
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF (RFC 5869) with SHA-256."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM; the 16-byte tag is appended to the ciphertext."""
+    return AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM; any failure is one :class:`DecryptionError`."""
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except (InvalidTag, ValueError):
+        raise DecryptionError("sealed content does not decrypt", reason="cannot-decrypt") from None
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)

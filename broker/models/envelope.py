@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
 from ._types import Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
 from .common import Handling, LegalBasis, Status
+
+
+class WrappedKey(Record):
+    recipient: NodeId
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    wrapped_key: Annotated[bytes, Field(min_length=48, max_length=48)]
+
+
+class Sealed(Record):
+    ephemeral_key: Annotated[bytes, Field(min_length=32, max_length=32)]
+    nonce: Annotated[bytes, Field(min_length=12, max_length=12)]
+    wraps: Annotated[tuple[WrappedKey, ...], Field(min_length=1)]
 
 
 class Envelope(Record):
@@ -22,3 +38,10 @@ class Envelope(Record):
     expires_at: Timestamp | None = None
     legal_basis: tuple[LegalBasis, ...] = ()
     languages: tuple[Language, ...] = ()
+    sealed: Sealed | None = None
+
+    @model_validator(mode="after")
+    def _sealed_for_the_recipients(self) -> Envelope:
+        if self.sealed is not None and sorted(w.recipient for w in self.sealed.wraps) != sorted(self.recipients):
+            raise ValueError("a sealed message has one wrapped key for each recipient, and only those")
+        return self
