@@ -11,22 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
 import re
+import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from .directory import TrustStore
+from .directory import (
+    DirectoryTrust,
+    Trust,
+    decode_signed_directory,
+    encode_signed_directory,
+    save_signed_directory,
+)
 from .envelope import MAX_FRAME_SIZE, NodeIdentity, build, open_frame
-from .errors import ConfigError, HandlerError, MessageError
+from .errors import ConfigError, HandlerError, MessageError, PolicyError, TransportError
 from .models import Envelope, Handling, Message, Request
+from .models.directory import SignedDirectory
+from .replay import Freshness, ReplayGuard
 from .schemas import SchemaRegistry, default_registry
+from .sealing import Opener
 from .transport.base import Consumer, Record, Sent, Transport, _Lifecycle
 
 __all__ = [
@@ -48,6 +60,7 @@ _KEEP_OF_OVERSIZED = 65_536
 
 TOPIC_ALERTS = "alerts"
 TOPIC_QUARANTINE = "quarantine"
+TOPIC_DIRECTORY = "directory"
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ RefusalHook = Callable[[Record, MessageError], None]
 class SubscriptionStats:
     received: int = 0
     delivered: int = 0
+    duplicates: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
 
@@ -90,12 +104,17 @@ class Node(_Lifecycle):
     def __init__(
         self,
         transport: Transport,
-        trust: TrustStore,
+        trust: Trust,
         identity: NodeIdentity | None = None,
         *,
+        opener: Opener | None = None,
         registry: SchemaRegistry | None = None,
         topic_prefix: str = "op7",
         manage_transport: bool = True,
+        freshness: Freshness | None = None,
+        replay_guard: ReplayGuard | None = None,
+        follow_directory: bool = True,
+        directory_file: Path | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", topic_prefix):
             raise ConfigError(f"topic prefix {topic_prefix!r}: use letters, digits, '.', '_' and '-' only")
@@ -104,7 +123,13 @@ class Node(_Lifecycle):
         self.topic_prefix = topic_prefix
         self.trust = trust
         self.identity = identity
+        self.opener = opener
         self.registry = registry or default_registry()
+        self.freshness = freshness or Freshness()
+        self.replay_guard = replay_guard or ReplayGuard()
+        self._follow = follow_directory and isinstance(trust, DirectoryTrust)
+        self._directory_file = directory_file
+        self._follower: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._manage_transport:
@@ -112,10 +137,49 @@ class Node(_Lifecycle):
         topics = {self.registry.topic_of(t) for t in self.registry.message_types} | {TOPIC_QUARANTINE}
         for topic in sorted(topics):
             await self.transport.create_topic(self.topic(topic))
+        await self.transport.create_topic(self.topic(TOPIC_DIRECTORY), partitions=1, compacted=True)
+        if self._follow:
+            # In the background: nothing on the message path waits for the directory topic.
+            self._follower = asyncio.create_task(self._follow_directory(), name="op7-directory-follower")
 
     async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
         if self._manage_transport:
             await self.transport.stop()
+
+    async def publish_directory(self, signed: SignedDirectory, network: str) -> Sent:
+        """Put a signed directory on the compacted directory topic, keyed by its network."""
+        return await self.transport.send(
+            self.topic(TOPIC_DIRECTORY), encode_signed_directory(signed), key=network.encode()
+        )
+
+    async def _follow_directory(self) -> None:
+        trust = self.trust
+        assert isinstance(trust, DirectoryTrust)
+        # A fresh group each time: the compacted topic is read whole, and nothing is committed.
+        group = f"op7.directory-follower.{uuid.uuid4().hex}"
+        consumer = self.transport.consumer([self.topic(TOPIC_DIRECTORY)], group, from_beginning=True)
+        try:
+            async with consumer:
+                while True:
+                    for record in await consumer.fetch(timeout=1.0):
+                        self._offer_directory(trust, record)
+        except TransportError as exc:
+            log.error(
+                "directory follower stopped: %s; the directory held (version %d) stays in force", exc, trust.version
+            )
+
+    def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
+        try:
+            signed = decode_signed_directory(record.value)
+            if trust.offer(signed, datetime.now(UTC)) and self._directory_file is not None:
+                save_signed_directory(self._directory_file, signed)
+        except (MessageError, ConfigError) as exc:
+            log.warning("refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
 
     def topic(self, name: str) -> str:
         """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""
@@ -127,11 +191,13 @@ class Node(_Lifecycle):
         *,
         recipients: tuple[str, ...] = (),
         handling: Handling | None = None,
+        seal: bool = False,
         now: datetime | None = None,
     ) -> Published:
         """Sign and send ``message``; returns once the transport holds it durably.
 
-        A request without explicit ``recipients`` is addressed to its ``requested_authority``.
+        A request without explicit ``recipients`` is addressed to its ``requested_authority``. With
+        ``seal``, the payload is encrypted for the recipients' keys from the trust source.
         """
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
@@ -142,8 +208,20 @@ class Node(_Lifecycle):
                 f"the {message.avro_name} says {message.issuer.node} issued it; only {message.issuer.node} can "
                 f"sign it, not {self.identity.node_id} (receivers would refuse it as issuer-mismatch)"
             )
+        now = now or datetime.now(UTC)
+        seal_to = None
+        if seal:
+            if not recipients:
+                raise ConfigError("a sealed message needs recipients: it is readable by them only")
+            seal_to = {r: self.trust.encryption_key(r, now) for r in recipients}
         envelope, frame = build(
-            self.identity, message, recipients=recipients, handling=handling, now=now, registry=self.registry
+            self.identity,
+            message,
+            recipients=recipients,
+            handling=handling,
+            now=now,
+            seal_to=seal_to,
+            registry=self.registry,
         )
         key = envelope.case_id.encode() if envelope.case_id else None
         topic = self.topic(self.registry.topic_of(message.avro_name))
@@ -287,16 +365,29 @@ class Subscription(_Lifecycle):
             )
 
     async def _handle(self, record: Record, handler: Handler, on_refused: RefusalHook | None) -> bool:
-        """Handle one record; True if it went to the handler, False if it was quarantined."""
+        """Handle one record; True if it went to the handler, False if it was quarantined or a duplicate."""
         self.stats.received += 1
+        node = self._node
+        digest = hashlib.sha256(record.value).digest()
         try:
-            opened = open_frame(record.value, self._node.trust, self._node.registry)
+            opened = open_frame(record.value, node.trust, node.registry, opener=node.opener)
+            node.freshness.check(opened.envelope, datetime.now(UTC))
+            handled = node.replay_guard.digest_of(opened.envelope.message_id)
+            if handled is not None and handled != digest:
+                raise PolicyError(
+                    f"message id {opened.envelope.message_id} was already used for other bytes", reason="replayed"
+                )
         except MessageError as exc:
             await self._node.quarantine(record, exc, self._group)
             self.stats.quarantined[exc.reason] += 1
             await self._commit(record)
             if on_refused is not None:
                 on_refused(record, exc)
+            return False
+        if handled is not None:
+            # The same bytes again (a resend, a redelivery, a replay): handled once already.
+            self.stats.duplicates += 1
+            await self._commit(record)
             return False
         delivery = Delivery(opened.envelope, opened.message, opened.raw, record)
         try:
@@ -309,6 +400,7 @@ class Subscription(_Lifecycle):
                 f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
                 f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
             ) from exc
+        node.replay_guard.remember(opened.envelope, digest)
         await self._commit(record)
         self.stats.delivered += 1
         return True

@@ -1,0 +1,86 @@
+"""Freshness and replay protection: refuse stale or future-dated messages, hand each message id over once.
+
+The set of handled message ids is kept in SQLite (a file under the node's home, or memory), so that a
+message is never handed to a handler twice, across restarts too. Ids are kept for longer than the
+freshness window; anything older is refused as stale anyway, so the table stays bounded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from .errors import ConfigError, PolicyError
+from .models import Envelope
+
+__all__ = ["Freshness", "ReplayGuard"]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old (and how far in the future) a message's ``created_at`` may be when it is received."""
+
+    max_age: timedelta = timedelta(days=7)
+    max_skew: timedelta = timedelta(minutes=5)
+
+    def check(self, envelope: Envelope, now: datetime) -> None:
+        age = now - envelope.created_at
+        if age > self.max_age:
+            raise PolicyError(
+                f"message created {envelope.created_at:%Y-%m-%dT%H:%M:%SZ} is older than the "
+                f"{self.max_age} freshness window",
+                reason="stale",
+            )
+        if -age > self.max_skew:
+            raise PolicyError(
+                f"message created {envelope.created_at:%Y-%m-%dT%H:%M:%SZ} is dated more than "
+                f"{self.max_skew} in the future",
+                reason="from-the-future",
+            )
+
+
+class ReplayGuard:
+    """Message ids this node has handled, with the digest of the bytes it handled."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS handled (message_id TEXT PRIMARY KEY, sender TEXT NOT NULL, "
+                "sha256 BLOB NOT NULL, created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL)"
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"replay store {path or 'in memory'}: {exc}") from exc
+
+    def digest_of(self, message_id: str) -> bytes | None:
+        """The digest of the bytes handled under ``message_id``, or None if it was never handled."""
+        row = self._db.execute("SELECT sha256 FROM handled WHERE message_id = ?", (message_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def remember(self, envelope: Envelope, sha256: bytes, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        self._db.execute(
+            "INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)",
+            (
+                envelope.message_id,
+                envelope.sender,
+                sha256,
+                int(envelope.created_at.timestamp() * 1e6),
+                int(now.timestamp() * 1e6),
+            ),
+        )
+
+    def prune(self, created_before: datetime) -> int:
+        """Forget ids of messages created before ``created_before`` (they are refused as stale anyway)."""
+        cursor = self._db.execute("DELETE FROM handled WHERE created_at < ?", (int(created_before.timestamp() * 1e6),))
+        return cursor.rowcount
+
+    def close(self) -> None:
+        self._db.close()
