@@ -16,18 +16,30 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from adapters.native_json import NativeJsonAdapter
 
+from . import directory_admin as admin
 from .compat import check_tree
 from .config import Home
-from .directory import PublicKeyCard, check_node_id
-from .errors import ConfigError, HandlerError, InputError, Op7Error
+from .directory import (
+    DirectoryAnchor,
+    DirectoryTrust,
+    PublicKeyCard,
+    TrustStore,
+    check_node_id,
+    load_signed_directory,
+    save_signed_directory,
+)
+from .errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
 from .models import MESSAGE_MODELS, KidnappingAlert, message_model
+from .models.directory import KeyEntry, Role, SignedDirectory
 from .node import Delivery, Handler, Node
+from .replay import ReplayGuard
 from .schemas import SchemaRegistry, default_registry, schema_dir
 from .transport import Record, Transport, make_transport
 
@@ -49,39 +61,158 @@ def _where(args: argparse.Namespace, home: Home) -> str:
 
 def cmd_keys_new(args: argparse.Namespace, home: Home) -> int:
     node_id = check_node_id(args.node_id)
-    key, key_path, card_path = home.new_key(node_id, overwrite=args.force)
-    if not args.no_trust:
-        trust = home.trust()
-        trust.add(node_id, key.public)
-        trust.save(home.trust_path)
-    print(f"created signing key for {node_id} (Ed25519, key id {key.public.key_id.hex()})")
-    print(f"  private key: {key_path} (mode 0600; never share it)")
-    print(f"  public key:  {card_path} (give this to the operators of other nodes)")
-    if not args.no_trust:
-        print(f"  trusted in:  {home.trust_path}")
+    key, key_path, card_path = home.new_key(node_id, overwrite=args.force, rotate=args.command_name == "rotate")
+    trust_locally = not args.no_trust and not home.uses_directory()
+    if trust_locally:
+        store = TrustStore.load_or_empty(home.trust_path)
+        store.add(node_id, key.public, PublicKeyCard.load(card_path).encryption_key)
+        store.save(home.trust_path)
+    verb = "rotated the keys of" if args.command_name == "rotate" else "created keys for"
+    print(f"{verb} {node_id}: signing key {key.public.key_id.hex()} (Ed25519), encryption key (X25519)")
+    print(f"  private keys: {key_path} and {home.enc_key_path(node_id)} (mode 0600; never share them)")
+    print(f"  public card:  {card_path} (give this to other operators, or to the network authority)")
+    if trust_locally:
+        print(f"  trusted in:   {home.trust_path}")
+    elif home.uses_directory():
+        print(
+            f"  the network directory decides trust: ask the authority to run "
+            f"'op7 directory {'rotate-key' if args.command_name == 'rotate' else 'add-node'}' with the card"
+        )
     return 0
 
 
 def cmd_keys_trust(args: argparse.Namespace, home: Home) -> int:
     card = PublicKeyCard.load(Path(args.file))
-    trust = home.trust()
-    trust.add(card.node, card.key)
-    trust.save(home.trust_path)
+    store = TrustStore.load_or_empty(home.trust_path)
+    store.add(card.node, card.key, card.encryption_key)
+    store.save(home.trust_path)
     print(f"trusted {card.node} key {card.key.key_id.hex()} in {home.trust_path}")
     return 0
 
 
 def cmd_keys_list(args: argparse.Namespace, home: Home) -> int:
     trust = home.trust()
-    rows = [(node, key.key_id.hex()) for node, keys in trust.nodes() for key in keys]
+    if isinstance(trust, DirectoryTrust):
+        directory = trust.directory
+        rows = [
+            (n.node_id, k.key_id, _key_state(k)) for n in (directory.nodes if directory else ()) for k in n.signing_keys
+        ]
+        source = f"network directory version {trust.version}" if directory else "network directory (none accepted)"
+    else:
+        assert isinstance(trust, TrustStore)
+        rows = [(node, key.key_id.hex(), "valid") for node, keys in trust.nodes() for key in keys]
+        source = f"trust store {home.trust_path}"
     if args.json:
-        print(json.dumps([{"node": n, "key_id": k} for n, k in rows], indent=2))
+        print(json.dumps([{"node": n, "key_id": k, "state": s} for n, k, s in rows], indent=2))
         return 0
-    if not rows:
-        print(f"the trust store {home.trust_path} is empty")
-    for node, key_id in rows:
+    print(f"# {source}")
+    for node, key_id, state in rows:
         mine = " (private key here)" if home.key_path(node).exists() else ""
-        print(f"{node:<16} {key_id}{mine}")
+        print(f"{node:<16} {key_id} {state}{mine}")
+    return 0
+
+
+def _key_state(key: KeyEntry) -> str:
+    problem = key.problem_at(datetime.now(UTC))
+    if problem is not None:
+        return problem[0].removeprefix("key-")
+    return f"valid until {key.valid_until:%Y-%m-%dT%H:%MZ}" if key.valid_until else "valid"
+
+
+# --- the network directory ----------------------------------------------------------------------------
+
+
+def _draft(path: str) -> SignedDirectory:
+    return load_signed_directory(Path(path))
+
+
+def _save_draft(path: str, signed: SignedDirectory) -> None:
+    save_signed_directory(Path(path), signed)
+    directory = admin.read(signed)
+    state = f"{len(signed.signatures)}/{directory.threshold} signatures" if signed.signatures else "unsigned"
+    print(f"{path}: network {directory.network} version {directory.version}, {len(directory.nodes)} node(s), {state}")
+
+
+def cmd_directory(args: argparse.Namespace, home: Home) -> int:
+    action = args.directory_command
+    if action == "create":
+        cards = [PublicKeyCard.load(Path(p)) for p in args.authority]
+        _save_draft(args.file, admin.create(args.network, args.threshold, cards))
+    elif action == "add-node":
+        card = PublicKeyCard.load(Path(args.card))
+        roles = [Role(r) for r in args.role]
+        _save_draft(args.file, admin.add_node(_draft(args.file), card, args.agency, roles, args.allow or ["all"]))
+    elif action == "remove-node":
+        _save_draft(args.file, admin.remove_node(_draft(args.file), check_node_id(args.node_id)))
+    elif action == "rotate-key":
+        card = PublicKeyCard.load(Path(args.card))
+        _save_draft(args.file, admin.rotate_key(_draft(args.file), card, admin.parse_duration(args.overlap)))
+    elif action == "revoke-key":
+        at = datetime.fromisoformat(args.at) if args.at else None
+        if at is not None and at.tzinfo is None:
+            raise ConfigError(f"--at {args.at}: give a time with its zone, e.g. 2026-12-01T10:00:00+00:00")
+        _save_draft(
+            args.file, admin.revoke_key(_draft(args.file), check_node_id(args.node_id), args.key_id, args.reason, at)
+        )
+    elif action == "sign":
+        _save_draft(args.file, admin.sign(_draft(args.file), home.identity(args.as_node).key))
+    elif action == "anchor":
+        directory = admin.read(_draft(args.file))
+        target = Path(args.out) if args.out else home.anchor_path
+        _write_anchor(target, DirectoryAnchor.of(directory))
+        print(
+            f"{target}: anchor of network {directory.network} ({len(directory.authorities)} authority keys, "
+            f"threshold {directory.threshold})"
+        )
+    elif action == "show":
+        directory = admin.read(_draft(args.file))
+        print(json.dumps(directory.model_dump(mode="json"), indent=2, default=str))
+    elif action in ("verify", "install", "publish"):
+        return _directory_verify(args, home, action)
+    return 0
+
+
+def _write_anchor(path: Path, anchor: DirectoryAnchor) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(anchor.to_json(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _directory_verify(args: argparse.Namespace, home: Home, action: str) -> int:
+    signed = _draft(args.file)
+    trust = home.trust() if not args.anchor else DirectoryTrust(DirectoryAnchor.load(Path(args.anchor)))
+    if not isinstance(trust, DirectoryTrust):
+        raise ConfigError(f"no network anchor in {home.root}; install one with 'op7 directory anchor' or pass --anchor")
+    held = trust.version
+    try:
+        newer = trust.offer(signed, datetime.now(UTC))
+    except MessageError as exc:
+        print(f"op7: refused: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    directory = admin.read(signed)
+    if not newer and directory.version != held:
+        print(
+            f"op7: refused: {args.file}: version {directory.version} is older than version {held} held", file=sys.stderr
+        )
+        return 1
+    print(
+        f"{args.file}: valid: network {directory.network} version {directory.version}, "
+        f"{len(signed.signatures)} signature(s), threshold {trust.anchor.threshold if not held else 'met'}"
+    )
+    if action in ("install", "publish"):
+        save_signed_directory(home.directory_path, signed)
+        print(f"installed as {home.directory_path}")
+    if action == "publish":
+
+        async def publish() -> None:
+            node = Node(_transport(args, home), trust, topic_prefix=args.topic_prefix, follow_directory=False)
+            async with node:
+                sent = await node.publish_directory(signed, directory.network)
+            print(f"published to {sent.topic}[{sent.partition}]@{sent.offset}")
+
+        asyncio.run(publish())
     return 0
 
 
@@ -122,12 +253,15 @@ def _delivery_json(d: Delivery, key: str = "message") -> dict[str, Any]:
 def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handler, what: str) -> int:
     """Print verified messages of ``topics`` with ``show``; refusals go to standard error."""
     trust = home.trust()
-    if not list(trust.nodes()):
+    if isinstance(trust, TrustStore) and not list(trust.nodes()):
         raise ConfigError(
             f"the trust store {home.trust_path} is empty: nothing could verify; "
             "add senders with 'op7 keys trust FILE.pub'"
         )
-    group = args.group or "op7.cli-listen"
+    if isinstance(trust, DirectoryTrust) and trust.directory is None:
+        log.warning("no network directory accepted yet: waiting for one on the directory topic")
+    me = check_node_id(args.as_node) if args.as_node else None
+    group = args.group or me or "op7.cli-listen"
 
     def refused(record: Record, error: Op7Error) -> None:
         print(
@@ -137,7 +271,14 @@ def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handl
         )
 
     async def listen() -> None:
-        node = Node(_transport(args, home), trust, topic_prefix=args.topic_prefix)
+        node = Node(
+            _transport(args, home),
+            trust,
+            topic_prefix=args.topic_prefix,
+            opener=home.opener(me) if me else None,
+            replay_guard=ReplayGuard(home.replay_path(group)),
+            directory_file=home.directory_path if home.uses_directory() else None,
+        )
         async with node, node.subscribe(group, topics, from_beginning=not args.from_now) as sub:
             if not args.json:
                 print(
@@ -170,8 +311,11 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
     recipients = tuple(check_node_id(r) for r in args.to) if args.to else ()
 
     async def send() -> None:
-        async with Node(_transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix) as node:
-            published = await node.publish(message, recipients=recipients)
+        node = Node(
+            _transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix, follow_directory=False
+        )
+        async with node:
+            published = await node.publish(message, recipients=recipients, seal=getattr(args, "seal", False))
         env, sent = published.envelope, published.sent
         if args.json:
             print(
@@ -181,6 +325,7 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
                         "message_type": env.message_type,
                         "case_id": env.case_id,
                         "recipients": list(env.recipients),
+                        "sealed": env.sealed is not None,
                         "topic": sent.topic,
                         "partition": sent.partition,
                         "offset": sent.offset,
@@ -392,11 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", parents=[common], help="signing keys and the trust store").add_subparsers(
         dest="keys_command", required=True, metavar="SUBCOMMAND"
     )
-    p = keys.add_parser("new", parents=[common], help="create a signing key for a node id (CC.AGENCY) and trust it")
-    p.add_argument("node_id")
-    p.add_argument("--force", action="store_true", help="replace an existing key")
-    p.add_argument("--no-trust", action="store_true", help="do not add the public key to the trust store")
-    p.set_defaults(func=cmd_keys_new)
+    for name, text in (
+        ("new", "create signing and encryption keys for a node id (CC.AGENCY)"),
+        ("rotate", "replace a node's keys, keeping the old ones to open old sealed messages"),
+    ):
+        p = keys.add_parser(name, parents=[common], help=text)
+        p.add_argument("node_id")
+        if name == "new":
+            p.add_argument("--force", action="store_true", help="replace existing keys (they are lost)")
+        p.add_argument("--no-trust", action="store_true", help="do not add the public key to the local trust store")
+        p.set_defaults(func=cmd_keys_new, command_name=name, force=False)
     p = keys.add_parser("trust", parents=[common], help="trust another node's public key card (.pub file)")
     p.add_argument("file")
     p.set_defaults(func=cmd_keys_trust)
@@ -417,7 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="alerts_command", required=True, metavar="SUBCOMMAND"
     )
     p = alerts.add_parser("listen", parents=[common], help="print each verified alert as it arrives")
-    p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
+    p.add_argument(
+        "--as", dest="as_node", metavar="NODE_ID", help="the listening node: opens what was sealed to it; default group"
+    )
+    p.add_argument("--group", help="consumer group (default: the --as node id, else op7.cli-listen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--count", type=_positive_int, help="exit after this many alerts")
     p.add_argument("--timeout", type=_positive_seconds, help="exit after this many seconds without a new record")
@@ -428,10 +581,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_alerts_listen)
 
+    directory = sub.add_parser(
+        "directory", parents=[common], help="the signed network directory (network authorities)"
+    ).add_subparsers(dest="directory_command", required=True, metavar="SUBCOMMAND")
+    p = directory.add_parser("create", parents=[common], help="version 1 of a network's directory, unsigned")
+    p.add_argument("file")
+    p.add_argument("--network", required=True, help="network name, e.g. op7 or op7-exercise")
+    p.add_argument("--threshold", type=_positive_int, required=True, help="authority signatures a version needs")
+    p.add_argument("--authority", action="append", required=True, metavar="CARD.pub", help="an authority's card")
+    p = directory.add_parser("add-node", parents=[common], help="add a node from its public key card")
+    p.add_argument("file")
+    p.add_argument("card", metavar="CARD.pub")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    p.add_argument("--allow", action="append", metavar="TYPE", help="a message type it may send (default: all)")
+    p = directory.add_parser("remove-node", parents=[common], help="remove a node")
+    p.add_argument("file")
+    p.add_argument("node_id")
+    p = directory.add_parser("rotate-key", parents=[common], help="add a node's new keys; old ones overlap")
+    p.add_argument("file")
+    p.add_argument("card", metavar="CARD.pub", help="the card with the node's new keys")
+    p.add_argument("--overlap", default="7d", help="how long the old keys stay valid (default 7d)")
+    p = directory.add_parser("revoke-key", parents=[common], help="revoke a key from a time on")
+    p.add_argument("file")
+    p.add_argument("node_id")
+    p.add_argument("key_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--at", help="from when (ISO 8601 with zone; default now)")
+    p = directory.add_parser("sign", parents=[common], help="add an authority's signature")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_node", required=True, metavar="NODE_ID", help="the authority's key in this home")
+    p = directory.add_parser("anchor", parents=[common], help="install (or write) the network's trust anchor")
+    p.add_argument("file")
+    p.add_argument("--out", help="write the anchor there instead of installing it in this home")
+    for name, text in (
+        ("show", "print a directory"),
+        ("verify", "check a directory against the anchor or the version held"),
+        ("install", "verify and keep as this node's directory"),
+        ("publish", "verify, install and publish on the directory topic"),
+    ):
+        p = directory.add_parser(name, parents=[common], help=text)
+        p.add_argument("file")
+        if name != "show":
+            p.add_argument("--anchor", help="check against this anchor instead of this home's trust")
+    for p in directory.choices.values():
+        p.set_defaults(func=cmd_directory)
+
     p = sub.add_parser("send", parents=[common], help="validate, sign and publish any message type from a JSON file")
     p.add_argument("type", help="message type, e.g. MutualLegalAssistanceRequest (see 'op7 schemas list')")
     p.add_argument("file")
     p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="signing node (default: the issuer.node)")
+    p.add_argument(
+        "--seal",
+        action="store_true",
+        help="encrypt the content for the recipients only (the header stays readable and signed)",
+    )
     p.add_argument(
         "--to",
         action="append",
@@ -443,7 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("listen", parents=[common], help="print every verified message of some topics as it arrives")
     p.add_argument("--topic", action="append", help="alerts, cases, requests, reports or receipts (default: all)")
-    p.add_argument("--group", help="consumer group, usually your node id (default op7.cli-listen)")
+    p.add_argument(
+        "--as", dest="as_node", metavar="NODE_ID", help="the listening node: opens what was sealed to it; default group"
+    )
+    p.add_argument("--group", help="consumer group (default: the --as node id, else op7.cli-listen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--count", type=_positive_int, help="exit after this many messages")
     p.add_argument("--timeout", type=_positive_seconds, help="exit after this many seconds without a new record")

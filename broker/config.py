@@ -3,22 +3,37 @@
 ::
 
     $OP7_HOME (default ~/.op7)
-    ├── keys/CC.AGENCY.key   private signing key, PEM PKCS#8, mode 0600 (encrypted with OP7_KEY_PASSPHRASE)
-    ├── keys/CC.AGENCY.pub   public key card to hand to other nodes' operators
-    ├── trust.json           the trust store: node ids and the public keys they sign with
-    └── embedded.db          the embedded transport's topics, when no Kafka is configured
+    ├── keys/CC.AGENCY.key          signing key (Ed25519), PEM PKCS#8, mode 0600 (encrypted with OP7_KEY_PASSPHRASE)
+    ├── keys/CC.AGENCY.enc.key      encryption key (X25519) that sealed messages are opened with, mode 0600
+    ├── keys/CC.AGENCY.*.old.key    earlier keys, kept after a rotation (old sealed messages stay readable)
+    ├── keys/CC.AGENCY.pub          public key card to hand to other operators or the network authority
+    ├── trust.json                  the local trust store, used when there is no network directory
+    ├── anchor.json                 the network authorities' keys and threshold: switches to the signed directory
+    ├── directory.json              the last signed network directory accepted
+    ├── state/replay-GROUP.db       message ids already handled by a consumer group
+    └── embedded.db                 the embedded transport's topics, when no Kafka is configured
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from .directory import PublicKeyCard, TrustStore, check_node_id
+from .directory import (
+    DirectoryAnchor,
+    DirectoryTrust,
+    PublicKeyCard,
+    Trust,
+    TrustStore,
+    check_node_id,
+    load_signed_directory,
+)
 from .envelope import NodeIdentity
-from .errors import ConfigError
-from .signing import SigningKey
+from .errors import ConfigError, MessageError
+from .sealing import Opener
+from .signing import EncryptionKey, SigningKey
 
 __all__ = ["Home"]
 
@@ -59,31 +74,72 @@ class Home:
     def card_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.pub"
 
-    def trust(self) -> TrustStore:
-        return TrustStore.load_or_empty(self.trust_path)
+    @property
+    def anchor_path(self) -> Path:
+        return self.root / "anchor.json"
 
-    def new_key(self, node_id: str, *, overwrite: bool = False) -> tuple[SigningKey, Path, Path]:
-        """Generate and store a key for ``node_id``; refuses to replace an existing key unless asked."""
-        key_path, card_path = self.key_path(node_id), self.card_path(node_id)
-        if key_path.exists() and not overwrite:
-            raise ConfigError(f"{key_path} already exists; pass --force to replace it (the old key is lost)")
-        key = SigningKey.generate()
+    @property
+    def directory_path(self) -> Path:
+        return self.root / "directory.json"
+
+    def enc_key_path(self, node_id: str) -> Path:
+        return self.keys_dir / f"{check_node_id(node_id)}.enc.key"
+
+    def replay_path(self, group: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in group)
+        return self.root / "state" / f"replay-{safe}.db"
+
+    def uses_directory(self) -> bool:
+        return self.anchor_path.exists()
+
+    def trust(self) -> Trust:
+        """The network directory when an anchor is installed, otherwise the local trust store."""
+        if not self.uses_directory():
+            return TrustStore.load_or_empty(self.trust_path)
+        trust = DirectoryTrust(DirectoryAnchor.load(self.anchor_path))
+        if self.directory_path.exists():
+            try:
+                trust.offer(load_signed_directory(self.directory_path), datetime.now(UTC))
+            except MessageError as exc:
+                raise ConfigError(f"{self.directory_path}: refused: {exc}") from None
+        return trust
+
+    def _write_private(self, path: Path, pem: bytes) -> None:
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.keys_dir, 0o700)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        os.replace(tmp, path)
+
+    def new_key(self, node_id: str, *, overwrite: bool = False, rotate: bool = False) -> tuple[SigningKey, Path, Path]:
+        """Generate and store a signing and an encryption key for ``node_id``.
+
+        Refuses to replace existing keys unless ``overwrite`` (the old keys are lost) or ``rotate`` (the old
+        keys are kept as ``*.old.key``, so that what was sealed to them can still be opened).
+        """
+        key_path, enc_path, card_path = self.key_path(node_id), self.enc_key_path(node_id), self.card_path(node_id)
+        if key_path.exists() and not (overwrite or rotate):
+            raise ConfigError(f"{key_path} already exists; use 'op7 keys rotate {node_id}' to replace it")
+        if rotate and not key_path.exists():
+            raise ConfigError(f"no key to rotate for {node_id}; create one with: op7 keys new {node_id}")
+        key, enc = SigningKey.generate(), EncryptionKey.generate()
         try:
-            self.keys_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.keys_dir, 0o700)
-            tmp = key_path.with_suffix(".key.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key.to_pem(_passphrase()))
-            os.replace(tmp, key_path)
-            card_path.write_text(PublicKeyCard(node_id, key.public).to_json(), encoding="utf-8")
+            if rotate:
+                old = self.identity(node_id).key.public.key_id.hex()
+                os.replace(key_path, key_path.with_name(f"{node_id}.{old}.old.key"))
+                if enc_path.exists():
+                    old_enc = EncryptionKey.from_pem(enc_path.read_bytes(), _passphrase()).public.key_id.hex()
+                    os.replace(enc_path, enc_path.with_name(f"{node_id}.enc.{old_enc}.old.key"))
+            self._write_private(key_path, key.to_pem(_passphrase()))
+            self._write_private(enc_path, enc.to_pem(_passphrase()))
+            card_path.write_text(PublicKeyCard(node_id, key.public, enc.public).to_json(), encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot write the key of {node_id} in {self.keys_dir}: {exc.strerror or exc}") from None
+            raise ConfigError(f"cannot write the keys of {node_id} in {self.keys_dir}: {exc.strerror or exc}") from None
         return key, key_path, card_path
 
-    def identity(self, node_id: str) -> NodeIdentity:
-        """The signing identity of a node whose private key is in this home."""
-        path = self.key_path(node_id)
+    def _read_private(self, path: Path, node_id: str) -> bytes:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -92,8 +148,20 @@ class Home:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
         if path.stat().st_mode & 0o077:
             raise ConfigError(f"{path}: private key is readable by other users; run: chmod 600 {path}")
+        return data
+
+    def identity(self, node_id: str) -> NodeIdentity:
+        """The signing identity of a node whose private key is in this home."""
+        path = self.key_path(node_id)
+        data = self._read_private(path, node_id)
         try:
             key = SigningKey.from_pem(data, _passphrase())
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         return NodeIdentity(node_id, key)
+
+    def opener(self, node_id: str) -> Opener | None:
+        """What opens messages sealed to ``node_id``: its current and earlier encryption keys; None if none."""
+        paths = [self.enc_key_path(node_id), *sorted(self.keys_dir.glob(f"{node_id}.enc.*.old.key"))]
+        keys = [EncryptionKey.from_pem(self._read_private(p, node_id), _passphrase()) for p in paths if p.exists()]
+        return Opener(node_id, keys) if keys else None

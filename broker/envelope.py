@@ -51,6 +51,7 @@ __all__ = [
     "build",
     "open_frame",
     "parse_frame",
+    "open_verified",
     "verify_frame",
 ]
 
@@ -89,6 +90,8 @@ class RawFrame:
     payload: bytes
     signature: bytes
     signed: bytes
+    #: The whole frame as received.
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def parse_frame(data: bytes) -> RawFrame:
         raise FrameError(f"{len(data) - pos} trailing bytes after the signature", reason="trailing-bytes")
     if len(key_id) != KEY_ID_SIZE or len(sender) != n:
         raise FrameError("truncated frame", reason="truncated")
-    return RawFrame(scheme, sender, key_id, header, payload, signature, data[:signed_end])
+    return RawFrame(scheme, sender, key_id, header, payload, signature, data[:signed_end], data)
 
 
 def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[bytes, int]:
@@ -258,7 +261,14 @@ def open_frame(
     Raises a :class:`~broker.errors.MessageError` subclass.
     """
     registry = registry or default_registry()
-    verified = verify_frame(data, trust, registry)
+    return open_verified(verify_frame(data, trust, registry), registry, opener=opener)
+
+
+def open_verified(
+    verified: Verified, registry: SchemaRegistry | None = None, *, opener: Opener | None = None
+) -> Opened:
+    """Open (if sealed), decode and check a frame that :func:`verify_frame` accepted."""
+    registry = registry or default_registry()
     envelope, raw = verified.envelope, verified.raw
     payload = raw.payload
     if envelope.sealed is not None:
@@ -269,7 +279,7 @@ def open_frame(
         payload = opener.open(envelope, raw.payload, aad=raw.signed[: len(raw.signed) - len(raw.payload) - 4])
     message = decode(envelope.message_type, envelope.schema_fingerprint, payload, registry)
     _check_consistency(envelope, message)
-    return Opened(envelope, message, data)
+    return Opened(envelope, message, raw.data)
 
 
 #: Header fields that restate the payload's field of the same name when the payload type has it.

@@ -32,7 +32,7 @@ from .directory import (
     encode_signed_directory,
     save_signed_directory,
 )
-from .envelope import MAX_FRAME_SIZE, NodeIdentity, build, open_frame
+from .envelope import MAX_FRAME_SIZE, NodeIdentity, build, open_verified, verify_frame
 from .errors import ConfigError, HandlerError, MessageError, PolicyError, TransportError
 from .models import Envelope, Handling, Message, Request
 from .models.directory import SignedDirectory
@@ -91,6 +91,8 @@ class SubscriptionStats:
     received: int = 0
     delivered: int = 0
     duplicates: int = 0
+    #: Directed messages for other nodes (on a shared topic), passed over without being opened.
+    not_addressed: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
 
@@ -124,6 +126,8 @@ class Node(_Lifecycle):
         self.trust = trust
         self.identity = identity
         self.opener = opener
+        #: This node's id, when it has one: messages addressed to other nodes are passed over.
+        self.node_id = identity.node_id if identity else (opener.node_id if opener else None)
         self.registry = registry or default_registry()
         self.freshness = freshness or Freshness()
         self.replay_guard = replay_guard or ReplayGuard()
@@ -370,7 +374,14 @@ class Subscription(_Lifecycle):
         node = self._node
         digest = hashlib.sha256(record.value).digest()
         try:
-            opened = open_frame(record.value, node.trust, node.registry, opener=node.opener)
+            verified = verify_frame(record.value, node.trust, node.registry)
+            recipients = verified.envelope.recipients
+            sealed_elsewhere = verified.envelope.sealed is not None and node.node_id is None
+            if (recipients and node.node_id is not None and node.node_id not in recipients) or sealed_elsewhere:
+                self.stats.not_addressed += 1
+                await self._commit(record)
+                return False
+            opened = open_verified(verified, node.registry, opener=node.opener)
             node.freshness.check(opened.envelope, datetime.now(UTC))
             handled = node.replay_guard.digest_of(opened.envelope.message_id)
             if handled is not None and handled != digest:

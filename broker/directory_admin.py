@@ -1,0 +1,204 @@
+"""Editing the network directory, as a network authority does: create, add and remove nodes, rotate and
+revoke keys, sign. Every edit of a signed version starts the next version and drops the signatures, which
+must then be gathered again; an unsigned draft keeps its version while it is edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from .directory import PublicKeyCard, _decode_directory, encode_directory, sign_directory
+from .errors import ConfigError, DecodeError
+from .models import MESSAGE_MODELS, message_model
+from .models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
+from .signing import SigningKey
+
+__all__ = [
+    "add_node",
+    "create",
+    "edit",
+    "parse_duration",
+    "read",
+    "remove_node",
+    "revoke_key",
+    "rotate_key",
+    "sign",
+]
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``12h``, ``7d``."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        value, unit = float(text[:-1]), units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ConfigError(f"{text!r} is not a duration such as 90s, 15m, 12h or 7d") from None
+    if value < 0:
+        raise ConfigError(f"{text!r}: a duration is not negative")
+    return timedelta(**{unit: value})
+
+
+def _validated(data: dict[str, Any]) -> Directory:
+    try:
+        return Directory.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"the directory would be invalid: {where}: {first['msg'].removeprefix('Value error, ')}"
+        ) from None
+
+
+def read(signed: SignedDirectory) -> Directory:
+    """Decode a directory's body (for editing and showing; trust comes from :func:`verify_directory`)."""
+    try:
+        return _decode_directory(signed.body)
+    except DecodeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _key(public_key: bytes, key_id: str, valid_from: datetime, valid_until: datetime | None = None) -> KeyEntry:
+    return KeyEntry(key_id=key_id, public_key=public_key, valid_from=valid_from, valid_until=valid_until)
+
+
+def create(
+    network: str, threshold: int, authorities: Iterable[PublicKeyCard], now: datetime | None = None
+) -> SignedDirectory:
+    """Version 1 of a network's directory, unsigned, with its authority keys."""
+    now = now or datetime.now(UTC)
+    keys = [_key(c.key.raw, c.key.key_id.hex(), now).model_dump() for c in authorities]
+    directory = _validated(
+        {"network": network, "version": 1, "issued_at": now, "threshold": threshold, "authorities": keys, "nodes": []}
+    )
+    return SignedDirectory(body=encode_directory(directory))
+
+
+def edit(
+    signed: SignedDirectory, change: Callable[[dict[str, Any]], None], now: datetime | None = None
+) -> SignedDirectory:
+    """Apply ``change`` to the directory's data; a signed version becomes the next, unsigned version."""
+    data = read(signed).model_dump()
+    change(data)
+    if signed.signatures:
+        data["version"] += 1
+    data["issued_at"] = now or datetime.now(UTC)
+    return SignedDirectory(body=encode_directory(_validated(data)))
+
+
+def _node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
+    node = next((n for n in data["nodes"] if n["node_id"] == node_id), None)
+    if node is None:
+        raise ConfigError(f"{node_id} is not in the directory")
+    return node  # type: ignore[no-any-return]
+
+
+def allowed_types(names: Iterable[str]) -> list[str]:
+    """Full type names from short or full names; ``all`` for every type of the catalogue."""
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            out.extend(sorted(MESSAGE_MODELS))
+            continue
+        try:
+            out.append(message_model(name).avro_name)
+        except KeyError:
+            raise ConfigError(f"unknown message type {name!r}") from None
+    return sorted(set(out))
+
+
+def add_node(
+    signed: SignedDirectory,
+    card: PublicKeyCard,
+    agency: str,
+    roles: Iterable[Role],
+    allowed: Iterable[str],
+    now: datetime | None = None,
+) -> SignedDirectory:
+    now = now or datetime.now(UTC)
+
+    def change(data: dict[str, Any]) -> None:
+        if any(n["node_id"] == card.node for n in data["nodes"]):
+            raise ConfigError(f"{card.node} is already in the directory")
+        enc = (
+            [_key(card.encryption_key.raw, card.encryption_key.key_id.hex(), now).model_dump()]
+            if card.encryption_key
+            else []
+        )
+        data["nodes"].append(
+            NodeEntry(
+                node_id=card.node,
+                agency=agency,
+                roles=tuple(roles),
+                signing_keys=(_key(card.key.raw, card.key.key_id.hex(), now),),
+                encryption_keys=tuple(KeyEntry.model_validate(e) for e in enc),
+                allowed_types=tuple(allowed_types(allowed)),
+            ).model_dump()
+        )
+
+    return edit(signed, change, now)
+
+
+def remove_node(signed: SignedDirectory, node_id: str, now: datetime | None = None) -> SignedDirectory:
+    def change(data: dict[str, Any]) -> None:
+        _node(data, node_id)
+        data["nodes"] = [n for n in data["nodes"] if n["node_id"] != node_id]
+
+    return edit(signed, change, now)
+
+
+def rotate_key(
+    signed: SignedDirectory, card: PublicKeyCard, overlap: timedelta, now: datetime | None = None
+) -> SignedDirectory:
+    """Add the card's keys, valid from now; the node's current keys stay valid for ``overlap`` more."""
+    now = now or datetime.now(UTC)
+
+    def change(data: dict[str, Any]) -> None:
+        node = _node(data, card.node)
+        if any(k["key_id"] == card.key.key_id.hex() for k in node["signing_keys"]):
+            raise ConfigError(f"key {card.key.key_id.hex()} is already a key of {card.node}")
+        for kind in ("signing_keys", "encryption_keys"):
+            for key in node[kind]:
+                if key["valid_until"] is None or key["valid_until"] > now + overlap:
+                    key["valid_until"] = now + overlap
+        node["signing_keys"].append(_key(card.key.raw, card.key.key_id.hex(), now).model_dump())
+        if card.encryption_key is not None:
+            node["encryption_keys"].append(
+                _key(card.encryption_key.raw, card.encryption_key.key_id.hex(), now).model_dump()
+            )
+
+    return edit(signed, change, now)
+
+
+def revoke_key(
+    signed: SignedDirectory,
+    node_id: str,
+    key_id: str,
+    reason: str,
+    at: datetime | None = None,
+    now: datetime | None = None,
+) -> SignedDirectory:
+    """Revoke a key of ``node_id`` from ``at`` (default now): messages signed from then on are refused."""
+    now = now or datetime.now(UTC)
+
+    def change(data: dict[str, Any]) -> None:
+        node = _node(data, node_id)
+        key = next(
+            (k for kind in ("signing_keys", "encryption_keys") for k in node[kind] if k["key_id"] == key_id), None
+        )
+        if key is None:
+            raise ConfigError(f"{node_id} has no key {key_id}")
+        key["revoked_at"], key["revocation_reason"] = at or now, reason
+
+    return edit(signed, change, now)
+
+
+def sign(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
+    """Add an authority signature; refuses keys that are not authority keys of this version."""
+    directory = read(signed)
+    if key.public.key_id.hex() not in {a.key_id for a in directory.authorities}:
+        raise ConfigError(f"key {key.public.key_id.hex()} is not an authority key of this directory")
+    return sign_directory(signed, key)
