@@ -81,12 +81,21 @@ def edit(
     signed: SignedDirectory, change: Callable[[dict[str, Any]], None], now: datetime | None = None
 ) -> SignedDirectory:
     """Apply ``change`` to the directory's data; a signed version becomes the next, unsigned version."""
-    data = read(signed).model_dump()
+    data = _lists(read(signed).model_dump())
     change(data)
     if signed.signatures:
         data["version"] += 1
     data["issued_at"] = now or datetime.now(UTC)
     return SignedDirectory(body=encode_directory(_validated(data)))
+
+
+def _lists(value: Any) -> Any:
+    """Model data with tuples turned into lists, so that edits can append and remove."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
 
 
 def _node(data: dict[str, Any], node_id: str) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""The signed network directory: threshold signatures, versions, key windows, rotation, revocation, permissions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from broker import directory_admin as admin
+from broker.directory import DirectoryAnchor, DirectoryTrust, PublicKeyCard, sign_directory, verify_directory
+from broker.envelope import NodeIdentity, build, open_frame
+from broker.errors import ConfigError, VerificationError
+from broker.models import KidnappingAlert
+from broker.models.directory import Role, SignedDirectory
+from broker.signing import EncryptionKey, SigningKey
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+AUTHORITIES = [SigningKey.generate() for _ in range(3)]
+
+
+def card(node: str, key: SigningKey) -> PublicKeyCard:
+    return PublicKeyCard(node, key.public, EncryptionKey.generate().public)
+
+
+def genesis(*nodes: tuple[str, SigningKey], threshold: int = 2) -> SignedDirectory:
+    signed = admin.create("op7-test", threshold, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)], now=T0)
+    for node, key in nodes:
+        signed = admin.add_node(signed, card(node, key), "Agency", [Role.NATIONAL_NODE], ["all"], now=T0)
+    return signed
+
+
+def signed_by(signed: SignedDirectory, *keys: SigningKey) -> SignedDirectory:
+    for key in keys:
+        signed = admin.sign(signed, key)
+    return signed
+
+
+def anchor(signed: SignedDirectory) -> DirectoryAnchor:
+    return DirectoryAnchor.of(admin.read(signed))
+
+
+def test_threshold_of_authority_signatures() -> None:
+    draft = genesis()
+    base = anchor(draft)
+    with pytest.raises(VerificationError, match="0 valid authority signature") as info:
+        verify_directory(draft, base, T0)
+    assert info.value.reason == "directory-signatures"
+    with pytest.raises(VerificationError, match="1 valid"):
+        verify_directory(signed_by(draft, AUTHORITIES[0]), base, T0)
+    with pytest.raises(VerificationError, match="1 valid"):  # the same authority twice counts once
+        one = signed_by(draft, AUTHORITIES[0])
+        verify_directory(SignedDirectory(body=one.body, signatures=one.signatures * 2), base, T0)
+    assert verify_directory(signed_by(draft, *AUTHORITIES[:2]), base, T0).version == 1
+
+
+def test_a_signature_by_a_stranger_or_over_other_bytes_does_not_count() -> None:
+    draft = genesis()
+    stranger = SigningKey.generate()
+    with pytest.raises(ConfigError, match="not an authority key"):
+        admin.sign(draft, stranger)
+    good = signed_by(draft, *AUTHORITIES[:2])
+    tampered = SignedDirectory(body=good.body[:-1] + bytes([good.body[-1] ^ 1]), signatures=good.signatures)
+    with pytest.raises(VerificationError, match="0 valid"):
+        verify_directory(tampered, anchor(draft), T0)
+
+
+def test_versions_only_move_forward() -> None:
+    v1 = signed_by(genesis(), *AUTHORITIES[:2])
+    trust = DirectoryTrust(anchor(v1))
+    assert trust.offer(v1, T0) and trust.version == 1
+    v2 = signed_by(
+        admin.add_node(v1, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["all"]), *AUTHORITIES[1:]
+    )
+    assert admin.read(v2).version == 2
+    assert trust.offer(v2, T0) and trust.version == 2
+    assert trust.offer(v1, T0) is False and trust.version == 2  # an older version is refused
+    assert trust.offer(v2, T0) is False
+
+
+def test_authorities_of_the_held_version_sign_the_next() -> None:
+    new_authorities = [SigningKey.generate() for _ in range(2)]
+
+    def replace_authorities(data: dict[str, object]) -> None:
+        data["authorities"] = [
+            {
+                "key_id": k.public.key_id.hex(),
+                "public_key": k.public.raw,
+                "valid_from": T0,
+                "valid_until": None,
+                "revoked_at": None,
+                "revocation_reason": None,
+            }
+            for k in new_authorities
+        ]
+
+    v1 = signed_by(genesis(), *AUTHORITIES[:2])
+    trust = DirectoryTrust(anchor(v1))
+    trust.offer(v1, T0)
+    v2 = admin.edit(v1, replace_authorities)
+    with pytest.raises(VerificationError):
+        trust.offer(v2, T0)  # unsigned
+
+    by_new = sign_directory(sign_directory(v2, new_authorities[0]), new_authorities[1])
+    with pytest.raises(VerificationError):  # the new authorities cannot appoint themselves
+        trust.offer(by_new, T0)
+    by_old = sign_directory(sign_directory(v2, AUTHORITIES[0]), AUTHORITIES[2])
+    assert trust.offer(by_old, T0)
+    v3 = admin.edit(by_old, lambda d: None)
+    assert trust.offer(sign_directory(sign_directory(v3, new_authorities[0]), new_authorities[1]), T0)
+
+
+def _trust_with(signed: SignedDirectory) -> DirectoryTrust:
+    trust = DirectoryTrust(anchor(signed))
+    assert trust.offer(signed_by(signed, *AUTHORITIES[:2]), T0)
+    return trust
+
+
+def test_rotation_overlap_then_expiry(alert: KidnappingAlert) -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    v1 = genesis(("FR.GN", old))
+    rotated = admin.rotate_key(
+        signed_by(v1, *AUTHORITIES[:2]), card("FR.GN", new), timedelta(days=7), now=T0 + timedelta(days=1)
+    )
+    trust = _trust_with(rotated)
+    during = T0 + timedelta(days=3)
+    for key in (old, new):
+        _, frame = build(NodeIdentity("FR.GN", key), alert, now=during)
+        assert open_frame(frame, trust).envelope.sender == "FR.GN"
+    after = T0 + timedelta(days=9)
+    _, frame = build(NodeIdentity("FR.GN", old), alert, now=after)
+    with pytest.raises(VerificationError, match="expired") as info:
+        open_frame(frame, trust)
+    assert info.value.reason == "key-expired"
+    _, frame = build(NodeIdentity("FR.GN", new), alert, now=after)
+    open_frame(frame, trust)
+
+
+def test_revocation_applies_from_its_time_on(alert: KidnappingAlert) -> None:
+    key = SigningKey.generate()
+    revoked_at = T0 + timedelta(days=2)
+    v = admin.revoke_key(genesis(("FR.GN", key)), "FR.GN", key.public.key_id.hex(), "laptop stolen", at=revoked_at)
+    trust = _trust_with(v)
+    _, before = build(NodeIdentity("FR.GN", key), alert, now=revoked_at - timedelta(seconds=1))
+    open_frame(before, trust)
+    _, after = build(NodeIdentity("FR.GN", key), alert, now=revoked_at)
+    with pytest.raises(VerificationError, match="revoked at 2026-11-03T00:00:00Z: laptop stolen") as info:
+        open_frame(after, trust)
+    assert info.value.reason == "key-revoked"
+
+
+def test_a_node_may_send_only_the_types_the_directory_allows(alert: KidnappingAlert) -> None:
+    key = SigningKey.generate()
+    signed = admin.create("op7-test", 2, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)], now=T0)
+    signed = admin.add_node(signed, card("FR.GN", key), "GN", [Role.NATIONAL_NODE], ["CaseInformation"], now=T0)
+    trust = _trust_with(signed)
+    _, frame = build(NodeIdentity("FR.GN", key), alert, now=T0 + timedelta(hours=1))
+    with pytest.raises(VerificationError, match="not allowed to send op7.alert.KidnappingAlert") as info:
+        open_frame(frame, trust)
+    assert info.value.reason == "type-not-allowed"
+
+
+def test_unknown_nodes_and_bad_edits() -> None:
+    signed = genesis(("FR.GN", SigningKey.generate()))
+    with pytest.raises(ConfigError, match="already in the directory"):
+        admin.add_node(signed, card("FR.GN", SigningKey.generate()), "GN", [Role.NATIONAL_NODE], ["all"])
+    with pytest.raises(ConfigError, match="ES.PN is not in the directory"):
+        admin.remove_node(signed, "ES.PN")
+    with pytest.raises(ConfigError, match="threshold 4 exceeds"):
+        admin.create("op7-test", 4, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)])
+    with pytest.raises(ConfigError, match="unknown message type"):
+        admin.add_node(signed, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["Gossip"])
+    trust = _trust_with(admin.remove_node(signed, "FR.GN"))
+    with pytest.raises(VerificationError) as info:
+        trust.key_for("FR.GN", b"\x00" * 8)
+    assert info.value.reason == "unknown-sender"

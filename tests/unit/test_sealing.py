@@ -1,0 +1,152 @@
+"""Sealed payloads: only recipients read them; anyone with the trust source verifies who sent what to whom."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from broker.directory import TrustStore
+from broker.envelope import NodeIdentity, build, open_frame, parse_frame, verify_frame
+from broker.errors import ConfigError, DecryptionError, VerificationError
+from broker.models import MutualLegalAssistanceRequest
+from broker.sealing import Opener
+from broker.signing import EncryptionKey, SigningKey
+from tests.conftest import example
+
+NODES = ("FR.GN", "ES.PN", "NL.NCC")
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, tuple[SigningKey, EncryptionKey]]:
+    return {n: (SigningKey.generate(), EncryptionKey.generate()) for n in NODES}
+
+
+@pytest.fixture
+def trust(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> TrustStore:
+    store = TrustStore()
+    for node, (sign, enc) in keys.items():
+        store.add(node, sign.public, enc.public)
+    return store
+
+
+@pytest.fixture
+def sealed(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> tuple[MutualLegalAssistanceRequest, bytes]:
+    request = example("MutualLegalAssistanceRequest")
+    _, frame = build(
+        NodeIdentity("FR.GN", keys["FR.GN"][0]),
+        request,
+        recipients=("ES.PN",),
+        seal_to={"ES.PN": keys["ES.PN"][1].public},
+    )
+    return request, frame
+
+
+def test_the_addressee_opens_it(
+    keys: dict[str, tuple[SigningKey, EncryptionKey]],
+    trust: TrustStore,
+    sealed: tuple[MutualLegalAssistanceRequest, bytes],
+) -> None:
+    request, frame = sealed
+    opened = open_frame(frame, trust, opener=Opener("ES.PN", [keys["ES.PN"][1]]))
+    assert opened.message == request
+    assert opened.envelope.sealed is not None
+
+
+def test_the_content_is_not_in_the_frame(sealed: tuple[MutualLegalAssistanceRequest, bytes]) -> None:
+    request, frame = sealed
+    assert request.facts.encode()[:40] not in frame
+    assert b"+33612345678" not in frame
+
+
+def test_a_third_node_cannot_open_it(
+    keys: dict[str, tuple[SigningKey, EncryptionKey]],
+    trust: TrustStore,
+    sealed: tuple[MutualLegalAssistanceRequest, bytes],
+) -> None:
+    _, frame = sealed
+    with pytest.raises(DecryptionError) as info:
+        open_frame(frame, trust, opener=Opener("NL.NCC", [keys["NL.NCC"][1]]))
+    assert info.value.reason == "not-a-recipient"
+    # Even claiming to be ES.PN does not help without ES.PN's private key.
+    with pytest.raises(DecryptionError) as info:
+        open_frame(frame, trust, opener=Opener("ES.PN", [keys["NL.NCC"][1]]))
+    assert info.value.reason == "cannot-decrypt"
+    with pytest.raises(DecryptionError):
+        open_frame(frame, trust)
+
+
+def test_an_auditor_verifies_sender_recipients_and_time_without_reading(
+    trust: TrustStore, sealed: tuple[MutualLegalAssistanceRequest, bytes]
+) -> None:
+    request, frame = sealed
+    verified = verify_frame(frame, trust)
+    assert verified.envelope.sender == "FR.GN"
+    assert verified.envelope.recipients == ("ES.PN",)
+    assert verified.envelope.case_id == request.case_id
+    assert verified.envelope.message_type == "op7.mla.MutualLegalAssistanceRequest"
+
+
+def test_tampered_ciphertext_fails_the_signature(
+    trust: TrustStore, sealed: tuple[MutualLegalAssistanceRequest, bytes]
+) -> None:
+    _, frame = sealed
+    bad = bytearray(frame)
+    bad[-80] ^= 1
+    with pytest.raises(VerificationError):
+        verify_frame(bytes(bad), trust)
+
+
+def _resign(frame: bytes, key: SigningKey, *, header: bytes | None = None, payload: bytes | None = None) -> bytes:
+    raw = parse_frame(frame)
+    prefix = raw.signed[: len(raw.signed) - len(raw.header) - len(raw.payload) - 8]
+    header = raw.header if header is None else header
+    payload = raw.payload if payload is None else payload
+    signed = prefix + struct.pack(">I", len(header)) + header + struct.pack(">I", len(payload)) + payload
+    return signed + struct.pack(">H", 64) + key.sign(signed)
+
+
+def test_altered_then_re_signed_content_or_header_does_not_decrypt(
+    keys: dict[str, tuple[SigningKey, EncryptionKey]],
+    trust: TrustStore,
+    sealed: tuple[MutualLegalAssistanceRequest, bytes],
+) -> None:
+    """The header is associated data: a sender cannot move a ciphertext under another header either."""
+    _, frame = sealed
+    raw = parse_frame(frame)
+    opener = Opener("ES.PN", [keys["ES.PN"][1]])
+    altered_payload = _resign(frame, keys["FR.GN"][0], payload=raw.payload[:-1] + bytes([raw.payload[-1] ^ 1]))
+    with pytest.raises(DecryptionError, match="does not decrypt"):
+        open_frame(altered_payload, trust, opener=opener)
+    _, other = build(
+        NodeIdentity("FR.GN", keys["FR.GN"][0]),
+        example("MutualLegalAssistanceRequest"),
+        recipients=("ES.PN",),
+        seal_to={"ES.PN": keys["ES.PN"][1].public},
+    )
+    swapped = _resign(frame, keys["FR.GN"][0], header=parse_frame(other).header)
+    with pytest.raises(DecryptionError):
+        open_frame(swapped, trust, opener=opener)
+
+
+def test_sealing_needs_a_key_for_every_recipient(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> None:
+    request = example("MutualLegalAssistanceRequest")
+    with pytest.raises(ConfigError, match="sealed to each of them"):
+        build(
+            NodeIdentity("FR.GN", keys["FR.GN"][0]),
+            request,
+            recipients=("ES.PN", "NL.NCC"),
+            seal_to={"ES.PN": keys["ES.PN"][1].public},
+        )
+
+
+def test_several_recipients_each_open_it(keys: dict[str, tuple[SigningKey, EncryptionKey]], trust: TrustStore) -> None:
+    request = example("MutualLegalAssistanceRequest")
+    _, frame = build(
+        NodeIdentity("FR.GN", keys["FR.GN"][0]),
+        request,
+        recipients=("ES.PN", "NL.NCC"),
+        seal_to={n: keys[n][1].public for n in ("ES.PN", "NL.NCC")},
+    )
+    for node in ("ES.PN", "NL.NCC"):
+        assert open_frame(frame, trust, opener=Opener(node, [keys[node][1]])).message == request
