@@ -36,7 +36,7 @@ from .directory import Trust, check_node_id
 from .errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
 from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
-from .sealing import Opener, plan_seal
+from .sealing import Opener, decrypt_payload, plan_seal
 from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey
 
 __all__ = [
@@ -265,18 +265,26 @@ def open_frame(
 
 
 def open_verified(
-    verified: Verified, registry: SchemaRegistry | None = None, *, opener: Opener | None = None
+    verified: Verified,
+    registry: SchemaRegistry | None = None,
+    *,
+    opener: Opener | None = None,
+    content_key: bytes | None = None,
 ) -> Opened:
-    """Open (if sealed), decode and check a frame that :func:`verify_frame` accepted."""
+    """Open (if sealed, with ``opener`` or the message's ``content_key``), decode and check a verified frame."""
     registry = registry or default_registry()
     envelope, raw = verified.envelope, verified.raw
     payload = raw.payload
     if envelope.sealed is not None:
-        if opener is None:
+        aad = raw.signed[: len(raw.signed) - len(raw.payload) - 4]
+        if content_key is not None:
+            payload = decrypt_payload(content_key, envelope, raw.payload, aad)
+        elif opener is not None:
+            payload = opener.open(envelope, raw.payload, aad)
+        else:
             raise DecryptionError(
                 "the payload is sealed and this node holds no encryption key", reason="not-a-recipient"
             )
-        payload = opener.open(envelope, raw.payload, aad=raw.signed[: len(raw.signed) - len(raw.payload) - 4])
     message = decode(envelope.message_type, envelope.schema_fingerprint, payload, registry)
     _check_consistency(envelope, message)
     return Opened(envelope, message, raw.data)

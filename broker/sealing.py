@@ -21,7 +21,7 @@ from .errors import DecryptionError
 from .models.envelope import Envelope
 from .signing import EncryptionKey, SealPublicKey, aead_decrypt, aead_encrypt, hkdf_sha256, random_bytes
 
-__all__ = ["Opener", "SealPlan", "plan_seal"]
+__all__ = ["Opener", "SealPlan", "decrypt_payload", "plan_seal"]
 
 _INFO = b"op7 seal v1\x00"
 _WRAP_NONCE = bytes(12)
@@ -71,6 +71,10 @@ class Opener:
 
     def open(self, envelope: Envelope, ciphertext: bytes, aad: bytes) -> bytes:
         """The Avro payload of a sealed frame; :class:`DecryptionError` if this node cannot open it."""
+        return decrypt_payload(self.content_key(envelope), envelope, ciphertext, aad)
+
+    def content_key(self, envelope: Envelope) -> bytes:
+        """The content key of a sealed message addressed to this node (to forward it with permission)."""
         sealed = envelope.sealed
         assert sealed is not None
         wrap = next((w for w in sealed.wraps if w.recipient == self.node_id), None)
@@ -86,5 +90,10 @@ class Opener:
             )
         ephemeral = SealPublicKey.from_raw(sealed.ephemeral_key)
         kek = _kek(key.agree(ephemeral), ephemeral.raw, key.public.raw, envelope.message_id, self.node_id)
-        cek = aead_decrypt(kek, _WRAP_NONCE, wrap.wrapped_key, b"")
-        return aead_decrypt(cek, sealed.nonce, ciphertext, aad)
+        return aead_decrypt(kek, _WRAP_NONCE, wrap.wrapped_key, b"")
+
+
+def decrypt_payload(content_key: bytes, envelope: Envelope, ciphertext: bytes, aad: bytes) -> bytes:
+    """The Avro payload of a sealed frame, given its content key."""
+    assert envelope.sealed is not None
+    return aead_decrypt(content_key, envelope.sealed.nonce, ciphertext, aad)

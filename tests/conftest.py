@@ -41,6 +41,9 @@ EXAMPLES = {
     "NationalReport": "national-report.json",
     "Receipt": "receipt.json",
     "ErrorReport": "error-report.json",
+    "DisseminationRequest": "dissemination-request.json",
+    "DisseminationDecision": "dissemination-decision.json",
+    "ForwardedMessage": "forwarded-message.json",
 }
 
 

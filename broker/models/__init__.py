@@ -47,6 +47,7 @@ from .cooperation import CollaborationRequest, CollaborationResponse
 from .envelope import Envelope
 from .exchange import ErrorReport, Receipt, ReceiptState
 from .extradition import ExtraditionRequest, ExtraditionResponse
+from .handling import ControlledAction, DisseminationDecision, DisseminationRequest, ForwardedMessage
 from .message import Message, Request, Response
 from .mla import MutualLegalAssistanceRequest, MutualLegalAssistanceResponse
 from .proceeds import ProceedsRequest, ProceedsResponse
@@ -62,6 +63,10 @@ __all__ = [
     "CollaborationRequest",
     "CollaborationResponse",
     "Contact",
+    "ControlledAction",
+    "DisseminationDecision",
+    "DisseminationRequest",
+    "ForwardedMessage",
     "Envelope",
     "ErrorReport",
     "Evaluation",
@@ -130,6 +135,9 @@ MESSAGE_MODELS: dict[str, type[Message]] = {
         NationalReport,
         Receipt,
         ErrorReport,
+        DisseminationRequest,
+        DisseminationDecision,
+        ForwardedMessage,
     )
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from datetime import UTC, datetime
@@ -79,6 +80,40 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
 Sha256 = Annotated[
     bytes,
     BeforeValidator(_sha256),
+    PlainSerializer(lambda b: b.hex(), return_type=str, when_used="json"),
+]
+
+
+def _b64_in(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("not base64") from None
+    return value
+
+
+#: Raw bytes (keys, frames, ciphertext): base64 in JSON.
+Blob = Annotated[
+    bytes,
+    BeforeValidator(_b64_in),
+    PlainSerializer(lambda b: base64.b64encode(b).decode(), return_type=str, when_used="json"),
+]
+
+
+def _hex_in(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise ValueError("not hexadecimal") from None
+    return value
+
+
+#: Avro ``fixed`` values other than digests: lowercase hex in JSON.
+HexBytes = Annotated[
+    bytes,
+    BeforeValidator(_hex_in),
     PlainSerializer(lambda b: b.hex(), return_type=str, when_used="json"),
 ]
 MessageId = Annotated[

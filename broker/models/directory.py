@@ -8,11 +8,11 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ._types import Name, NodeId, Record, Timestamp
+from ._types import Blob, Name, NodeId, Record, Timestamp
 from .common import Contact
 
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
-RawKey = Annotated[bytes, Field(min_length=32, max_length=32)]
+RawKey = Annotated[Blob, Field(min_length=32, max_length=32)]
 
 
 class Role(StrEnum):
@@ -92,9 +92,9 @@ class Directory(Record):
 
 class DirectorySignature(Record):
     key_id: KeyId
-    signature: Annotated[bytes, Field(min_length=64, max_length=64)]
+    signature: Annotated[Blob, Field(min_length=64, max_length=64)]
 
 
 class SignedDirectory(Record):
-    body: bytes
+    body: Blob
     signatures: tuple[DirectorySignature, ...] = ()

@@ -6,19 +6,19 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ._types import Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
+from ._types import Blob, HexBytes, Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
 from .common import Handling, LegalBasis, Status
 
 
 class WrappedKey(Record):
     recipient: NodeId
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
-    wrapped_key: Annotated[bytes, Field(min_length=48, max_length=48)]
+    wrapped_key: Annotated[Blob, Field(min_length=48, max_length=48)]
 
 
 class Sealed(Record):
-    ephemeral_key: Annotated[bytes, Field(min_length=32, max_length=32)]
-    nonce: Annotated[bytes, Field(min_length=12, max_length=12)]
+    ephemeral_key: Annotated[HexBytes, Field(min_length=32, max_length=32)]
+    nonce: Annotated[HexBytes, Field(min_length=12, max_length=12)]
     wraps: Annotated[tuple[WrappedKey, ...], Field(min_length=1)]
 
 

@@ -307,8 +307,9 @@ function normalise(schema, ns, v, mode, path) {
         const unscaled = mode === 'decoded' ? twosToBigInt(v) : parseDecimal(v, scale);
         return { canon: `dec:${unscaled}/${scale}`, render: decimalString(unscaled, scale) };
       }
-      const h = mode === 'decoded' ? hex(v) : String(v).toLowerCase();
-      return { canon: `hex:${h}`, render: h };
+      // PROTOCOL.md section 9: Avro bytes are base64 in the vectors' JSON, fixed values are hex.
+      const b = mode === 'decoded' ? Buffer.from(v).toString('base64') : String(v);
+      return { canon: `b64:${b}`, render: b };
     }
     case 'fixed': {
       const h = mode === 'decoded' ? hex(v) : String(v).toLowerCase();
@@ -389,6 +390,7 @@ function toAvsc(schema, ns, c) {
     if (c.startsWith('date:') && t === 'int') return Number(c.slice(5));
     if (c.startsWith('dec:') && t === 'bytes') return bigIntToTwos(BigInt(c.slice(4).split('/')[0]));
     if (c.startsWith('hex:') && (t === 'bytes' || t === 'fixed')) return Buffer.from(c.slice(4), 'hex');
+    if (c.startsWith('b64:') && t === 'bytes') return Buffer.from(c.slice(4), 'base64');
     return c;
   }
   if (t === 'array') return c.map((x) => toAvsc(s.items, ns2, x));

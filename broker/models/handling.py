@@ -1,0 +1,70 @@
+"""``op7.handling``: permission to disseminate, and forwarded messages."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import Field, model_validator
+
+from ._types import Blob, Identifier, Languages, MessageId, NodeId, Text, Timestamp
+from .message import ID, Message
+
+
+class ControlledAction(StrEnum):
+    ONWARD_TRANSMISSION = "OnwardTransmission"
+    JUDICIAL_USE = "JudicialUse"
+    OPERATIONAL_ACTION = "OperationalAction"
+
+
+class DisseminationRequest(Message):
+    avro_name: ClassVar[str] = "op7.handling.DisseminationRequest"
+
+    request_id: ID
+    case_id: Identifier | None = None
+    original_message_id: MessageId
+    original_sender: NodeId
+    action: ControlledAction
+    to: tuple[NodeId, ...] = ()
+    purpose: Text
+    languages: Languages
+
+    @model_validator(mode="after")
+    def _targets(self) -> DisseminationRequest:
+        if self.action is ControlledAction.ONWARD_TRANSMISSION and not self.to:
+            raise ValueError("a request for onward transmission names the nodes in 'to'")
+        return self
+
+
+class DisseminationDecision(Message):
+    avro_name: ClassVar[str] = "op7.handling.DisseminationDecision"
+
+    response_id: ID
+    request_id: Identifier
+    case_id: Identifier | None = None
+    original_message_id: MessageId
+    action: ControlledAction
+    granted: bool
+    to: tuple[NodeId, ...] = ()
+    conditions: Text | None = None
+    grounds: Text | None = None
+    valid_until: Timestamp | None = None
+    languages: Languages
+
+    @model_validator(mode="after")
+    def _explained(self) -> DisseminationDecision:
+        if not self.granted and not self.grounds:
+            raise ValueError("a refusal gives its grounds")
+        return self
+
+
+class ForwardedMessage(Message):
+    avro_name: ClassVar[str] = "op7.handling.ForwardedMessage"
+
+    forward_id: ID
+    case_id: Identifier | None = None
+    original_frame: Annotated[Blob, Field(min_length=1)]
+    original_content_key: Annotated[Blob, Field(min_length=32, max_length=32)] | None = None
+    permission_frame: Blob | None = None
+    note: Text | None = None
+    languages: Languages
