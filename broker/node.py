@@ -32,9 +32,19 @@ from .directory import (
     encode_signed_directory,
     save_signed_directory,
 )
-from .envelope import MAX_FRAME_SIZE, NodeIdentity, build, open_verified, verify_frame
-from .errors import ConfigError, HandlerError, MessageError, PolicyError, TransportError
-from .models import Envelope, Handling, Message, Request
+from .envelope import MAX_FRAME_SIZE, NodeIdentity, Opened, build, open_frame, open_verified, verify_frame
+from .errors import ConfigError, HandlerError, HandlingRuleError, MessageError, PolicyError, TransportError
+from .handling import check_forward
+from .models import (
+    Authority,
+    DisseminationDecision,
+    Envelope,
+    ForwardedMessage,
+    Handling,
+    Message,
+    Request,
+    new_message_id,
+)
 from .models.directory import SignedDirectory
 from .replay import Freshness, ReplayGuard
 from .schemas import SchemaRegistry, default_registry
@@ -241,6 +251,79 @@ class Node(_Lifecycle):
         )
         return Published(envelope, sent, frame)
 
+    async def forward(
+        self,
+        delivery: Delivery,
+        to: tuple[str, ...],
+        issuer: Authority,
+        *,
+        permission: Delivery | None = None,
+        note: str | None = None,
+    ) -> Published:
+        """Pass a received message on to other nodes, intact, if its handling code allows it.
+
+        Raises :class:`HandlingRuleError` quoting the rule otherwise; ``permission`` is the originator's
+        signed ``DisseminationDecision`` granting it. A sealed original is forwarded sealed, with its
+        content key, so that the new recipients can open the original and nobody else can.
+        """
+        if self.identity is None:
+            raise ConfigError("this node has no signing key: it cannot forward")
+        grant = permission.message if permission is not None else None
+        if grant is not None and not isinstance(grant, DisseminationDecision):
+            raise ConfigError("permission must be a DisseminationDecision")
+        original = delivery.envelope
+        check_forward(
+            original,
+            self.identity.node_id,
+            to,
+            grant=grant,
+            grant_sender=permission.envelope.sender if permission else None,
+        )
+        content_key = None
+        if original.sealed is not None:
+            if self.opener is None:
+                raise ConfigError("this node cannot open the original, so it cannot forward it")
+            content_key = self.opener.content_key(original)
+        forwarded = ForwardedMessage(
+            forward_id=new_message_id(),
+            status=original.status,
+            sent_at=datetime.now(UTC),
+            case_id=original.case_id,
+            original_frame=delivery.raw,
+            original_content_key=content_key,
+            permission_frame=permission.raw if permission else None,
+            note=note,
+            languages=original.languages or ("en",),
+            handling=original.handling,
+            issuer=issuer,
+        )
+        return await self.publish(forwarded, recipients=to, seal=content_key is not None)
+
+    def open_forwarded(self, forwarded: ForwardedMessage, forwarder: str) -> Opened:
+        """Verify a forwarded message's original (and its permission), check the forward was allowed, and
+        return the original opened. :class:`PolicyError` (``bad-forward``) when it does not hold."""
+        try:
+            original = open_verified(
+                verify_frame(forwarded.original_frame, self.trust, self.registry),
+                self.registry,
+                content_key=forwarded.original_content_key,
+            )
+            grant, grant_sender = None, None
+            if forwarded.permission_frame is not None:
+                permission = open_frame(forwarded.permission_frame, self.trust, self.registry)
+                if isinstance(permission.message, DisseminationDecision):
+                    grant, grant_sender = permission.message, permission.envelope.sender
+            check_forward(
+                original.envelope,
+                forwarder,
+                (self.node_id,) if self.node_id else None,
+                grant=grant,
+                grant_sender=grant_sender,
+            )
+        except (MessageError, HandlingRuleError) as exc:
+            raise PolicyError(f"forwarded by {forwarder}: {exc}", reason="bad-forward") from exc
+        return original
+
     def subscribe(
         self, group: str, topics: Sequence[str] = (TOPIC_ALERTS,), *, from_beginning: bool = True
     ) -> Subscription:
@@ -382,6 +465,8 @@ class Subscription(_Lifecycle):
                 await self._commit(record)
                 return False
             opened = open_verified(verified, node.registry, opener=node.opener)
+            if isinstance(opened.message, ForwardedMessage):
+                node.open_forwarded(opened.message, opened.envelope.sender)
             node.freshness.check(opened.envelope, datetime.now(UTC))
             handled = node.replay_guard.digest_of(opened.envelope.message_id)
             if handled is not None and handled != digest:
