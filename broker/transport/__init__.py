@@ -24,5 +24,5 @@ __all__ = [
 def make_transport(bootstrap: str | None = None, embedded_path: Path | None = None) -> Transport:
     """Kafka when ``bootstrap`` servers are given, otherwise the embedded transport (file, or memory)."""
     if bootstrap:
-        return KafkaTransport(KafkaSettings(bootstrap_servers=check_bootstrap(bootstrap)))
+        return KafkaTransport(KafkaSettings.from_env(bootstrap))
     return EmbeddedTransport(embedded_path)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -17,6 +19,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
     for_code,
 )
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import OffsetAndMetadata
 
 from ..errors import ConfigError, TransportError
@@ -36,16 +39,78 @@ class KafkaSettings:
     #: Replicas of each topic op7 creates; None: three, or fewer on a smaller cluster.
     replication_factor: int | None = None
     request_timeout_ms: int = 30_000
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    #: CA certificates (PEM) that the brokers' certificates chain to; the system's when None.
+    ssl_cafile: str | None = None
+    #: Client certificate and key (PEM) for mutual TLS.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = field(default=None, repr=False)
+    #: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN, with SASL_*.
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     #: Seconds before a silent group member is considered dead and its partitions reassigned.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
 
+    @classmethod
+    def from_env(cls, bootstrap_servers: str, environ: Mapping[str, str] | None = None) -> KafkaSettings:
+        """Settings from ``OP7_KAFKA_*`` variables: SECURITY_PROTOCOL, CA, CERT, KEY, KEY_PASSWORD,
+        SASL_MECHANISM, SASL_USERNAME, SASL_PASSWORD, REPLICATION_FACTOR."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(f"OP7_KAFKA_{name}") or None
+
+        replicas = get("REPLICATION_FACTOR")
+        if replicas is not None and not replicas.isdigit():
+            raise ConfigError(f"OP7_KAFKA_REPLICATION_FACTOR={replicas!r}: a whole number is needed")
+        return cls(
+            bootstrap_servers=check_bootstrap(bootstrap_servers),
+            security_protocol=(get("SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
+            ssl_cafile=get("CA"),
+            ssl_certfile=get("CERT"),
+            ssl_keyfile=get("KEY"),
+            ssl_password=get("KEY_PASSWORD"),
+            sasl_mechanism=get("SASL_MECHANISM"),
+            sasl_username=get("SASL_USERNAME"),
+            sasl_password=get("SASL_PASSWORD"),
+            replication_factor=int(replicas) if replicas else None,
+        )
+
     def common(self) -> dict[str, Any]:
-        return {
+        options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": self.client_id,
             "request_timeout_ms": self.request_timeout_ms,
+            "security_protocol": self.security_protocol,
         }
+        if self.security_protocol not in _PROTOCOLS:
+            raise ConfigError(f"security protocol {self.security_protocol!r}: one of {', '.join(_PROTOCOLS)}")
+        if "SSL" in self.security_protocol:
+            try:
+                options["ssl_context"] = create_ssl_context(
+                    cafile=self.ssl_cafile,
+                    certfile=self.ssl_certfile,
+                    keyfile=self.ssl_keyfile,
+                    password=self.ssl_password,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"TLS settings: {exc}") from exc
+        if "SASL" in self.security_protocol:
+            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+                raise ConfigError("SASL needs a mechanism, a user name and a password (OP7_KAFKA_SASL_*)")
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username,
+                "sasl_plain_password": self.sasl_password,
+            }
+        return options
+
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def check_bootstrap(servers: str) -> str:
