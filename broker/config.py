@@ -66,7 +66,9 @@ class Home:
 
     @property
     def embedded_path(self) -> Path:
-        return self.root / "embedded.db"
+        """The embedded transport's file; ``OP7_EMBEDDED_PATH`` lets several homes on one host share one."""
+        override = os.environ.get("OP7_EMBEDDED_PATH")
+        return Path(override) if override else self.root / "embedded.db"
 
     def key_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.key"

@@ -144,6 +144,9 @@ class Node(_Lifecycle):
         self._follow = follow_directory and isinstance(trust, DirectoryTrust)
         self._directory_file = directory_file
         self._follower: asyncio.Task[None] | None = None
+        #: Seconds a node without any directory waits at start for the first one on the topic.
+        self.directory_wait = 30.0
+        self._directory_arrived = asyncio.Event()
 
     async def start(self) -> None:
         if self._manage_transport:
@@ -153,8 +156,19 @@ class Node(_Lifecycle):
             await self.transport.create_topic(self.topic(topic))
         await self.transport.create_topic(self.topic(TOPIC_DIRECTORY), partitions=1, compacted=True)
         if self._follow:
-            # In the background: nothing on the message path waits for the directory topic.
+            # In the background: nothing on the message path waits for the directory topic...
             self._follower = asyncio.create_task(self._follow_directory(), name="op7-directory-follower")
+            # ...except a node that holds no directory at all yet, which could verify nothing.
+            trust = self.trust
+            assert isinstance(trust, DirectoryTrust)
+            if trust.directory is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._directory_arrived.wait(), self.directory_wait)
+            if trust.directory is None:
+                log.warning(
+                    "no network directory after %.0f s: every message will be refused until one arrives",
+                    self.directory_wait,
+                )
 
     async def stop(self) -> None:
         if self._follower is not None:
@@ -190,8 +204,10 @@ class Node(_Lifecycle):
     def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
         try:
             signed = decode_signed_directory(record.value)
-            if trust.offer(signed, datetime.now(UTC)) and self._directory_file is not None:
-                save_signed_directory(self._directory_file, signed)
+            if trust.offer(signed, datetime.now(UTC)):
+                self._directory_arrived.set()
+                if self._directory_file is not None:
+                    save_signed_directory(self._directory_file, signed)
         except (MessageError, ConfigError) as exc:
             log.warning("refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
 

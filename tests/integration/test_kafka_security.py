@@ -30,12 +30,17 @@ def tls() -> dict[str, str]:
 
 def mtls_env(tls: dict[str, str]) -> dict[str, str]:
     d = Path(tls["TLS_DIR"])
-    return {"OP7_KAFKA_SECURITY_PROTOCOL": "SSL", "OP7_KAFKA_CA": str(d / "ca.pem"),
-            "OP7_KAFKA_CERT": str(d / "client.pem"), "OP7_KAFKA_KEY": str(d / "client.key")}
+    return {
+        "OP7_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "OP7_KAFKA_CA": str(d / "ca.pem"),
+        "OP7_KAFKA_CERT": str(d / "client.pem"),
+        "OP7_KAFKA_KEY": str(d / "client.key"),
+    }
 
 
-def test_the_whole_alert_path_over_mutual_tls(tls: dict[str, str], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_whole_alert_path_over_mutual_tls(
+    tls: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in mtls_env(tls).items():
         monkeypatch.setenv(name, value)
     result = run_op7(tmp_path, "demo", bootstrap=tls["TLS_BOOTSTRAP"])
@@ -44,8 +49,12 @@ def test_the_whole_alert_path_over_mutual_tls(tls: dict[str, str], tmp_path: Pat
 
 
 async def test_a_client_without_a_certificate_is_refused(tls: dict[str, str]) -> None:
-    settings = KafkaSettings(bootstrap_servers=tls["TLS_BOOTSTRAP"], security_protocol="SSL",
-                             ssl_cafile=str(Path(tls["TLS_DIR"]) / "ca.pem"), request_timeout_ms=5000)
+    settings = KafkaSettings(
+        bootstrap_servers=tls["TLS_BOOTSTRAP"],
+        security_protocol="SSL",
+        ssl_cafile=str(Path(tls["TLS_DIR"]) / "ca.pem"),
+        request_timeout_ms=5000,
+    )
     with pytest.raises(TransportError, match="cannot reach"):
         async with KafkaTransport(settings):
             pass
@@ -53,9 +62,15 @@ async def test_a_client_without_a_certificate_is_refused(tls: dict[str, str]) ->
 
 async def test_sasl_scram_over_tls(tls: dict[str, str], unique: str) -> None:
     def settings(password: str) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=tls["SASL_BOOTSTRAP"], security_protocol="SASL_SSL",
-                             ssl_cafile=str(Path(tls["TLS_DIR"]) / "ca.pem"), sasl_mechanism="SCRAM-SHA-256",
-                             sasl_username="op7", sasl_password=password, request_timeout_ms=5000)
+        return KafkaSettings(
+            bootstrap_servers=tls["SASL_BOOTSTRAP"],
+            security_protocol="SASL_SSL",
+            ssl_cafile=str(Path(tls["TLS_DIR"]) / "ca.pem"),
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_username="op7",
+            sasl_password=password,
+            request_timeout_ms=5000,
+        )
 
     async with KafkaTransport(settings("op7-secret")) as transport:
         await transport.create_topic(f"op7.sasl-{unique}")
@@ -66,8 +81,9 @@ async def test_sasl_scram_over_tls(tls: dict[str, str], unique: str) -> None:
             pass
 
 
-def test_bad_security_settings_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  tls: dict[str, str]) -> None:
+def test_bad_security_settings_are_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tls: dict[str, str]
+) -> None:
     monkeypatch.setenv("OP7_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     result = run_op7(tmp_path, "demo", bootstrap=tls["SASL_BOOTSTRAP"])
     assert result.returncode == 1
