@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from broker.directory import TrustStore
@@ -11,12 +12,14 @@ from broker.models import Request
 from broker.node import Delivery, Node
 from broker.schemas import default_registry
 from broker.signing import SigningKey
-from tests.conftest import EXAMPLES, example
+from tests.conftest import EXAMPLES, ROOT, example
 
 
 async def test_every_message_type_crosses_the_transport_verified(transport_factory: Any, unique: str) -> None:
     messages = [example(name) for name in sorted(EXAMPLES)]
-    keys = {m.issuer.node: SigningKey.generate() for m in messages}
+    # The vector keys: the ForwardedMessage example carries a frame signed with them.
+    vector_keys = json.loads((ROOT / "tests" / "vectors" / "keys.json").read_text())["keys"]
+    keys = {k["node"]: SigningKey.from_seed(bytes.fromhex(k["seed"])) for k in vector_keys}
     trust = TrustStore({node: [key.public] for node, key in keys.items()})
     prefix = f"op7.cat{unique}"
     registry = default_registry()
