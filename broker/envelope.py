@@ -24,7 +24,7 @@ Only the prefix up to the key id is read before the signature is checked.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -123,6 +123,7 @@ def build(
     now: datetime | None = None,
     message_id: str | None = None,
     seal_to: Mapping[str, SealPublicKey] | None = None,
+    seal_randomness: Callable[[int], bytes] | None = None,
     registry: SchemaRegistry | None = None,
 ) -> tuple[Envelope, bytes]:
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
@@ -146,7 +147,7 @@ def build(
     if seal_to is not None:
         if not seal_to or sorted(seal_to) != sorted(recipients):
             raise ConfigError("a sealed message names its recipients, and is sealed to each of them")
-        plan = plan_seal(message_id, seal_to)
+        plan = plan_seal(message_id, seal_to, seal_randomness) if seal_randomness else plan_seal(message_id, seal_to)
     schema, payload = encode(message, registry)
     fields: dict[str, Any] = {
         "message_id": message_id,

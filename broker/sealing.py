@@ -13,7 +13,7 @@ Construction (docs/PROTOCOL.md, section 10):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,10 +44,12 @@ class SealPlan:
         return aead_encrypt(self._cek, self._nonce, payload, aad)
 
 
-def plan_seal(message_id: str, recipients: Mapping[str, SealPublicKey]) -> SealPlan:
-    """Draw a content key and wrap it for every recipient."""
-    cek, nonce = random_bytes(32), random_bytes(12)
-    ephemeral = EncryptionKey.generate()
+def plan_seal(
+    message_id: str, recipients: Mapping[str, SealPublicKey], randomness: Callable[[int], bytes] = random_bytes
+) -> SealPlan:
+    """Draw a content key and wrap it for every recipient (``randomness`` is replaced only for test vectors)."""
+    cek, nonce = randomness(32), randomness(12)
+    ephemeral = EncryptionKey.from_seed(randomness(32))
     wraps = []
     for recipient, key in sorted(recipients.items()):
         kek = _kek(ephemeral.agree(key), ephemeral.public.raw, key.raw, message_id, recipient)
