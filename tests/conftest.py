@@ -44,6 +44,7 @@ EXAMPLES = {
     "DisseminationRequest": "dissemination-request.json",
     "DisseminationDecision": "dissemination-decision.json",
     "ForwardedMessage": "forwarded-message.json",
+    "Reminder": "reminder.json",
 }
 
 

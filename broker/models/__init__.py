@@ -45,7 +45,7 @@ from .common import (
 )
 from .cooperation import CollaborationRequest, CollaborationResponse
 from .envelope import Envelope
-from .exchange import ErrorReport, Receipt, ReceiptState
+from .exchange import ErrorReport, Receipt, ReceiptState, Reminder
 from .extradition import ExtraditionRequest, ExtraditionResponse
 from .handling import ControlledAction, DisseminationDecision, DisseminationRequest, ForwardedMessage
 from .message import Message, Request, Response
@@ -98,6 +98,7 @@ __all__ = [
     "RansomDemand",
     "Receipt",
     "ReceiptState",
+    "Reminder",
     "Request",
     "RequestUrgency",
     "Response",
@@ -135,6 +136,7 @@ MESSAGE_MODELS: dict[str, type[Message]] = {
         NationalReport,
         Receipt,
         ErrorReport,
+        Reminder,
         DisseminationRequest,
         DisseminationDecision,
         ForwardedMessage,

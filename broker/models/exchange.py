@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ._types import Identifier, MessageId, NodeId, Sha256, Text
+from ._types import Identifier, MessageId, NodeId, Sha256, Text, Timestamp
 from .message import ID, Message
 
 
@@ -39,3 +39,13 @@ class ErrorReport(Message):
     case_id: Identifier | None = None
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
     detail: Text
+
+
+class Reminder(Message):
+    avro_name: ClassVar[str] = "op7.exchange.Reminder"
+
+    reminder_id: ID
+    message_id: MessageId
+    case_id: Identifier | None = None
+    deadline: Timestamp
+    note: Text | None = None

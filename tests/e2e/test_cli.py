@@ -142,7 +142,7 @@ def test_schemas_list_and_show(tmp_path: Path) -> None:
     listed = op7(tmp_path, "schemas", "list", "--json")
     assert listed.returncode == 0
     rows = json.loads(listed.stdout)
-    assert len(rows) == 17 and {r["topic"] for r in rows} == {"alerts", "cases", "requests", "reports", "receipts"}
+    assert len(rows) == 18 and {r["topic"] for r in rows} == {"alerts", "cases", "requests", "reports", "receipts"}
     shown = op7(tmp_path, "schemas", "show", "alert", "--canonical")
     fingerprint = next(r["fingerprint"] for r in rows if r["type"] == "op7.alert.KidnappingAlert")
     assert hashlib.sha256(shown.stdout.strip().encode()).hexdigest() == fingerprint
