@@ -32,6 +32,7 @@ from .directory import (
     PublicKeyCard,
     TrustStore,
     check_node_id,
+    keep_directory,
     load_signed_directory,
     save_signed_directory,
 )
@@ -202,14 +203,13 @@ def _directory_verify(args: argparse.Namespace, home: Home, action: str) -> int:
         f"{len(signed.signatures)} signature(s), threshold {trust.anchor.threshold if not held else 'met'}"
     )
     if action in ("install", "publish"):
-        save_signed_directory(home.directory_path, signed)
-        print(f"installed as {home.directory_path}")
+        print(f"installed as {keep_directory(home.directory_dir, trust)}")
     if action == "publish":
 
         async def publish() -> None:
             node = Node(_transport(args, home), trust, topic_prefix=args.topic_prefix, follow_directory=False)
             async with node:
-                sent = await node.publish_directory(signed, directory.network)
+                sent = await node.publish_directory(signed, directory.network, directory.version)
             print(f"published to {sent.topic}[{sent.partition}]@{sent.offset}")
 
         asyncio.run(publish())
@@ -240,9 +240,10 @@ def _alert_line(d: Delivery) -> str:
 
 
 def _delivery_json(d: Delivery, key: str = "message") -> dict[str, Any]:
+    # A forwarded sealed original's content key stays out of logs and terminals.
     return {
         "envelope": d.envelope.model_dump(mode="json"),
-        key: d.message.model_dump(mode="json"),
+        key: d.message.model_dump(mode="json", exclude={"original_content_key"}),
         "verified": True,
         "topic": d.record.topic,
         "partition": d.record.partition,
@@ -277,7 +278,7 @@ def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handl
             topic_prefix=args.topic_prefix,
             opener=home.opener(me) if me else None,
             replay_guard=ReplayGuard(home.replay_path(group)),
-            directory_file=home.directory_path if home.uses_directory() else None,
+            directory_dir=home.directory_dir if home.uses_directory() else None,
         )
         async with node, node.subscribe(group, topics, from_beginning=not args.from_now) as sub:
             if not args.json:
@@ -347,10 +348,13 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
 def cmd_listen(args: argparse.Namespace, home: Home) -> int:
     registry = default_registry()
     known = sorted({registry.topic_of(t) for t in registry.message_types})
-    topics = args.topic or known
+    me = check_node_id(args.as_node) if args.as_node else None
+    if me:
+        known.append(Node.inbox_of(me))
+    topics = [Node.inbox_of(me) if t == "inbox" and me else t for t in args.topic] if args.topic else known
     for topic in topics:
         if topic not in known:
-            raise ConfigError(f"unknown topic {topic!r}; one of: {', '.join(known)}")
+            raise ConfigError(f"unknown topic {topic!r}; one of: {', '.join(known)} (inbox needs --as)")
 
     def show(d: Delivery) -> None:
         if args.json:
@@ -646,7 +650,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("listen", parents=[common], help="print every verified message of some topics as it arrives")
-    p.add_argument("--topic", action="append", help="alerts, cases, requests, reports or receipts (default: all)")
+    p.add_argument(
+        "--topic",
+        action="append",
+        help="alerts, cases, requests, reports, receipts, or inbox (with --as); default: all",
+    )
     p.add_argument(
         "--as", dest="as_node", metavar="NODE_ID", help="the listening node: opens what was sealed to it; default group"
     )

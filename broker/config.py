@@ -9,7 +9,7 @@
     ├── keys/CC.AGENCY.pub          public key card to hand to other operators or the network authority
     ├── trust.json                  the local trust store, used when there is no network directory
     ├── anchor.json                 the network authorities' keys and threshold: switches to the signed directory
-    ├── directory.json              the last signed network directory accepted
+    ├── directory/NNNNNNNNNN.json   every signed network directory version accepted, one file each
     ├── state/replay-GROUP.db       message ids already handled by a consumer group
     └── embedded.db                 the embedded transport's topics, when no Kafka is configured
 """
@@ -28,10 +28,10 @@ from .directory import (
     Trust,
     TrustStore,
     check_node_id,
-    load_signed_directory,
+    restore_directory,
 )
 from .envelope import NodeIdentity
-from .errors import ConfigError, MessageError
+from .errors import ConfigError
 from .sealing import Opener
 from .signing import EncryptionKey, SigningKey
 
@@ -81,8 +81,9 @@ class Home:
         return self.root / "anchor.json"
 
     @property
-    def directory_path(self) -> Path:
-        return self.root / "directory.json"
+    def directory_dir(self) -> Path:
+        """Every directory version accepted, one file each."""
+        return self.root / "directory"
 
     def enc_key_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.enc.key"
@@ -99,11 +100,7 @@ class Home:
         if not self.uses_directory():
             return TrustStore.load_or_empty(self.trust_path)
         trust = DirectoryTrust(DirectoryAnchor.load(self.anchor_path))
-        if self.directory_path.exists():
-            try:
-                trust.offer(load_signed_directory(self.directory_path), datetime.now(UTC))
-            except MessageError as exc:
-                raise ConfigError(f"{self.directory_path}: refused: {exc}") from None
+        restore_directory(self.directory_dir, trust, datetime.now(UTC))
         return trust
 
     def _write_private(self, path: Path, pem: bytes) -> None:

@@ -19,7 +19,7 @@ from .directory import TrustStore
 from .envelope import NodeIdentity
 from .errors import MessageError
 from .models import AlertMessageType, KidnappingAlert
-from .node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node, SubscriptionStats
+from .node import Delivery, Node, SubscriptionStats
 from .signing import SigningKey
 from .transport import Record, Transport
 
@@ -129,13 +129,14 @@ async def run_demo(transport: Transport, *, out: Callable[[str], None] = print, 
     out(f"  nodes: {ISSUER} and {PEER} (national nodes), {OPS} (operations centre), trusting each other")
     async with transport:
         issuer, peer, ops = node(ISSUER), node(PEER), node(OPS)
-        await issuer.start()
+        for each in (issuer, peer, ops):
+            await each.start()
         try:
             await _exchange(issuer, peer, ops, result, out, now, timeout)
         finally:
             if transport.name == "kafka":
-                for topic in (TOPIC_ALERTS, TOPIC_QUARANTINE):
-                    await transport.delete_topic(issuer.topic(topic))
+                for topic in sorted({t for n in (issuer, peer, ops) for t in n.created_topics}):
+                    await transport.delete_topic(topic)
     refused = ", ".join(f"{n} {r}" for r, n in result.ops.quarantined.items()) or "none"
     out(
         f"summary: {ISSUER} sent {len(result.sent)} alerts for case {case_id}; "
@@ -176,7 +177,7 @@ async def _exchange(
                 OPS,
                 "x refused ",
                 f"{record.topic}[{record.partition}]@{record.offset}: {error.reason}: "
-                f"{error} (kept in {ops.topic(TOPIC_QUARANTINE)})",
+                f"{error} (kept in {ops.topic(ops.quarantine_name)})",
             )
 
         ops_task = asyncio.create_task(ops_sub.run(on_ops, on_refused=on_refused))

@@ -52,6 +52,8 @@ __all__ = [
     "check_node_id",
     "decode_signed_directory",
     "encode_signed_directory",
+    "keep_directory",
+    "restore_directory",
     "sign_directory",
     "verify_directory",
 ]
@@ -338,17 +340,17 @@ def verify_directory(signed: SignedDirectory, base: DirectoryAnchor, at: datetim
     Signatures are checked over the exact body bytes before the body is decoded. Raises
     :class:`VerificationError` naming the problem (too few valid authority signatures, another network).
     """
-    valid: set[str] = set()
+    valid: set[bytes] = set()  # distinct public keys, not key ids: one key never counts twice
     authorities = {a.key_id: a for a in base.authorities}
     for entry in signed.signatures:
         authority = authorities.get(entry.key_id)
-        if authority is None or entry.key_id in valid or authority.problem_at(at) is not None:
+        if authority is None or authority.public_key in valid or authority.problem_at(at) is not None:
             continue
         try:
             VerifyKey.from_raw(authority.public_key).verify(entry.signature, DIRECTORY_SIGNING_CONTEXT + signed.body)
         except VerificationError:
             continue
-        valid.add(entry.key_id)
+        valid.add(authority.public_key)
     if len(valid) < base.threshold:
         raise VerificationError(
             f"directory has {len(valid)} valid authority signature(s); {base.threshold} are required",
@@ -433,6 +435,25 @@ class DirectoryTrust:
     def roles(self, node: str) -> tuple[Role, ...]:
         entry = self.directory.node(node) if self.directory else None
         return entry.roles if entry else ()
+
+
+def keep_directory(folder: Path, trust: DirectoryTrust) -> Path:
+    """Keep the version ``trust`` holds in ``folder`` (one file per version, so that the chain of versions from
+    the anchor can be verified again after a restart, authority changes included)."""
+    assert trust.directory is not None
+    assert trust.signed is not None
+    path = folder / f"{trust.directory.version:010d}.json"
+    save_signed_directory(path, trust.signed)
+    return path
+
+
+def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None:
+    """Walk the versions kept in ``folder`` from the anchor, in order; each must verify against the one before."""
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            trust.offer(load_signed_directory(path), at)
+        except (VerificationError, DecodeError) as exc:
+            raise ConfigError(f"{path}: does not follow from the versions before it: {exc}") from None
 
 
 def save_signed_directory(path: Path, signed: SignedDirectory) -> None:

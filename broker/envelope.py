@@ -202,11 +202,13 @@ def parse_frame(data: bytes) -> RawFrame:
     if scheme != SCHEME_ED25519:
         raise FrameError(f"unsupported signature scheme {scheme}", reason="bad-scheme")
     pos = 6
+    if pos + n > len(data):
+        raise FrameError("truncated frame (sender)", reason="truncated")
     try:
         sender = data[pos : pos + n].decode("ascii")
     except UnicodeDecodeError:
         raise FrameError("sender node id is not ASCII", reason="bad-frame") from None
-    if len(sender) == n and not NODE_ID_PATTERN.match(sender):
+    if not NODE_ID_PATTERN.match(sender):
         raise FrameError(f"sender {sender!r} is not a node id", reason="bad-frame")
     pos += n
     key_id = data[pos : pos + KEY_ID_SIZE]

@@ -47,12 +47,13 @@ def check_grant(
     action: ControlledAction,
     grant: DisseminationDecision | None,
     grant_sender: str | None,
-    to: Iterable[str] = (),
+    to: Iterable[str] | None = (),
     at: datetime | None = None,
+    grantee: str | None = None,
 ) -> bool:
     """Whether ``grant`` (verified, signed by ``grant_sender``) permits ``action`` on ``original``."""
-    if grant is None:
-        return False
+    if grant is None or to is None:
+        return False  # a grant names its nodes: it never permits passing information to everyone
     at = at or datetime.now(UTC)
     return (
         grant.granted
@@ -62,6 +63,7 @@ def check_grant(
         and grant.action is action
         and (grant.valid_until is None or at <= grant.valid_until)
         and set(to) <= set(grant.to)
+        and (grantee is None or grant.grantee == grantee)
     )
 
 
@@ -78,10 +80,12 @@ def check_forward(
 
     ``to`` None means everyone (re-publishing on a shared topic).
     """
+    if to is not None and not set(to):
+        raise HandlingRuleError("passing information on needs the nodes it goes to")
     targets = None if to is None else sorted(set(to) - {forwarder})
     if targets == []:
         return
-    if check_grant(original, ControlledAction.ONWARD_TRANSMISSION, grant, grant_sender, targets or (), at):
+    if check_grant(original, ControlledAction.ONWARD_TRANSMISSION, grant, grant_sender, targets, at, forwarder):
         return
     where = "everyone on the topic" if targets is None else ", ".join(targets)
     hint = f"; ask {original.sender} with a DisseminationRequest for permission"

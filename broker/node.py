@@ -30,7 +30,7 @@ from .directory import (
     Trust,
     decode_signed_directory,
     encode_signed_directory,
-    save_signed_directory,
+    keep_directory,
 )
 from .envelope import MAX_FRAME_SIZE, NodeIdentity, Opened, build, open_frame, open_verified, verify_frame
 from .errors import ConfigError, HandlerError, HandlingRuleError, MessageError, PolicyError, TransportError
@@ -75,11 +75,12 @@ TOPIC_DIRECTORY = "directory"
 
 @dataclass(frozen=True)
 class Published:
-    """A message as sent: its header, where it landed, and the exact signed bytes."""
+    """A message as sent: its header, where it landed (one copy per recipient inbox), the exact signed bytes."""
 
     envelope: Envelope
     sent: Sent
     raw: bytes
+    copies: tuple[Sent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Node(_Lifecycle):
         freshness: Freshness | None = None,
         replay_guard: ReplayGuard | None = None,
         follow_directory: bool = True,
-        directory_file: Path | None = None,
+        directory_dir: Path | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", topic_prefix):
             raise ConfigError(f"topic prefix {topic_prefix!r}: use letters, digits, '.', '_' and '-' only")
@@ -142,18 +143,21 @@ class Node(_Lifecycle):
         self.freshness = freshness or Freshness()
         self.replay_guard = replay_guard or ReplayGuard()
         self._follow = follow_directory and isinstance(trust, DirectoryTrust)
-        self._directory_file = directory_file
+        self._directory_dir = directory_dir
         self._follower: asyncio.Task[None] | None = None
         #: Seconds a node without any directory waits at start for the first one on the topic.
         self.directory_wait = 30.0
         self._directory_arrived = asyncio.Event()
+        self._created: set[str] = set()
 
     async def start(self) -> None:
         if self._manage_transport:
             await self.transport.start()
-        topics = {self.registry.topic_of(t) for t in self.registry.message_types} | {TOPIC_QUARANTINE}
+        topics = {self.registry.topic_of(t) for t in self.registry.message_types} | {self.quarantine_name}
+        if self.node_id:
+            topics.add(self.inbox_of(self.node_id))
         for topic in sorted(topics):
-            await self.transport.create_topic(self.topic(topic))
+            await self._ensure_topic(topic)
         await self.transport.create_topic(self.topic(TOPIC_DIRECTORY), partitions=1, compacted=True)
         if self._follow:
             # In the background: nothing on the message path waits for the directory topic...
@@ -179,11 +183,14 @@ class Node(_Lifecycle):
         if self._manage_transport:
             await self.transport.stop()
 
-    async def publish_directory(self, signed: SignedDirectory, network: str) -> Sent:
-        """Put a signed directory on the compacted directory topic, keyed by its network."""
-        return await self.transport.send(
-            self.topic(TOPIC_DIRECTORY), encode_signed_directory(signed), key=network.encode()
-        )
+    async def publish_directory(self, signed: SignedDirectory, network: str, version: int) -> Sent:
+        """Put a signed directory on the compacted directory topic.
+
+        Keyed by network and version, so that compaction keeps every version: a node that starts from the
+        anchor can then verify the whole chain, authority changes included.
+        """
+        key = f"{network}/{version:010d}".encode()
+        return await self.transport.send(self.topic(TOPIC_DIRECTORY), encode_signed_directory(signed), key=key)
 
     async def _follow_directory(self) -> None:
         trust = self.trust
@@ -206,14 +213,34 @@ class Node(_Lifecycle):
             signed = decode_signed_directory(record.value)
             if trust.offer(signed, datetime.now(UTC)):
                 self._directory_arrived.set()
-                if self._directory_file is not None:
-                    save_signed_directory(self._directory_file, signed)
+                if self._directory_dir is not None:
+                    keep_directory(self._directory_dir, trust)
         except (MessageError, ConfigError) as exc:
             log.warning("refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
 
     def topic(self, name: str) -> str:
         """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""
         return f"{self.topic_prefix}.{name}"
+
+    @staticmethod
+    def inbox_of(node_id: str) -> str:
+        """The inbox topic (without prefix) of a node: directed messages to it go there."""
+        return f"inbox.{node_id}"
+
+    @property
+    def quarantine_name(self) -> str:
+        """This node's quarantine topic (without prefix)."""
+        return f"{TOPIC_QUARANTINE}.{self.node_id}" if self.node_id else TOPIC_QUARANTINE
+
+    @property
+    def created_topics(self) -> list[str]:
+        """Full names of the topics this node created or checked, for tools that clean up after themselves."""
+        return sorted(self.topic(name) for name in self._created)
+
+    async def _ensure_topic(self, name: str) -> None:
+        if name not in self._created:
+            await self.transport.create_topic(self.topic(name))
+            self._created.add(name)
 
     async def publish(
         self,
@@ -222,6 +249,8 @@ class Node(_Lifecycle):
         recipients: tuple[str, ...] = (),
         handling: Handling | None = None,
         seal: bool = False,
+        conversation_id: str | None = None,
+        in_reply_to: str | None = None,
         now: datetime | None = None,
     ) -> Published:
         """Sign and send ``message``; returns once the transport holds it durably.
@@ -251,11 +280,18 @@ class Node(_Lifecycle):
             handling=handling,
             now=now,
             seal_to=seal_to,
+            conversation_id=conversation_id,
+            in_reply_to=in_reply_to,
             registry=self.registry,
         )
-        key = envelope.case_id.encode() if envelope.case_id else None
-        topic = self.topic(self.registry.topic_of(message.avro_name))
-        sent = await self.transport.send(topic, frame, key=key)
+        key = (envelope.conversation_id or envelope.case_id or envelope.message_id).encode()
+        # Directed messages go to each recipient's inbox (the same signed bytes); others to their type's topic.
+        names = [self.inbox_of(r) for r in recipients] or [self.registry.topic_of(message.avro_name)]
+        copies = []
+        for name in names:
+            await self._ensure_topic(name)
+            copies.append(await self.transport.send(self.topic(name), frame, key=key))
+        sent = copies[0]
         log.info(
             "published %s %s case=%s to %s[%d]@%d",
             envelope.message_type,
@@ -265,7 +301,7 @@ class Node(_Lifecycle):
             sent.partition,
             sent.offset,
         )
-        return Published(envelope, sent, frame)
+        return Published(envelope, sent, frame, tuple(copies))
 
     async def forward(
         self,
@@ -315,27 +351,55 @@ class Node(_Lifecycle):
         )
         return await self.publish(forwarded, recipients=to, seal=content_key is not None)
 
-    def open_forwarded(self, forwarded: ForwardedMessage, forwarder: str) -> Opened:
+    def open_forwarded(
+        self, forwarded: ForwardedMessage, forwarder: str, *, sealed: bool = True, depth: int = 0
+    ) -> Opened:
         """Verify a forwarded message's original (and its permission), check the forward was allowed, and
-        return the original opened. :class:`PolicyError` (``bad-forward``) when it does not hold."""
+        return the original opened. :class:`PolicyError` (``bad-forward``) when it does not hold.
+
+        ``sealed`` says whether the forwarded message itself was sealed (a content key must never travel in
+        clear). Nested forwards are checked all the way down.
+        """
+        now = datetime.now(UTC)
         try:
+            if forwarded.original_content_key is not None and not sealed:
+                raise HandlingRuleError("a content key travelled in clear")
+            if depth > 3:
+                raise HandlingRuleError("forwarded more than three times")
             original = open_verified(
                 verify_frame(forwarded.original_frame, self.trust, self.registry),
                 self.registry,
                 content_key=forwarded.original_content_key,
             )
+            # Originals are held to the same freshness window as direct messages: a forward cannot launder a
+            # stale or backdated message (a revoked key's) into acceptance.
+            self.freshness.check(original.envelope, now)
+            if forwarded.handling != original.envelope.handling:
+                raise HandlingRuleError("the forward does not carry the original's handling code")
             grant, grant_sender = None, None
             if forwarded.permission_frame is not None:
                 permission = open_frame(forwarded.permission_frame, self.trust, self.registry)
+                self.freshness.check(permission.envelope, now)
                 if isinstance(permission.message, DisseminationDecision):
                     grant, grant_sender = permission.message, permission.envelope.sender
+            addressed = not original.envelope.recipients or forwarder in original.envelope.recipients
+            if not addressed and not (grant is not None and grant.grantee == forwarder):
+                raise HandlingRuleError(f"{forwarder} was not a recipient of the original")
             check_forward(
                 original.envelope,
                 forwarder,
                 (self.node_id,) if self.node_id else None,
                 grant=grant,
                 grant_sender=grant_sender,
+                at=now,
             )
+            if isinstance(original.message, ForwardedMessage):
+                self.open_forwarded(
+                    original.message,
+                    original.envelope.sender,
+                    sealed=original.envelope.sealed is not None,
+                    depth=depth + 1,
+                )
         except (MessageError, HandlingRuleError) as exc:
             raise PolicyError(f"forwarded by {forwarder}: {exc}", reason="bad-forward") from exc
         return original
@@ -367,7 +431,9 @@ class Node(_Lifecycle):
         else:
             # Too large to keep whole in one record: keep its digest, its length and its beginning.
             entry["value_prefix"] = base64.b64encode(record.value[:_KEEP_OF_OVERSIZED]).decode()
-        await self.transport.send(self.topic(TOPIC_QUARANTINE), json.dumps(entry).encode(), key=record.topic.encode())
+        await self.transport.send(
+            self.topic(self.quarantine_name), json.dumps(entry).encode(), key=record.topic.encode()
+        )
         log.warning(
             "quarantined %s[%d]@%d: %s: %s",
             record.topic,
@@ -482,9 +548,9 @@ class Subscription(_Lifecycle):
                 return False
             opened = open_verified(verified, node.registry, opener=node.opener)
             if isinstance(opened.message, ForwardedMessage):
-                node.open_forwarded(opened.message, opened.envelope.sender)
+                node.open_forwarded(opened.message, opened.envelope.sender, sealed=opened.envelope.sealed is not None)
             node.freshness.check(opened.envelope, datetime.now(UTC))
-            handled = node.replay_guard.digest_of(opened.envelope.message_id)
+            handled = node.replay_guard.digest_of(opened.envelope.sender, opened.envelope.message_id)
             if handled is not None and handled != digest:
                 raise PolicyError(
                     f"message id {opened.envelope.message_id} was already used for other bytes", reason="replayed"

@@ -53,15 +53,21 @@ class ReplayGuard:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS handled (message_id TEXT PRIMARY KEY, sender TEXT NOT NULL, "
-                "sha256 BLOB NOT NULL, created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS handled (sender TEXT NOT NULL, message_id TEXT NOT NULL, "
+                "sha256 BLOB NOT NULL, created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL, "
+                "PRIMARY KEY (sender, message_id))"
             )
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"replay store {path or 'in memory'}: {exc}") from exc
 
-    def digest_of(self, message_id: str) -> bytes | None:
-        """The digest of the bytes handled under ``message_id``, or None if it was never handled."""
-        row = self._db.execute("SELECT sha256 FROM handled WHERE message_id = ?", (message_id,)).fetchone()
+    def digest_of(self, sender: str, message_id: str) -> bytes | None:
+        """The digest of the bytes ``sender`` sent under ``message_id`` that were handled, or None.
+
+        Scoped by sender: one node cannot block another's message by reusing its id.
+        """
+        row = self._db.execute(
+            "SELECT sha256 FROM handled WHERE sender = ? AND message_id = ?", (sender, message_id)
+        ).fetchone()
         return bytes(row[0]) if row else None
 
     def remember(self, envelope: Envelope, sha256: bytes, now: datetime | None = None) -> None:
@@ -69,8 +75,8 @@ class ReplayGuard:
         self._db.execute(
             "INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)",
             (
-                envelope.message_id,
                 envelope.sender,
+                envelope.message_id,
                 sha256,
                 int(envelope.created_at.timestamp() * 1e6),
                 int(now.timestamp() * 1e6),

@@ -63,6 +63,20 @@ def _strip_fastavro_keys(node: Any) -> Any:
     return node
 
 
+def _duplicate_field(node: Any) -> tuple[str, str] | None:
+    """The first (record, field) that a record defines twice; fastavro accepts them silently."""
+    if isinstance(node, list):
+        return next((d for d in map(_duplicate_field, node) if d), None)
+    if not isinstance(node, dict):
+        return None
+    names = [f.get("name") for f in node.get("fields", ())]
+    for name in names:
+        if names.count(name) > 1:
+            return str(node.get("name")), str(name)
+    children = [f.get("type") for f in node.get("fields", ())] + [node.get(k) for k in ("type", "items", "values")]
+    return next((d for d in map(_duplicate_field, children) if d), None)
+
+
 def _inline(node: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
     """Replace references to named types by their definition at first use, as Avro's canonical form needs."""
     if isinstance(node, str):
@@ -123,6 +137,10 @@ class SchemaRegistry:
                 pending[path] = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise SchemaError(f"{path}: cannot read schema: {exc}") from exc
+        for path, raw in pending.items():
+            duplicate = _duplicate_field(raw)
+            if duplicate:
+                raise SchemaError(f"{path}: record {duplicate[0]} has the field {duplicate[1]!r} twice")
         # Files reference each other's named types; parse until no file makes progress.
         registry: dict[str, Any] = {}
         while pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -32,6 +33,8 @@ class KeyEntry(Record):
 
     @model_validator(mode="after")
     def _window(self) -> KeyEntry:
+        if hashlib.sha256(self.public_key).digest()[:8].hex() != self.key_id:
+            raise ValueError(f"key_id {self.key_id} is not the key id of its public key")
         if self.valid_until is not None and self.valid_until <= self.valid_from:
             raise ValueError("valid_until is not after valid_from")
         if (self.revoked_at is None) != (self.revocation_reason is None):
@@ -79,6 +82,8 @@ class Directory(Record):
 
     @model_validator(mode="after")
     def _consistent(self) -> Directory:
+        if len({a.public_key for a in self.authorities}) != len(self.authorities):
+            raise ValueError("an authority key is listed twice")
         if self.threshold > len(self.authorities):
             raise ValueError(f"threshold {self.threshold} exceeds the {len(self.authorities)} authority keys")
         ids = [n.node_id for n in self.nodes]

@@ -45,6 +45,7 @@ class DisseminationDecision(Message):
     original_message_id: MessageId
     action: ControlledAction
     granted: bool
+    grantee: NodeId
     to: tuple[NodeId, ...] = ()
     conditions: Text | None = None
     grounds: Text | None = None

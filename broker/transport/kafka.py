@@ -99,6 +99,8 @@ class KafkaSettings:
                 )
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"TLS settings: {exc}") from exc
+        if self.security_protocol == "SASL_PLAINTEXT":
+            log.warning("SASL_PLAINTEXT: credentials and messages cross the network unencrypted; use SASL_SSL")
         if "SASL" in self.security_protocol:
             if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
                 raise ConfigError("SASL needs a mechanism, a user name and a password (OP7_KAFKA_SASL_*)")

@@ -23,7 +23,8 @@ async def test_every_message_type_crosses_the_transport_verified(transport_facto
     trust = TrustStore({node: [key.public] for node, key in keys.items()})
     prefix = f"op7.cat{unique}"
     registry = default_registry()
-    topics = sorted({registry.topic_of(t) for t in registry.message_types})
+    inboxes = {Node.inbox_of(m.requested_authority.node) for m in messages if isinstance(m, Request)}
+    topics = sorted({registry.topic_of(t) for t in registry.message_types} | inboxes)
 
     sent = {}
     for message in messages:
@@ -35,7 +36,12 @@ async def test_every_message_type_crosses_the_transport_verified(transport_facto
         ) as node:
             published = await node.publish(message)
             sent[published.envelope.message_id] = (message, published)
-            assert published.sent.topic == f"{prefix}.{registry.topic_of(message.avro_name)}"
+            where = (
+                Node.inbox_of(message.requested_authority.node)
+                if isinstance(message, Request)
+                else registry.topic_of(message.avro_name)
+            )
+            assert published.sent.topic == f"{prefix}.{where}"
 
     got: list[Delivery] = []
     async with Node(transport_factory(), trust, topic_prefix=prefix) as ops, ops.subscribe("NL.NCC", topics) as sub:

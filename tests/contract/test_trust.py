@@ -82,7 +82,7 @@ async def test_a_directory_update_is_picked_up_live(
     async with Node(
         transport_factory(), DirectoryTrust(anchor), topic_prefix=prefix, follow_directory=False
     ) as authority:
-        await authority.publish_directory(v1, "op7-test")
+        await authority.publish_directory(v1, "op7-test", 1)
         async with Node(transport_factory(), trust, topic_prefix=prefix) as ops, ops.subscribe("NL.NCC") as sub:
             await eventually(lambda: trust.version == 1)
             collector = Collector()
@@ -94,7 +94,7 @@ async def test_a_directory_update_is_picked_up_live(
                 await sender.publish(make_alert(spanish_alert, alert_id="BEFORE"))
                 await eventually(lambda: sub.stats.quarantined["unknown-sender"] == 1)
                 v2 = signed(admin.add_node(v1, card("ES.PN", es_key), "PN", [Role.NATIONAL_NODE], ["all"]))
-                await authority.publish_directory(v2, "op7-test")
+                await authority.publish_directory(v2, "op7-test", 2)
                 await eventually(lambda: trust.version == 2)
                 await sender.publish(make_alert(spanish_alert, alert_id="AFTER"))
                 await eventually(lambda: collector.ids() == ["AFTER"])
@@ -184,9 +184,10 @@ async def test_a_sealed_request_is_read_by_its_addressee_only_and_verified_by_th
     assert published.envelope.recipients == ("ES.PN",) and published.envelope.sealed is not None
 
     async def receive(node_id: str) -> tuple[Collector, Any]:
+        # Both read ES.PN's inbox: on a cluster without ACLs, nothing stops a curious node from reading it.
         collector = Collector()
         node = Node(transport_factory(), trust, topic_prefix=prefix, opener=Opener(node_id, [keys[node_id][1]]))
-        async with node, node.subscribe(node_id, ["requests"]) as sub:
+        async with node, node.subscribe(node_id, [Node.inbox_of("ES.PN")]) as sub:
             stats = await asyncio.wait_for(sub.run(collector, idle_timeout=3), 60)
         return collector, stats
 
@@ -196,7 +197,7 @@ async def test_a_sealed_request_is_read_by_its_addressee_only_and_verified_by_th
     assert third.got == [] and stats.not_addressed == 1 and not stats.quarantined
     # The auditor reads raw records: it proves who sent what to whom and when, without the content.
     auditor = transport_factory()
-    async with auditor, auditor.consumer([f"{prefix}.requests"], f"audit-{unique}") as consumer:
+    async with auditor, auditor.consumer([f"{prefix}.inbox.ES.PN"], f"audit-{unique}") as consumer:
         records = []
         for _ in range(40):
             records += await consumer.fetch(timeout=0.5)
@@ -235,7 +236,7 @@ async def test_red_information_is_not_passed_on_without_the_originators_permissi
         await fr.publish(request, seal=True)
     received: list[Delivery] = []
     async with node("ES.PN") as es:
-        async with es.subscribe("ES.PN", ["requests"]) as sub:
+        async with es.subscribe("ES.PN", [Node.inbox_of("ES.PN")]) as sub:
             await asyncio.wait_for(sub.run(received.append, limit=1, idle_timeout=20), 30)
         (delivery,) = received
         with pytest.raises(HandlingRuleError, match="TLP:RED: for the eyes and ears of individual recipients only"):
@@ -249,7 +250,7 @@ async def test_red_information_is_not_passed_on_without_the_originators_permissi
         grant_delivery = Delivery(grant.envelope, decision, grant.raw, delivery.record)
         await es.forward(delivery, ("MX.FGR",), es_authority, permission=grant_delivery)
     got: list[Delivery] = []
-    async with node("MX.FGR") as mx, mx.subscribe("MX.FGR", ["requests"]) as sub:
+    async with node("MX.FGR") as mx, mx.subscribe("MX.FGR", [Node.inbox_of("MX.FGR")]) as sub:
         await asyncio.wait_for(sub.run(got.append, limit=1, idle_timeout=20), 30)
         original = mx.open_forwarded(got[0].message, got[0].envelope.sender)  # type: ignore[arg-type]
     assert original.message == request and original.envelope.sender == "FR.GN"
@@ -280,7 +281,7 @@ async def test_an_unpermitted_forward_is_quarantined_by_the_receiver(
         await es.publish(forwarded, recipients=("MX.FGR",))
     async with (
         Node(transport_factory(), trust, NodeIdentity("MX.FGR", keys["MX.FGR"]), topic_prefix=prefix) as mx,
-        mx.subscribe("MX.FGR", ["requests"]) as sub,
+        mx.subscribe("MX.FGR", [Node.inbox_of("MX.FGR")]) as sub,
     ):
         stats = await asyncio.wait_for(sub.run(lambda d: None, idle_timeout=3), 30)
     assert dict(stats.quarantined) == {"bad-forward": 1} and stats.delivered == 0

@@ -119,7 +119,7 @@ def test_send_any_type_addresses_requests_to_the_requested_authority(tmp_path: P
     sent = json.loads(result.stdout)
     assert sent["message_type"] == "op7.mla.MutualLegalAssistanceRequest"
     assert sent["recipients"] == ["ES.PN"]
-    assert sent["topic"] == "op7.requests"
+    assert sent["topic"] == "op7.inbox.ES.PN"
 
 
 def test_send_unknown_type_lists_the_types(tmp_path: Path) -> None:
@@ -172,18 +172,15 @@ def test_listen_shows_every_type_that_was_sent(tmp_path: Path) -> None:
         ("CaseInformation", "case-information.json"),
     ):
         assert op7(tmp_path, "send", type_name, str(EXAMPLES_DIR / filename)).returncode == 0
-    result = op7(tmp_path, "listen", "--topic", "requests", "--count", "2", "--group", "ES.PN")
+    result = op7(tmp_path, "listen", "--as", "ES.PN", "--topic", "inbox", "--topic", "requests", "--count", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "MutualLegalAssistanceRequest from FR.GN to ES.PN case FR-GN-2026-000142" in lines[0]
     assert "MutualLegalAssistanceResponse from ES.PN to all" in lines[1]
     everything = op7(tmp_path, "listen", "--json", "--timeout", "1", "--group", "NL.NCC")
     types = sorted(json.loads(line)["envelope"]["message_type"] for line in everything.stdout.splitlines())
-    assert types == [
-        "op7.case.CaseInformation",
-        "op7.mla.MutualLegalAssistanceRequest",
-        "op7.mla.MutualLegalAssistanceResponse",
-    ]
+    # The request went to ES.PN's inbox only; the rest was not addressed to anyone in particular.
+    assert types == ["op7.case.CaseInformation", "op7.mla.MutualLegalAssistanceResponse"]
     assert op7(tmp_path, "listen", "--topic", "gossip").returncode == 1
 
 

@@ -82,3 +82,13 @@ def test_schema_registry_reports_unresolvable_references(tmp_path: object) -> No
     (out / "a.avsc").write_text("{not json")
     with pytest.raises(SchemaError, match=r"a\.avsc"):
         SchemaRegistry(out)
+
+
+def test_a_field_defined_twice_is_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    out = Path(str(tmp_path))
+    record = {"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}, {"name": "x", "type": "int"}]}
+    (out / "a.avsc").write_text(json.dumps(record))
+    with pytest.raises(SchemaError, match="record A has the field 'x' twice"):
+        SchemaRegistry(out)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from broker import directory_admin as admin
-from broker.directory import DirectoryAnchor, DirectoryTrust, PublicKeyCard, sign_directory, verify_directory
+from broker.directory import (
+    DirectoryAnchor,
+    DirectoryTrust,
+    PublicKeyCard,
+    keep_directory,
+    restore_directory,
+    sign_directory,
+    verify_directory,
+)
 from broker.envelope import NodeIdentity, build, open_frame
 from broker.errors import ConfigError, VerificationError
 from broker.models import KidnappingAlert
-from broker.models.directory import Role, SignedDirectory
+from broker.models.directory import Directory, KeyEntry, Role, SignedDirectory
 from broker.signing import EncryptionKey, SigningKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,8 +65,8 @@ def test_threshold_of_authority_signatures() -> None:
 def test_a_signature_by_a_stranger_or_over_other_bytes_does_not_count() -> None:
     draft = genesis()
     stranger = SigningKey.generate()
-    with pytest.raises(ConfigError, match="not an authority key"):
-        admin.sign(draft, stranger)
+    with pytest.raises(VerificationError, match="1 valid"):
+        verify_directory(admin.sign(admin.sign(draft, stranger), AUTHORITIES[0]), anchor(draft), T0)
     good = signed_by(draft, *AUTHORITIES[:2])
     tampered = SignedDirectory(body=good.body[:-1] + bytes([good.body[-1] ^ 1]), signatures=good.signatures)
     with pytest.raises(VerificationError, match="0 valid"):
@@ -173,3 +182,50 @@ def test_unknown_nodes_and_bad_edits() -> None:
     with pytest.raises(VerificationError) as info:
         trust.key_for("FR.GN", b"\x00" * 8)
     assert info.value.reason == "unknown-sender"
+
+
+def test_a_restarted_node_verifies_the_chain_it_kept_across_an_authority_handover(tmp_path: Path) -> None:
+    """The authorities of the held version sign the next; after a restart the node walks the kept chain."""
+    new_authorities = [SigningKey.generate() for _ in range(2)]
+    v1 = signed_by(genesis(), *AUTHORITIES[:2])
+    handover = admin.edit(
+        v1,
+        lambda d: d.update(
+            threshold=2,
+            authorities=[
+                {
+                    "key_id": k.public.key_id.hex(),
+                    "public_key": k.public.raw,
+                    "valid_from": T0,
+                    "valid_until": None,
+                    "revoked_at": None,
+                    "revocation_reason": None,
+                }
+                for k in new_authorities
+            ],
+        ),
+    )
+    v2 = signed_by(handover, *AUTHORITIES[1:])  # signed by the outgoing authorities
+    v3 = signed_by(admin.edit(v2, lambda d: None), *new_authorities)
+    trust = DirectoryTrust(anchor(v1))
+    for version in (v1, v2, v3):
+        assert trust.offer(version, T0)
+        keep_directory(tmp_path, trust)
+    restarted = DirectoryTrust(anchor(v1))
+    restore_directory(tmp_path, restarted, T0)
+    assert restarted.version == 3
+    # The retired authorities can no longer sign anything the node accepts.
+    v4_by_old = signed_by(admin.edit(v3, lambda d: None), *AUTHORITIES[:2])
+    with pytest.raises(VerificationError):
+        restarted.offer(v4_by_old, T0)
+
+
+def test_one_authority_key_never_counts_twice() -> None:
+    key = AUTHORITIES[0]
+    entry = {"key_id": key.public.key_id.hex(), "public_key": key.public.raw, "valid_from": T0}
+    with pytest.raises(ValueError, match="listed twice"):
+        Directory.model_validate(
+            {"network": "op7-test", "version": 1, "issued_at": T0, "threshold": 2, "authorities": [entry, entry]}
+        )
+    with pytest.raises(ValueError, match="is not the key id of its public key"):
+        KeyEntry.model_validate({**entry, "key_id": "00" * 8})

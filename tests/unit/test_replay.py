@@ -32,10 +32,10 @@ def test_handled_ids_survive_a_restart_and_can_be_pruned(
     env, frame = build(fr, alert)
     digest = hashlib.sha256(frame).digest()
     guard = ReplayGuard(tmp_path / "replay.db")
-    assert guard.digest_of(env.message_id) is None
+    assert guard.digest_of(env.sender, env.message_id) is None
     guard.remember(env, digest)
     guard.close()
     again = ReplayGuard(tmp_path / "replay.db")
-    assert again.digest_of(env.message_id) == digest
+    assert again.digest_of(env.sender, env.message_id) == digest
     assert again.prune(env.created_at + timedelta(seconds=1)) == 1
-    assert again.digest_of(env.message_id) is None
+    assert again.digest_of(env.sender, env.message_id) is None
