@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build, open_frame
+from broker.envelope import NodeIdentity, build
 from broker.errors import HandlingRuleError, PolicyError
 from broker.handling import check_forward, check_use
 from broker.models import ControlledAction, DisseminationDecision, ForwardedMessage, KidnappingAlert
