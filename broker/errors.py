@@ -65,6 +65,9 @@ class MessageError(Op7Error):
     """Bytes from the network were refused; ``reason`` is a short stable code for quarantine and metrics."""
 
     reason: str = "invalid-message"
+    #: The verified header (a ``broker.models.Envelope``) when the refusal came after the signature check:
+    #: the sender is then known.
+    envelope: object | None = None
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         if reason is not None:

@@ -94,7 +94,13 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None] | None]
-RefusalHook = Callable[[Record, MessageError], None]
+RefusalHook = Callable[[Record, MessageError], Awaitable[None] | None]
+DuplicateHook = Callable[[Record, Envelope], Awaitable[None] | None]
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
 
 
 @dataclass
@@ -478,6 +484,7 @@ class Subscription(_Lifecycle):
         idle_timeout: float | None = None,
         poll: float = 0.5,
         on_refused: RefusalHook | None = None,
+        on_duplicate: DuplicateHook | None = None,
     ) -> SubscriptionStats:
         """Hand each verified message to ``handler`` and commit it once the handler returned.
 
@@ -506,7 +513,7 @@ class Subscription(_Lifecycle):
                 if not self._consumer.owns(record):
                     self._drop_partition(record)
                     continue
-                handled = await self._handle(record, handler, on_refused)
+                handled = await self._handle(record, handler, on_refused, on_duplicate)
                 self._pending.popleft()
                 if handled:
                     delivered += 1
@@ -533,13 +540,17 @@ class Subscription(_Lifecycle):
                 record.offset,
             )
 
-    async def _handle(self, record: Record, handler: Handler, on_refused: RefusalHook | None) -> bool:
+    async def _handle(
+        self, record: Record, handler: Handler, on_refused: RefusalHook | None, on_duplicate: DuplicateHook | None
+    ) -> bool:
         """Handle one record; True if it went to the handler, False if it was quarantined or a duplicate."""
         self.stats.received += 1
         node = self._node
         digest = hashlib.sha256(record.value).digest()
+        envelope: Envelope | None = None
         try:
             verified = verify_frame(record.value, node.trust, node.registry)
+            envelope = verified.envelope
             recipients = verified.envelope.recipients
             sealed_elsewhere = verified.envelope.sealed is not None and node.node_id is None
             if (recipients and node.node_id is not None and node.node_id not in recipients) or sealed_elsewhere:
@@ -556,22 +567,24 @@ class Subscription(_Lifecycle):
                     f"message id {opened.envelope.message_id} was already used for other bytes", reason="replayed"
                 )
         except MessageError as exc:
+            # The verified header, when there is one: the sender is then known and can be told.
+            exc.envelope = envelope
             await self._node.quarantine(record, exc, self._group)
             self.stats.quarantined[exc.reason] += 1
-            await self._commit(record)
             if on_refused is not None:
-                on_refused(record, exc)
+                await _maybe_await(on_refused(record, exc))
+            await self._commit(record)
             return False
         if handled is not None:
             # The same bytes again (a resend, a redelivery, a replay): handled once already.
             self.stats.duplicates += 1
+            if on_duplicate is not None:
+                await _maybe_await(on_duplicate(record, opened.envelope))
             await self._commit(record)
             return False
         delivery = Delivery(opened.envelope, opened.message, opened.raw, record)
         try:
-            result = handler(delivery)
-            if inspect.isawaitable(result):
-                await result
+            await _maybe_await(handler(delivery))
         except Exception as exc:
             self.stats.received -= 1  # it will be received again
             raise HandlerError(

@@ -1,0 +1,302 @@
+"""The state of every directed exchange a node sent or received, with its history (SQLite).
+
+An exchange is one directed message and what happened to it: for an outgoing request, sent, delivered (a
+signed receipt came back), answered, rejected, overdue, closed; for an incoming one, received, answered,
+closed. Every change is an event with its time, so that ``op7 exchanges show`` tells the whole story.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Direction", "Event", "ExchangeRecord", "ExchangeState", "ExchangeStore"]
+
+
+class Direction(StrEnum):
+    OUT = "out"
+    IN = "in"
+
+
+class ExchangeState(StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    ACCEPTED = "accepted"
+    RECEIVED = "received"
+    ANSWERED = "answered"
+    REJECTED = "rejected"
+    OVERDUE = "overdue"
+    UNDELIVERABLE = "undeliverable"
+    CLOSED = "closed"
+
+
+#: States in which an outgoing exchange still waits for something.
+OPEN_OUT = (ExchangeState.SENT, ExchangeState.DELIVERED, ExchangeState.ACCEPTED, ExchangeState.OVERDUE)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    message_id TEXT PRIMARY KEY, direction TEXT NOT NULL, peer TEXT NOT NULL, message_type TEXT NOT NULL,
+    case_id TEXT, conversation_id TEXT, in_reply_to TEXT, state TEXT NOT NULL, deadline INTEGER,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
+    next_attempt_at INTEGER, sha256 BLOB NOT NULL, frame BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_case ON exchanges (case_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL,
+    detail TEXT NOT NULL, related_message_id TEXT
+);
+CREATE INDEX IF NOT EXISTS events_message ON events (message_id);
+CREATE TABLE IF NOT EXISTS receipts_sent (
+    received_message_id TEXT NOT NULL, sender TEXT NOT NULL, frame BLOB NOT NULL,
+    PRIMARY KEY (sender, received_message_id)
+);
+"""
+
+
+def _us(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp() * 1_000_000)
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    message_id: str
+    direction: Direction
+    peer: str
+    message_type: str
+    case_id: str | None
+    conversation_id: str | None
+    in_reply_to: str | None
+    state: ExchangeState
+    deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    sha256: bytes
+    frame: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "direction": self.direction.value,
+            "peer": self.peer,
+            "message_type": self.message_type,
+            "case_id": self.case_id,
+            "conversation_id": self.conversation_id,
+            "in_reply_to": self.in_reply_to,
+            "state": self.state.value,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "attempts": self.attempts,
+            "sha256": self.sha256.hex(),
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    message_id: str
+    at: datetime
+    state: str
+    detail: str
+    related_message_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "state": self.state,
+            "detail": self.detail,
+            "related_message_id": self.related_message_id,
+        }
+
+
+class ExchangeStore:
+    """Exchanges, events and the receipts this node sent (to send the same one again for a resend)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"exchange store {path or 'in memory'}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(
+        self,
+        *,
+        message_id: str,
+        direction: Direction,
+        peer: str,
+        message_type: str,
+        case_id: str | None,
+        conversation_id: str | None,
+        in_reply_to: str | None,
+        state: ExchangeState,
+        deadline: datetime | None,
+        sha256: bytes,
+        frame: bytes,
+        now: datetime,
+        next_attempt_at: datetime | None = None,
+        detail: str = "",
+    ) -> bool:
+        """Record a new exchange; False if it is already known (a resend or redelivery)."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO exchanges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (
+                message_id,
+                direction.value,
+                peer,
+                message_type,
+                case_id,
+                conversation_id,
+                in_reply_to,
+                state.value,
+                _us(deadline),
+                _us(now),
+                _us(now),
+                _us(next_attempt_at),
+                sha256,
+                frame,
+            ),
+        )
+        if cursor.rowcount:
+            self.event(message_id, state.value, detail or f"{direction.value} {message_type}", now)
+        return bool(cursor.rowcount)
+
+    def event(self, message_id: str, state: str, detail: str, at: datetime, related: str | None = None) -> None:
+        self._db.execute(
+            "INSERT INTO events (message_id, at, state, detail, related_message_id) VALUES (?, ?, ?, ?, ?)",
+            (message_id, _us(at), state, detail, related),
+        )
+
+    def move(
+        self,
+        message_id: str,
+        state: ExchangeState,
+        detail: str,
+        at: datetime,
+        related: str | None = None,
+        *,
+        only_from: tuple[ExchangeState, ...] | None = None,
+    ) -> bool:
+        """Change an exchange's state (if it is in one of ``only_from``), recording the event either way."""
+        record = self.get(message_id)
+        if record is None:
+            return False
+        self.event(message_id, state.value, detail, at, related)
+        if only_from is not None and record.state not in only_from:
+            return False
+        self._db.execute(
+            "UPDATE exchanges SET state = ?, updated_at = ? WHERE message_id = ?", (state.value, _us(at), message_id)
+        )
+        return True
+
+    def retried(self, message_id: str, at: datetime, next_attempt_at: datetime | None) -> None:
+        self._db.execute(
+            "UPDATE exchanges SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE message_id = ?",
+            (_us(next_attempt_at), _us(at), message_id),
+        )
+
+    def stop_retrying(self, message_id: str) -> None:
+        self._db.execute("UPDATE exchanges SET next_attempt_at = NULL WHERE message_id = ?", (message_id,))
+
+    def _rows(self, where: str = "1", args: tuple[Any, ...] = ()) -> list[ExchangeRecord]:
+        rows = self._db.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY created_at", args).fetchall()  # noqa: S608
+        return [
+            ExchangeRecord(
+                r[0],
+                Direction(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                ExchangeState(r[7]),
+                _dt(r[8]),
+                _dt(r[9]) or datetime.now(UTC),
+                _dt(r[10]) or datetime.now(UTC),
+                r[11],
+                _dt(r[12]),
+                bytes(r[13]),
+                bytes(r[14]),
+            )
+            for r in rows
+        ]
+
+    def get(self, message_id: str) -> ExchangeRecord | None:
+        found = self._rows("message_id = ?", (message_id,))
+        return found[0] if found else None
+
+    def find(self, prefix: str) -> ExchangeRecord | None:
+        """An exchange by message id or a unique prefix of it (what a person types)."""
+        found = self._rows("message_id LIKE ?", (prefix.replace("%", "") + "%",))
+        return found[0] if len(found) == 1 else None
+
+    def select(self, *, case_id: str | None = None, overdue: bool = False) -> list[ExchangeRecord]:
+        where, args = ["1"], []
+        if case_id is not None:
+            where.append("case_id = ?")
+            args.append(case_id)
+        if overdue:
+            where.append("state = ?")
+            args.append(ExchangeState.OVERDUE.value)
+        return self._rows(" AND ".join(where), tuple(args))
+
+    def conversation(self, record: ExchangeRecord) -> list[ExchangeRecord]:
+        """The exchange, what it answers and what answers it."""
+        ids = {record.message_id}
+        if record.in_reply_to:
+            ids.add(record.in_reply_to)
+        replies = self._rows("in_reply_to = ?", (record.message_id,))
+        rows = [r for r in self._rows() if r.message_id in ids] + replies
+        return sorted({r.message_id: r for r in rows}.values(), key=lambda r: r.created_at)
+
+    def events(self, message_id: str) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT message_id, at, state, detail, related_message_id FROM events WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        ).fetchall()
+        return [Event(r[0], _dt(r[1]) or datetime.now(UTC), r[2], r[3], r[4]) for r in rows]
+
+    def due_for_resend(self, now: datetime) -> list[ExchangeRecord]:
+        return self._rows(
+            "direction = 'out' AND state = 'sent' AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?", (_us(now),)
+        )
+
+    def past_deadline(self, now: datetime) -> list[ExchangeRecord]:
+        states = ", ".join(f"'{s.value}'" for s in OPEN_OUT if s is not ExchangeState.OVERDUE)
+        return self._rows(
+            f"direction = 'out' AND deadline IS NOT NULL AND deadline < ? AND state IN ({states})", (_us(now),)
+        )
+
+    def keep_receipt(self, sender: str, received_message_id: str, frame: bytes) -> None:
+        self._db.execute("INSERT OR IGNORE INTO receipts_sent VALUES (?, ?, ?)", (received_message_id, sender, frame))
+
+    def receipt_for(self, sender: str, received_message_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT frame FROM receipts_sent WHERE sender = ? AND received_message_id = ?",
+            (sender, received_message_id),
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def dump(self, message_id: str) -> str:
+        record = self.get(message_id)
+        return json.dumps(record.to_json() if record else None)
