@@ -1,0 +1,480 @@
+"""Directed exchanges: send a request, get a signed receipt, get an answer within a deadline, follow it.
+
+:class:`ExchangeAgent` runs on a :class:`~broker.node.Node` with an :class:`ExchangeStore`:
+
+- ``send`` publishes a directed message to its recipients' inboxes and records the exchange (with its answer
+  deadline when it is a request), resending it with back-off until a receipt arrives;
+- ``serve`` reads the node's inbox: each verified message is recorded, handed to the application once, and
+  acknowledged with a signed ``Receipt`` carrying the SHA-256 of the exact bytes received (a resend gets the
+  same receipt again); receipts, error reports and answers update the sender's exchanges; a message refused
+  after its sender was verified is answered with a signed ``ErrorReport``;
+- ``tick`` resends what is unacknowledged and, past a deadline, marks an exchange overdue and sends the
+  addressee a signed ``Reminder``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .directory_admin import parse_duration
+from .errors import ConfigError, MessageError
+from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
+from .models import (
+    Authority,
+    DisseminationDecision,
+    Envelope,
+    ErrorReport,
+    Message,
+    Receipt,
+    ReceiptState,
+    Reminder,
+    Request,
+    RequestUrgency,
+    Response,
+    new_message_id,
+)
+from .node import Delivery, Node, Published, SubscriptionStats
+from .transport import Record
+
+__all__ = ["DeadlinePolicy", "ExchangeAgent", "ExchangeEvent", "ResendPolicy"]
+
+log = logging.getLogger("op7.exchange")
+
+_ANSWERS = (Response, DisseminationDecision)
+_BOOKKEEPING = (Receipt, ErrorReport)
+
+
+@dataclass(frozen=True)
+class DeadlinePolicy:
+    """Default answer deadlines per request urgency, and per message type where a network sets them.
+
+    The defaults follow the EU rules on information exchange between law-enforcement authorities: 8 hours
+    for the most urgent requests, 3 days for urgent ones, 7 days for the rest. A request's own earlier
+    ``deadline`` field wins.
+    """
+
+    by_urgency: Mapping[str, timedelta] = field(
+        default_factory=lambda: {
+            RequestUrgency.LIFE_THREATENING.value: timedelta(hours=8),
+            RequestUrgency.URGENT.value: timedelta(days=3),
+            RequestUrgency.ROUTINE.value: timedelta(days=7),
+        }
+    )
+    by_type: Mapping[str, Mapping[str, timedelta]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> DeadlinePolicy:
+        """``{"default": {"Urgent": "3d", ...}, "op7.extradition.ExtraditionRequest": {"Urgent": "1d"}}``."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            default = cls()
+            by_urgency = {**default.by_urgency, **{k: parse_duration(v) for k, v in data.pop("default", {}).items()}}
+            by_type = {t: {k: parse_duration(v) for k, v in table.items()} for t, table in data.items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{path}: deadlines: {exc}") from None
+        return cls(by_urgency, by_type)
+
+    def deadline(self, message: Message, sent_at: datetime) -> datetime | None:
+        if not isinstance(message, Request):
+            return None
+        urgency = message.urgency.value
+        table = self.by_type.get(message.avro_name, {})
+        default = sent_at + (table.get(urgency) or self.by_urgency[urgency])
+        own: datetime | None = getattr(message, "deadline", None)
+        return min(default, own) if own else default
+
+
+@dataclass(frozen=True)
+class ResendPolicy:
+    """Resend an unacknowledged message after ``first``, then ``factor`` times longer each time, ``attempts``
+    times in all; then the exchange is undeliverable."""
+
+    first: timedelta = timedelta(seconds=30)
+    factor: float = 4.0
+    attempts: int = 6
+
+    def next_after(self, attempt: int, now: datetime) -> datetime | None:
+        if attempt >= self.attempts:
+            return None
+        return now + self.first * (self.factor ** (attempt - 1))
+
+
+@dataclass(frozen=True)
+class ExchangeEvent:
+    """Something that happened to an exchange, for whoever watches the inbox."""
+
+    message_id: str
+    state: str
+    detail: str
+
+
+EventHook = Callable[[ExchangeEvent], None]
+AppHandler = Callable[[Delivery], Awaitable[None] | None]
+
+
+class ExchangeAgent:
+    """Directed exchanges of one node: sending, receipts, answers, deadlines, resends."""
+
+    def __init__(
+        self,
+        node: Node,
+        store: ExchangeStore,
+        authority: Authority,
+        *,
+        deadlines: DeadlinePolicy | None = None,
+        resend: ResendPolicy | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if node.identity is None or node.node_id is None:
+            raise ConfigError("an exchange agent needs a node with a signing identity")
+        if authority.node != node.node_id:
+            raise ConfigError(f"the authority is {authority.node}, the node {node.node_id}")
+        self.node = node
+        self.store = store
+        self.authority = authority
+        self.deadlines = deadlines or DeadlinePolicy()
+        self.resend = resend or ResendPolicy()
+        self._on_event = on_event
+
+    @property
+    def me(self) -> str:
+        assert self.node.node_id is not None
+        return self.node.node_id
+
+    def _event(self, message_id: str, state: str, detail: str) -> None:
+        log.info("%s %s: %s", message_id, state, detail)
+        if self._on_event is not None:
+            self._on_event(ExchangeEvent(message_id, state, detail))
+
+    # --- sending ----------------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        message: Message,
+        *,
+        recipients: tuple[str, ...] = (),
+        seal: bool = False,
+        conversation_id: str | None = None,
+        in_reply_to: str | None = None,
+        now: datetime | None = None,
+    ) -> Published:
+        """Publish a directed message and record the exchange; a request gets its answer deadline."""
+        now = now or datetime.now(UTC)
+        if not recipients and isinstance(message, Request):
+            recipients = (message.requested_authority.node,)
+        if len(recipients) != 1:
+            raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
+        # Every message of a conversation shares its id, which is also the partition key: they stay in order.
+        conversation_id = conversation_id or new_message_id(now)
+        published = await self.node.publish(
+            message, recipients=recipients, seal=seal, now=now, conversation_id=conversation_id, in_reply_to=in_reply_to
+        )
+        env = published.envelope
+        deadline = self.deadlines.deadline(message, now)
+        self.store.add(
+            message_id=env.message_id,
+            direction=Direction.OUT,
+            peer=recipients[0],
+            message_type=env.message_type,
+            case_id=env.case_id,
+            conversation_id=env.conversation_id,
+            in_reply_to=in_reply_to,
+            state=ExchangeState.SENT,
+            deadline=deadline,
+            sha256=hashlib.sha256(published.raw).digest(),
+            frame=published.raw,
+            now=now,
+            next_attempt_at=self.resend.next_after(1, now),
+            detail=f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else ""),
+        )
+        if in_reply_to is not None:
+            self.store.move(
+                in_reply_to,
+                ExchangeState.ANSWERED,
+                f"answered by {env.message_id}",
+                now,
+                env.message_id,
+                only_from=(ExchangeState.RECEIVED,),
+            )
+        self._event(env.message_id, "sent", f"{env.message_type} to {recipients[0]}")
+        return published
+
+    async def reply(self, request: Delivery, response: Message, *, seal: bool | None = None) -> Published:
+        """Answer a received message: same conversation, addressed to its sender, sealed if it was."""
+        env = request.envelope
+        return await self.send(
+            response,
+            recipients=(env.sender,),
+            seal=env.sealed is not None if seal is None else seal,
+            conversation_id=env.conversation_id or env.message_id,
+            in_reply_to=env.message_id,
+        )
+
+    # --- receiving --------------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        handler: AppHandler,
+        *,
+        group: str | None = None,
+        idle_timeout: float | None = None,
+        tick_every: float = 5.0,
+        limit: int | None = None,
+    ) -> SubscriptionStats:
+        """Read this node's inbox until stopped (or idle for ``idle_timeout`` seconds), ticking regularly."""
+        sub = self.node.subscribe(group or self.me, [Node.inbox_of(self.me)])
+
+        async def ticker() -> None:
+            while True:
+                await self.tick()
+                await asyncio.sleep(tick_every)
+
+        task = asyncio.create_task(ticker(), name="op7-exchange-ticker")
+        try:
+            async with sub:
+                return await sub.run(
+                    lambda d: self._on_delivery(d, handler),
+                    idle_timeout=idle_timeout,
+                    limit=limit,
+                    on_refused=self._on_refused,
+                    on_duplicate=self._on_duplicate,
+                )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _on_delivery(self, delivery: Delivery, handler: AppHandler) -> None:
+        env, message = delivery.envelope, delivery.message
+        now = datetime.now(UTC)
+        if isinstance(message, Receipt):
+            self._receipt(env, message, now)
+            return
+        if isinstance(message, ErrorReport):
+            if message.message_id and self.store.move(
+                message.message_id,
+                ExchangeState.REJECTED,
+                f"refused by {env.sender}: {message.reason}: {message.detail}",
+                now,
+                env.message_id,
+                only_from=OPEN_OUT,
+            ):
+                self.store.stop_retrying(message.message_id)
+                self._event(message.message_id, "rejected", f"{env.sender}: {message.reason}")
+            return
+        first = self.store.add(
+            message_id=env.message_id,
+            direction=Direction.IN,
+            peer=env.sender,
+            message_type=env.message_type,
+            case_id=env.case_id,
+            conversation_id=env.conversation_id,
+            in_reply_to=env.in_reply_to,
+            state=ExchangeState.RECEIVED,
+            deadline=None,
+            sha256=hashlib.sha256(delivery.raw).digest(),
+            frame=delivery.raw,
+            now=now,
+            detail=f"received from {env.sender}",
+        )
+        if isinstance(message, Reminder):
+            self.store.event(
+                message.message_id,
+                "reminded",
+                f"{env.sender}: answer was due {message.deadline:%Y-%m-%dT%H:%M:%SZ}",
+                now,
+                env.message_id,
+            )
+        if (
+            env.in_reply_to
+            and isinstance(message, _ANSWERS)
+            and self.store.move(
+                env.in_reply_to,
+                ExchangeState.ANSWERED,
+                f"answered by {env.sender} ({env.message_id})",
+                now,
+                env.message_id,
+                only_from=OPEN_OUT,
+            )
+        ):
+            self.store.stop_retrying(env.in_reply_to)
+            self._event(env.in_reply_to, "answered", f"{env.message_type} from {env.sender}")
+        await _call(handler, delivery)
+        if first:
+            self._event(env.message_id, "received", f"{env.message_type} from {env.sender}")
+        await self._send_receipt(env, delivery.raw, now)
+
+    def _receipt(self, env: Envelope, receipt: Receipt, now: datetime) -> None:
+        record = self.store.get(receipt.message_id)
+        if record is None or record.direction is not Direction.OUT or record.peer != env.sender:
+            log.warning("receipt from %s for unknown message %s", env.sender, receipt.message_id)
+            return
+        if receipt.message_sha256 != record.sha256:
+            self.store.event(
+                record.message_id, "receipt-mismatch", f"{env.sender} acknowledged other bytes", now, env.message_id
+            )
+            return
+        self.store.stop_retrying(record.message_id)
+        state = ExchangeState.ACCEPTED if receipt.state is ReceiptState.ACCEPTED else ExchangeState.DELIVERED
+        moved = self.store.move(
+            record.message_id,
+            state,
+            f"signed receipt from {env.sender} ({receipt.state.value})",
+            now,
+            env.message_id,
+            # A late receipt still proves delivery, also after the resends gave up.
+            only_from=(
+                ExchangeState.SENT,
+                ExchangeState.DELIVERED,
+                ExchangeState.OVERDUE,
+                ExchangeState.UNDELIVERABLE,
+            ),
+        )
+        if moved:
+            self._event(record.message_id, state.value, f"receipt from {env.sender}")
+
+    async def _send_receipt(self, env: Envelope, raw: bytes, now: datetime) -> None:
+        receipt = Receipt(
+            receipt_id=new_message_id(now),
+            sent_at=now,
+            status=env.status,
+            message_id=env.message_id,
+            message_sender=env.sender,
+            message_sha256=hashlib.sha256(raw).digest(),
+            case_id=env.case_id,
+            state=ReceiptState.DELIVERED,
+            handling=env.handling,
+            issuer=self.authority,
+        )
+        published = await self.node.publish(
+            receipt,
+            recipients=(env.sender,),
+            in_reply_to=env.message_id,
+            conversation_id=env.conversation_id or env.message_id,
+            now=now,
+        )
+        self.store.keep_receipt(env.sender, env.message_id, published.raw)
+
+    async def _on_duplicate(self, record: Record, env: Envelope) -> None:
+        """A resend of something already handled: the same receipt again, nothing for the application."""
+        receipt = self.store.receipt_for(env.sender, env.message_id)
+        if receipt is not None:
+            await self.node.transport.send(
+                self.node.topic(Node.inbox_of(env.sender)),
+                receipt,
+                key=(env.conversation_id or env.message_id).encode(),
+            )
+            self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", datetime.now(UTC))
+
+    async def _on_refused(self, record: Record, error: MessageError) -> None:
+        """Tell a verified sender that its message was refused, unless it was itself a receipt or error."""
+        env = error.envelope
+        if not isinstance(env, Envelope) or env.message_type in {m.avro_name for m in _BOOKKEEPING}:
+            return
+        now = datetime.now(UTC)
+        report = ErrorReport(
+            error_id=new_message_id(now),
+            sent_at=now,
+            status=env.status,
+            message_id=env.message_id,
+            message_sender=env.sender,
+            message_sha256=hashlib.sha256(record.value).digest(),
+            case_id=env.case_id,
+            reason=error.reason,
+            detail=str(error)[:2000],
+            handling=env.handling,
+            issuer=self.authority,
+        )
+        await self.node.publish(
+            report,
+            recipients=(env.sender,),
+            in_reply_to=env.message_id,
+            conversation_id=env.conversation_id or env.message_id,
+            now=now,
+        )
+
+    # --- time ---------------------------------------------------------------------------------------------
+
+    async def tick(self, now: datetime | None = None) -> None:
+        """Resend what is due, and turn exchanges past their deadline overdue (with a signed reminder)."""
+        now = now or datetime.now(UTC)
+        for record in self.store.due_for_resend(now):
+            await self.node.transport.send(
+                self.node.topic(Node.inbox_of(record.peer)),
+                record.frame,
+                key=(record.conversation_id or record.case_id or record.message_id).encode(),
+            )
+            following = self.resend.next_after(record.attempts + 1, now)
+            self.store.retried(record.message_id, now, following)
+            self.store.event(record.message_id, "resent", f"attempt {record.attempts + 1}, no receipt yet", now)
+            if following is None:
+                self.store.move(
+                    record.message_id,
+                    ExchangeState.UNDELIVERABLE,
+                    f"no receipt after {record.attempts + 1} attempts",
+                    now,
+                )
+                self._event(record.message_id, "undeliverable", record.peer)
+        for record in self.store.past_deadline(now):
+            assert record.deadline is not None
+            reminder = Reminder(
+                reminder_id=new_message_id(now),
+                sent_at=now,
+                status=_status_of(record.frame, self),
+                message_id=record.message_id,
+                case_id=record.case_id,
+                deadline=record.deadline,
+                note=f"The answer to {record.message_type.rsplit('.', 1)[1]} {record.message_id} was due "
+                f"{record.deadline:%Y-%m-%dT%H:%M:%SZ}.",
+                handling=_handling_of(record.frame, self),
+                issuer=self.authority,
+            )
+            published = await self.node.publish(
+                reminder,
+                recipients=(record.peer,),
+                in_reply_to=record.message_id,
+                conversation_id=record.conversation_id or record.message_id,
+                now=now,
+            )
+            self.store.move(
+                record.message_id,
+                ExchangeState.OVERDUE,
+                f"no answer by {record.deadline:%Y-%m-%dT%H:%M:%SZ}; reminder {published.envelope.message_id} sent",
+                now,
+                published.envelope.message_id,
+            )
+            self._event(record.message_id, "overdue", f"reminder sent to {record.peer}")
+
+    def close(self, message_id: str, note: str = "closed") -> bool:
+        return self.store.move(message_id, ExchangeState.CLOSED, note, datetime.now(UTC))
+
+
+def _own_header(frame: bytes) -> dict[str, Any]:
+    """The header of a frame this node built and stored itself (local data: no verification needed)."""
+    from .codec import decode_datum
+    from .envelope import parse_frame
+    from .schemas import default_registry
+
+    datum: dict[str, Any] = decode_datum(default_registry().get("op7.Envelope"), parse_frame(frame).header)
+    return datum
+
+
+def _status_of(frame: bytes, agent: ExchangeAgent) -> Any:
+    return _own_header(frame)["status"]
+
+
+def _handling_of(frame: bytes, agent: ExchangeAgent) -> Any:
+    return _own_header(frame)["handling"]
+
+
+async def _call(handler: AppHandler, delivery: Delivery) -> None:
+    result = handler(delivery)
+    if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+        await result

@@ -1,0 +1,187 @@
+"""Directed exchanges on both transports: receipts, answers, deadlines and reminders, resends, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from broker.directory import TrustStore
+from broker.envelope import NodeIdentity
+from broker.exchange import DeadlinePolicy, ExchangeAgent, ResendPolicy
+from broker.exchange_store import ExchangeState, ExchangeStore
+from broker.models import Authority, MutualLegalAssistanceRequest, Reminder
+from broker.node import Delivery, Node
+from broker.replay import ReplayGuard
+from broker.signing import SigningKey
+from tests.conftest import example
+
+NODES = ("FR.GN", "ES.PN")
+KEYS = {n: SigningKey.generate() for n in NODES}
+TRUST = TrustStore({n: [k.public] for n, k in KEYS.items()})
+
+
+def authority(node: str) -> Authority:
+    source = example("MutualLegalAssistanceRequest" if node == "FR.GN" else "MutualLegalAssistanceResponse")
+    return Authority.model_validate(source.issuer.model_dump())
+
+
+class Party:
+    """One node with its exchange agent and what its application saw."""
+
+    def __init__(self, factory: Any, prefix: str, node_id: str, state: Path, **options: Any) -> None:
+        self.node = Node(
+            factory(),
+            TRUST,
+            NodeIdentity(node_id, KEYS[node_id]),
+            topic_prefix=prefix,
+            replay_guard=ReplayGuard(state / f"{node_id}-replay.db"),
+        )
+        self.store = ExchangeStore(state / f"{node_id}-exchanges.db")
+        self.agent = ExchangeAgent(self.node, self.store, authority(node_id), **options)
+        self.seen: list[Delivery] = []
+
+    async def __aenter__(self) -> Party:
+        await self.node.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.node.stop()
+        self.store.close()
+        self.node.replay_guard.close()
+
+    async def serve(self, seconds: float = 2.0) -> Any:
+        return await asyncio.wait_for(self.agent.serve(self.seen.append, idle_timeout=seconds, tick_every=0.2), 60)
+
+    def states(self, message_id: str) -> list[str]:
+        return [e.state for e in self.store.events(message_id)]
+
+
+async def test_a_request_answered_with_receipts_has_its_history_at_both_ends(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.x{unique}"
+    request = example("MutualLegalAssistanceRequest")
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        sent = await fr.agent.send(request)
+    request_id = sent.envelope.message_id
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        await es.serve()
+        (delivery,) = es.seen
+        assert delivery.message == request
+        answer = example("MutualLegalAssistanceResponse")
+        answered = await es.agent.reply(delivery, answer)
+        assert answered.envelope.in_reply_to == request_id
+        assert es.store.get(request_id).state is ExchangeState.ANSWERED  # type: ignore[union-attr]
+        assert es.states(request_id) == ["received", "answered"]
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        await fr.serve()
+        record = fr.store.get(request_id)
+        assert record is not None and record.state is ExchangeState.ANSWERED
+        assert record.deadline == request.deadline  # its own, earlier than the 8 hours of LifeThreatening
+        print([(e.state, e.detail) for e in fr.store.events(request_id)])
+        assert fr.states(request_id) == ["sent", "delivered", "answered"]
+        assert [d.message for d in fr.seen] == [answer]  # the receipt is bookkeeping, the answer is for people
+        events = fr.store.events(request_id)
+        assert "signed receipt from ES.PN" in events[1].detail
+        # The answer was acknowledged back to ES.PN in turn.
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        await es.serve(1.0)
+        assert es.states(answered.envelope.message_id) == ["sent", "delivered"]
+
+
+async def test_an_unanswered_request_becomes_overdue_and_the_addressee_is_reminded(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.x{unique}"
+    fast = DeadlinePolicy(
+        by_urgency={"LifeThreatening": timedelta(seconds=1), "Urgent": timedelta(days=3), "Routine": timedelta(days=7)}
+    )
+    request = example("MutualLegalAssistanceRequest").model_copy(update={"deadline": None})
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path, deadlines=fast) as fr:
+        sent = await fr.agent.send(request)
+        await asyncio.sleep(1.2)
+        await fr.agent.tick()
+        record = fr.store.get(sent.envelope.message_id)
+        assert record is not None and record.state is ExchangeState.OVERDUE
+        assert fr.store.select(overdue=True) == [record]
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        await es.serve()
+        reminders = [d.message for d in es.seen if isinstance(d.message, Reminder)]
+        assert [r.message_id for r in reminders] == [sent.envelope.message_id]
+        assert "reminded" in es.states(sent.envelope.message_id)
+
+
+async def test_a_resend_after_the_receiver_restarted_gets_the_same_receipt_and_one_handler_call(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.x{unique}"
+    quick = ResendPolicy(first=timedelta(milliseconds=1), factor=1.0, attempts=3)
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path, resend=quick) as fr:
+        sent = await fr.agent.send(example("MutualLegalAssistanceRequest"))
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:  # first life of ES.PN
+        await es.serve(1.0)
+        assert len(es.seen) == 1
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path, resend=quick) as fr:
+        await fr.agent.tick()  # no receipt read yet: resend the same bytes
+        assert fr.states(sent.envelope.message_id) == ["sent", "resent"]
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:  # ES.PN restarted
+        await es.serve(1.0)
+        assert es.seen == []  # not handed to the application a second time
+        assert "receipt-resent" in es.states(sent.envelope.message_id)
+    receipts: list[bytes] = []
+    consumer = transport_factory()
+    async with consumer, consumer.consumer([f"{prefix}.inbox.FR.GN"], f"peek-{unique}") as peek:
+        for _ in range(20):
+            receipts += [r.value for r in await peek.fetch(timeout=0.5)]
+    assert len(receipts) == 2 and receipts[0] == receipts[1]  # the same signed receipt, byte for byte
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path, resend=quick) as fr:
+        await fr.serve(1.0)
+        assert fr.store.get(sent.envelope.message_id).state is ExchangeState.DELIVERED  # type: ignore[union-attr]
+
+
+async def test_refused_input_is_quarantined_and_a_known_sender_is_told(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.x{unique}"
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        sent = await fr.agent.send(example("MutualLegalAssistanceRequest"))
+        # A second request dated an hour ahead: signed by FR.GN, so the sender is known.
+        future = datetime.now(UTC) + timedelta(hours=1)
+        early = await fr.agent.send(example("MutualLegalAssistanceRequest"), now=future)
+        await fr.node.transport.send(f"{prefix}.inbox.ES.PN", b"not a frame at all", key=b"x")
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        stats = await es.serve()
+        assert [d.envelope.message_id for d in es.seen] == [sent.envelope.message_id]
+        assert dict(stats.quarantined) == {"from-the-future": 1, "bad-magic": 1}
+        quarantine = transport_factory()
+        async with quarantine, quarantine.consumer([f"{prefix}.quarantine.ES.PN"], f"q-{unique}") as reader:
+            entries: list[dict[str, Any]] = []
+            for _ in range(20):
+                entries += [json.loads(r.value) for r in await reader.fetch(timeout=0.5)]
+                if len(entries) >= 2:
+                    break
+        assert sorted(e["reason"] for e in entries) == ["bad-magic", "from-the-future"]
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        await fr.serve()
+        refused = fr.store.get(early.envelope.message_id)
+        assert refused is not None and refused.state is ExchangeState.REJECTED
+        assert "from-the-future" in fr.store.events(early.envelope.message_id)[-1].detail
+
+
+def test_deadline_policy_defaults_and_overrides(tmp_path: Path) -> None:
+    request = example("MutualLegalAssistanceRequest")
+    sent_at = request.sent_at
+    routine = MutualLegalAssistanceRequest.model_validate(
+        request.model_dump() | {"urgency": "Routine", "deadline": None}
+    )
+    assert DeadlinePolicy().deadline(routine, sent_at) == sent_at + timedelta(days=7)
+    assert DeadlinePolicy().deadline(request, sent_at) == request.deadline  # its own, earlier than 8 hours
+    config = tmp_path / "deadlines.json"
+    config.write_text(
+        json.dumps({"default": {"Routine": "10d"}, "op7.mla.MutualLegalAssistanceRequest": {"Routine": "2d"}})
+    )
+    assert DeadlinePolicy.load(config).deadline(routine, sent_at) == sent_at + timedelta(days=2)
+    assert DeadlinePolicy().deadline(example("MutualLegalAssistanceResponse"), sent_at) is None
