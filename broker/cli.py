@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -37,7 +38,9 @@ from .directory import (
     save_signed_directory,
 )
 from .errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
-from .models import MESSAGE_MODELS, KidnappingAlert, message_model
+from .exchange import DeadlinePolicy, ExchangeAgent, ExchangeEvent
+from .exchange_store import ExchangeState, ExchangeStore
+from .models import MESSAGE_MODELS, Authority, KidnappingAlert, Request, message_model
 from .models.directory import KeyEntry, Role, SignedDirectory
 from .node import Delivery, Handler, Node
 from .replay import ReplayGuard
@@ -316,7 +319,14 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
             _transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix, follow_directory=False
         )
         async with node:
-            published = await node.publish(message, recipients=recipients, seal=getattr(args, "seal", False))
+            directed = recipients or isinstance(message, Request)
+            if directed and len(recipients) <= 1:
+                # A directed message is an exchange: recorded, with its deadline, followed by 'op7 inbox watch'.
+                agent = _agent(home, node, message.issuer)
+                published = await agent.send(message, recipients=recipients, seal=getattr(args, "seal", False))
+                agent.store.close()
+            else:
+                published = await node.publish(message, recipients=recipients, seal=getattr(args, "seal", False))
         env, sent = published.envelope, published.sent
         if args.json:
             print(
@@ -342,6 +352,221 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
             )
 
     asyncio.run(send())
+    return 0
+
+
+def _agent(home: Home, node: Node, authority: Authority) -> ExchangeAgent:
+    assert node.node_id is not None
+    deadlines = DeadlinePolicy.load(home.deadlines_path) if home.deadlines_path.exists() else None
+    return ExchangeAgent(node, ExchangeStore(home.exchanges_path(node.node_id)), authority, deadlines=deadlines)
+
+
+def _me(args: argparse.Namespace) -> str:
+    if not args.as_node:
+        raise ConfigError("say which node you are with --as NODE_ID (its keys must be in this home)")
+    return check_node_id(args.as_node)
+
+
+def cmd_exchanges(args: argparse.Namespace, home: Home) -> int:
+    me = _me(args)
+    store = ExchangeStore(home.exchanges_path(me))
+    try:
+        if args.exchanges_command == "list":
+            rows = store.select(case_id=args.case, overdue=args.overdue)
+            if args.json:
+                print(json.dumps([r.to_json() for r in rows], indent=2))
+                return 0
+            if not rows:
+                print(f"no exchanges{' overdue' if args.overdue else ''} for {me}")
+            for r in rows:
+                due = f" due {r.deadline:%Y-%m-%dT%H:%MZ}" if r.deadline else ""
+                arrow = "->" if r.direction.value == "out" else "<-"
+                print(
+                    f"{r.message_id}  {arrow} {r.peer:<8} {r.message_type.rsplit('.', 1)[1]:<30} "
+                    f"{r.state.value:<13} case {r.case_id or '-'}{due}"
+                )
+            return 0
+        record = store.find(args.id)
+        if record is None:
+            raise ConfigError(f"no exchange {args.id!r} for {me} (give a message id, or enough of its start)")
+        if args.exchanges_command == "close":
+            store.move(record.message_id, ExchangeState.CLOSED, args.note or "closed", datetime.now(UTC))
+            print(f"closed {record.message_id}")
+            return 0
+        conversation = store.conversation(record)
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {**r.to_json(), "events": [e.to_json() for e in store.events(r.message_id)]}
+                        for r in conversation
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        for r in conversation:
+            arrow = "->" if r.direction.value == "out" else "<-"
+            print(f"{r.message_id} {arrow} {r.peer} {r.message_type} [{r.state.value}] case {r.case_id or '-'}")
+            for e in store.events(r.message_id):
+                related = f" ({e.related_message_id})" if e.related_message_id else ""
+                print(f"    {e.at:%Y-%m-%dT%H:%M:%SZ}  {e.state:<16} {e.detail}{related}")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_inbox_watch(args: argparse.Namespace, home: Home) -> int:
+    me = _me(args)
+    identity = home.identity(me)
+    authority = Authority.model_validate(
+        {
+            "node": me,
+            "name": args.agency or me,
+            "contact": {"desk": args.desk or f"{me} duty desk", "phone": args.phone or "+10000000000"},
+        }
+    )
+
+    def show(d: Delivery) -> None:
+        if args.json:
+            print(json.dumps(_delivery_json(d)), flush=True)
+        else:
+            env = d.envelope
+            print(
+                f"{env.created_at:%Y-%m-%dT%H:%M:%SZ} {env.message_type.rsplit('.', 1)[1]} from {env.sender} "
+                f"case {env.case_id or '-'} id {env.message_id} (signature verified; receipt sent)",
+                flush=True,
+            )
+
+    def event(e: ExchangeEvent) -> None:
+        if not args.json:
+            print(f"  exchange {e.message_id}: {e.state}: {e.detail}", flush=True)
+
+    async def watch() -> None:
+        node = Node(
+            _transport(args, home),
+            home.trust(),
+            identity,
+            topic_prefix=args.topic_prefix,
+            opener=home.opener(me),
+            replay_guard=ReplayGuard(home.replay_path(me)),
+            directory_dir=home.directory_dir if home.uses_directory() else None,
+        )
+        async with node:
+            agent = _agent(home, node, authority)
+            agent._on_event = event
+            try:
+                if not args.json:
+                    print(f"watching the inbox of {me} on {_where(args, home)} (Ctrl-C to stop)", file=sys.stderr)
+                await agent.serve(show, idle_timeout=args.timeout, limit=args.count, tick_every=args.tick)
+            finally:
+                agent.store.close()
+
+    asyncio.run(watch())
+    return 0
+
+
+def cmd_reply(args: argparse.Namespace, home: Home) -> int:
+    me = _me(args)
+    store = ExchangeStore(home.exchanges_path(me))
+    record = store.find(args.id)
+    store.close()
+    if record is None or record.direction.value != "in":
+        raise ConfigError(f"no received exchange {args.id!r} for {me}; see 'op7 exchanges list --as {me}'")
+    try:
+        model = message_model(args.type)
+    except KeyError:
+        raise ConfigError(f"unknown message type {args.type!r}") from None
+    message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
+
+    async def reply() -> None:
+        node = Node(
+            _transport(args, home),
+            home.trust(),
+            home.identity(me),
+            topic_prefix=args.topic_prefix,
+            opener=home.opener(me),
+            follow_directory=False,
+        )
+        async with node:
+            from .envelope import open_frame
+
+            opened = open_frame(record.frame, node.trust, node.registry, opener=node.opener)
+            agent = _agent(home, node, message.issuer)
+            published = await agent.reply(opened, message)
+            agent.store.close()
+        print(
+            f"answered {record.message_id} with {published.envelope.message_type} {published.envelope.message_id}"
+            f" to {record.peer}"
+        )
+
+    asyncio.run(reply())
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, home: Home) -> int:
+    me = check_node_id(args.as_node) if args.as_node else None
+    name = f"quarantine.{me}" if me else "quarantine"
+
+    async def read() -> list[dict[str, Any]]:
+        transport = _transport(args, home)
+        entries: list[dict[str, Any]] = []
+        async with transport:
+            await transport.create_topic(f"{args.topic_prefix}.{name}")
+            consumer = transport.consumer([f"{args.topic_prefix}.{name}"], f"op7.quarantine-reader.{uuid.uuid4().hex}")
+            async with consumer:
+                idle = 0
+                while idle < 2:
+                    records = await consumer.fetch(timeout=1.0)
+                    idle = 0 if records else idle + 1
+                    entries += [json.loads(r.value) for r in records]
+        return entries
+
+    entries = asyncio.run(read())
+    if args.quarantine_command == "show":
+        if not 1 <= args.number <= len(entries):
+            raise ConfigError(f"there are {len(entries)} quarantined record(s); give a number from 1")
+        print(json.dumps(entries[args.number - 1], indent=2))
+        return 0
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print(f"nothing in {args.topic_prefix}.{name}")
+    for n, e in enumerate(entries, start=1):
+        print(
+            f"{n:>4}  {e['quarantined_at'][:19]}Z  {e['reason']:<18} {e['topic']}[{e['partition']}]@{e['offset']}  "
+            f"{e['detail'][:80]}"
+        )
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace, home: Home) -> int:
+    trust = home.trust()
+    nodes = [check_node_id(n) for n in args.node]
+    if isinstance(trust, DirectoryTrust) and trust.directory is not None:
+        nodes += [n.node_id for n in trust.directory.nodes]
+
+    async def create() -> list[str]:
+        transport = _transport(args, home)
+        names: list[str] = []
+        async with transport:
+            registry = default_registry()
+            for topic in sorted({registry.topic_of(t) for t in registry.message_types} | {"quarantine"}):
+                names.append(f"{args.topic_prefix}.{topic}")
+            names.append(f"{args.topic_prefix}.directory")
+            for node_id in sorted(set(nodes)):
+                names += [f"{args.topic_prefix}.inbox.{node_id}", f"{args.topic_prefix}.quarantine.{node_id}"]
+            for name in names:
+                await transport.create_topic(
+                    name,
+                    partitions=1 if name.endswith(".directory") else args.partitions,
+                    compacted=name.endswith(".directory"),
+                )
+        return names
+
+    for name in asyncio.run(create()):
+        print(f"{name}")
     return 0
 
 
@@ -666,6 +891,67 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-now", action="store_true", help="a new group starts at the end of the topics instead of their beginning"
     )
     p.set_defaults(func=cmd_listen)
+
+    exchanges = sub.add_parser(
+        "exchanges", parents=[common], help="directed exchanges this node sent or received, with their history"
+    ).add_subparsers(dest="exchanges_command", required=True, metavar="SUBCOMMAND")
+    p = exchanges.add_parser("list", parents=[common], help="every exchange, or those overdue, or of a case")
+    p.add_argument("--overdue", action="store_true")
+    p.add_argument("--case")
+    p.add_argument("--json", action="store_true")
+    p = exchanges.add_parser("show", parents=[common], help="one exchange, its conversation and its history")
+    p.add_argument("id", help="message id (or its first characters)")
+    p.add_argument("--json", action="store_true")
+    p = exchanges.add_parser("close", parents=[common], help="mark an exchange closed")
+    p.add_argument("id")
+    p.add_argument("--note")
+    for p in exchanges.choices.values():
+        p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="whose exchanges")
+        p.set_defaults(func=cmd_exchanges)
+
+    inbox = sub.add_parser("inbox", parents=[common], help="this node's inbox").add_subparsers(
+        dest="inbox_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = inbox.add_parser(
+        "watch", parents=[common], help="receive directed messages: receipts, answers, deadlines, reminders, resends"
+    )
+    p.add_argument("--as", dest="as_node", metavar="NODE_ID", required=True)
+    p.add_argument("--agency", help="your authority's name, in the receipts you sign")
+    p.add_argument("--desk", help="your 24/7 desk, in the receipts you sign")
+    p.add_argument("--phone", help="your 24/7 desk's E.164 number")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--count", type=_positive_int)
+    p.add_argument("--timeout", type=_positive_seconds, help="exit after this many seconds without a record")
+    p.add_argument("--tick", type=_positive_seconds, default=5.0, help="seconds between deadline and resend checks")
+    p.set_defaults(func=cmd_inbox_watch)
+
+    p = sub.add_parser("reply", parents=[common], help="answer a received exchange from a JSON file")
+    p.add_argument("id", help="the received message's id (or its first characters)")
+    p.add_argument("type")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_node", metavar="NODE_ID", required=True)
+    p.set_defaults(func=cmd_reply)
+
+    quarantine = sub.add_parser("quarantine", parents=[common], help="records this node refused").add_subparsers(
+        dest="quarantine_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = quarantine.add_parser("list", parents=[common], help="every quarantined record, with its reason")
+    p.add_argument("--json", action="store_true")
+    p = quarantine.add_parser("show", parents=[common], help="one quarantined record, with its bytes")
+    p.add_argument("number", type=_positive_int)
+    for p in quarantine.choices.values():
+        p.add_argument("--as", dest="as_node", metavar="NODE_ID", help="whose quarantine (default: the shared one)")
+        p.set_defaults(func=cmd_quarantine)
+
+    topics = sub.add_parser("topics", parents=[common], help="Kafka topics").add_subparsers(
+        dest="topics_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = topics.add_parser(
+        "create", parents=[common], help="create the shared topics, and an inbox and quarantine per directory node"
+    )
+    p.add_argument("--node", action="append", default=[], metavar="NODE_ID", help="also for this node")
+    p.add_argument("--partitions", type=_positive_int, default=3)
+    p.set_defaults(func=cmd_topics_create)
 
     schemas = sub.add_parser(
         "schemas", parents=[common], help="the shared schema: list, show, check compatibility"

@@ -92,6 +92,14 @@ class Home:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in group)
         return self.root / "state" / f"replay-{safe}.db"
 
+    def exchanges_path(self, node_id: str) -> Path:
+        return self.root / "state" / f"exchanges-{check_node_id(node_id)}.db"
+
+    @property
+    def deadlines_path(self) -> Path:
+        """Optional answer deadlines of this network (see ``broker.exchange.DeadlinePolicy.load``)."""
+        return self.root / "deadlines.json"
+
     def uses_directory(self) -> bool:
         return self.anchor_path.exists()
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .directory_admin import parse_duration
+from .envelope import Opened
 from .errors import ConfigError, MessageError
 from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from .models import (
@@ -207,7 +208,7 @@ class ExchangeAgent:
         self._event(env.message_id, "sent", f"{env.message_type} to {recipients[0]}")
         return published
 
-    async def reply(self, request: Delivery, response: Message, *, seal: bool | None = None) -> Published:
+    async def reply(self, request: Delivery | Opened, response: Message, *, seal: bool | None = None) -> Published:
         """Answer a received message: same conversation, addressed to its sender, sealed if it was."""
         env = request.envelope
         return await self.send(
