@@ -17,7 +17,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -541,6 +541,18 @@ def cmd_quarantine(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+#: Retention of each kind of topic: alerts matter for days, directed exchanges until answered and audited.
+RETENTION = {
+    "alerts": timedelta(days=7),
+    "cases": timedelta(days=90),
+    "requests": timedelta(days=90),
+    "reports": timedelta(days=400),
+    "receipts": timedelta(days=90),
+    "inbox": timedelta(days=90),
+    "quarantine": timedelta(days=400),
+}
+
+
 def cmd_topics_create(args: argparse.Namespace, home: Home) -> int:
     trust = home.trust()
     nodes = [check_node_id(n) for n in args.node]
@@ -548,7 +560,12 @@ def cmd_topics_create(args: argparse.Namespace, home: Home) -> int:
         nodes += [n.node_id for n in trust.directory.nodes]
 
     async def create() -> list[str]:
-        transport = _transport(args, home)
+        transport = make_transport(
+            args.bootstrap,
+            home.embedded_path,
+            replication_factor=args.replication_factor,
+            min_insync_replicas=args.min_insync_replicas,
+        )
         names: list[str] = []
         async with transport:
             registry = default_registry()
@@ -558,10 +575,12 @@ def cmd_topics_create(args: argparse.Namespace, home: Home) -> int:
             for node_id in sorted(set(nodes)):
                 names += [f"{args.topic_prefix}.inbox.{node_id}", f"{args.topic_prefix}.quarantine.{node_id}"]
             for name in names:
+                kind = name.removeprefix(f"{args.topic_prefix}.").split(".")[0]
                 await transport.create_topic(
                     name,
-                    partitions=1 if name.endswith(".directory") else args.partitions,
-                    compacted=name.endswith(".directory"),
+                    partitions=1 if kind == "directory" else args.partitions,
+                    compacted=kind == "directory",
+                    retention=RETENTION.get(kind),
                 )
         return names
 
@@ -951,6 +970,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--node", action="append", default=[], metavar="NODE_ID", help="also for this node")
     p.add_argument("--partitions", type=_positive_int, default=3)
+    p.add_argument("--replication-factor", type=_positive_int, help="default: 3, or fewer brokers")
+    p.add_argument("--min-insync-replicas", type=_positive_int, help="default: the broker's")
     p.set_defaults(func=cmd_topics_create)
 
     schemas = sub.add_parser(

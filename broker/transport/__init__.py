@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from .base import Consumer, Record, Sent, Transport
 from .embedded import EmbeddedTransport
@@ -21,8 +23,10 @@ __all__ = [
 ]
 
 
-def make_transport(bootstrap: str | None = None, embedded_path: Path | None = None) -> Transport:
-    """Kafka when ``bootstrap`` servers are given, otherwise the embedded transport (file, or memory)."""
+def make_transport(bootstrap: str | None = None, embedded_path: Path | None = None, **kafka: Any) -> Transport:
+    """Kafka when ``bootstrap`` servers are given (settings from ``OP7_KAFKA_*``, then ``kafka`` overrides),
+    otherwise the embedded transport (file, or memory)."""
     if bootstrap:
-        return KafkaTransport(KafkaSettings.from_env(bootstrap))
+        settings = KafkaSettings.from_env(bootstrap)
+        return KafkaTransport(dataclasses.replace(settings, **{k: v for k, v in kafka.items() if v is not None}))
     return EmbeddedTransport(embedded_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
@@ -80,8 +81,10 @@ class Transport(_Lifecycle):
     name: str
 
     @abstractmethod
-    async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
-        """Create ``topic`` if it does not exist (idempotent)."""
+    async def create_topic(
+        self, topic: str, *, partitions: int = 3, compacted: bool = False, retention: timedelta | None = None
+    ) -> None:
+        """Create ``topic`` if it does not exist (idempotent); ``retention`` None keeps the broker default."""
 
     @abstractmethod
     async def delete_topic(self, topic: str) -> None:

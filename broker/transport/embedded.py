@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -105,7 +106,9 @@ class EmbeddedTransport(Transport):
             raise TransportError("embedded transport is not started")
         return self._db
 
-    async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
+    async def create_topic(
+        self, topic: str, *, partitions: int = 3, compacted: bool = False, retention: timedelta | None = None
+    ) -> None:
         await self._call(
             self.db.execute,
             "INSERT OR IGNORE INTO topics (name, compacted) VALUES (?, ?)",

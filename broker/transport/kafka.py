@@ -7,6 +7,7 @@ import os
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,6 +39,8 @@ class KafkaSettings:
     client_id: str = "op7"
     #: Replicas of each topic op7 creates; None: three, or fewer on a smaller cluster.
     replication_factor: int | None = None
+    #: min.insync.replicas of the topics op7 creates; None: the broker's default.
+    min_insync_replicas: int | None = None
     request_timeout_ms: int = 30_000
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
@@ -203,9 +206,15 @@ class KafkaTransport(Transport):
             await self._producer.stop()
             self._producer = None
 
-    async def create_topic(self, topic: str, *, partitions: int = 3, compacted: bool = False) -> None:
+    async def create_topic(
+        self, topic: str, *, partitions: int = 3, compacted: bool = False, retention: timedelta | None = None
+    ) -> None:
         admin = AIOKafkaAdminClient(**self.settings.common())
         configs = {"cleanup.policy": "compact"} if compacted else {}
+        if retention is not None:
+            configs["retention.ms"] = str(int(retention.total_seconds() * 1000))
+        if self.settings.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.settings.min_insync_replicas)
         try:
             await admin.start()
             replicas = self.settings.replication_factor

@@ -42,8 +42,9 @@ def test_request_receipt_answer_and_history_with_the_cli(op7: Any) -> None:
     shown = op7("fr", "exchanges", "show", request_id[:13], "--as", "FR.GN")
     assert "[delivered]" in shown.stdout and "signed receipt from ES.PN" in shown.stdout
 
-    answered = op7("es", "reply", request_id, "MutualLegalAssistanceResponse", str(EXAMPLES / "mla-response.json"),
-                   "--as", "ES.PN")
+    answered = op7(
+        "es", "reply", request_id, "MutualLegalAssistanceResponse", str(EXAMPLES / "mla-response.json"), "--as", "ES.PN"
+    )
     assert answered.returncode == 0, answered.stderr
     assert op7("fr", "inbox", "watch", "--as", "FR.GN", "--timeout", "2").returncode == 0
     history = json.loads(op7("fr", "exchanges", "show", request_id, "--as", "FR.GN", "--json").stdout)
@@ -51,8 +52,7 @@ def test_request_receipt_answer_and_history_with_the_cli(op7: Any) -> None:
     assert request["state"] == "answered"
     assert [e["state"] for e in request["events"]] == ["sent", "delivered", "answered"]
     assert any(h["message_type"] == "op7.mla.MutualLegalAssistanceResponse" for h in history)
-    listed = json.loads(op7("es", "exchanges", "list", "--as", "ES.PN", "--case", "FR-GN-2026-000142",
-                            "--json").stdout)
+    listed = json.loads(op7("es", "exchanges", "list", "--as", "ES.PN", "--case", "FR-GN-2026-000142", "--json").stdout)
     assert {r["state"] for r in listed if r["message_id"] == request_id} == {"answered"}
     assert op7("fr", "exchanges", "list", "--as", "FR.GN", "--overdue").stdout.startswith("no exchanges overdue")
 

@@ -140,3 +140,48 @@ async def test_broker_grants_the_producer_an_idempotent_id(make_kafka: Any, uniq
         # aiokafka asks the broker for a producer id only when idempotence is on (acks=all is implied).
         assert producer._txn_manager is not None
         assert producer._txn_manager.producer_id >= 0
+
+
+async def test_topics_create_sets_up_inboxes_with_retention_and_min_insync(
+    tmp_path: Path, kafka_bootstrap: str, unique: str
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    prefix = f"op7.topics-{unique}"
+    result = op7(
+        tmp_path,
+        kafka_bootstrap,
+        "--topic-prefix",
+        prefix,
+        "topics",
+        "create",
+        "--node",
+        "FR.GN",
+        "--node",
+        "ES.PN",
+        "--min-insync-replicas",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+    created = result.stdout.split()
+    assert f"{prefix}.inbox.FR.GN" in created and f"{prefix}.quarantine.ES.PN" in created
+    assert f"{prefix}.directory" in created and f"{prefix}.alerts" in created
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, f"{prefix}.inbox.FR.GN"),
+                ConfigResource(ConfigResourceType.TOPIC, f"{prefix}.directory"),
+            ]
+        )
+    finally:
+        await admin.close()
+    configs = {}
+    for response in described:
+        for resource in response.resources:
+            configs[resource[3]] = {entry[0]: entry[1] for entry in resource[4]}
+    assert configs[f"{prefix}.inbox.FR.GN"]["retention.ms"] == str(90 * 24 * 3600 * 1000)
+    assert configs[f"{prefix}.inbox.FR.GN"]["min.insync.replicas"] == "1"
+    assert configs[f"{prefix}.directory"]["cleanup.policy"] == "compact"
