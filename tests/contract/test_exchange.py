@@ -15,7 +15,8 @@ from broker.exchange_store import ExchangeState, ExchangeStore
 from broker.models import Authority, MutualLegalAssistanceRequest, Reminder
 from broker.node import Delivery, Node
 from broker.replay import ReplayGuard
-from broker.signing import SigningKey
+from broker.sealing import Opener
+from broker.signing import EncryptionKey, SigningKey
 from tests.conftest import example
 
 NODES = ("FR.GN", "ES.PN")
@@ -38,6 +39,7 @@ class Party:
             NodeIdentity(node_id, KEYS[node_id]),
             topic_prefix=prefix,
             replay_guard=ReplayGuard(state / f"{node_id}-replay.db"),
+            opener=Opener(node_id, [EncryptionKey.generate()]),
         )
         self.store = ExchangeStore(state / f"{node_id}-exchanges.db")
         self.agent = ExchangeAgent(self.node, self.store, authority(node_id), **options)
@@ -185,3 +187,55 @@ def test_deadline_policy_defaults_and_overrides(tmp_path: Path) -> None:
     )
     assert DeadlinePolicy.load(config).deadline(routine, sent_at) == sent_at + timedelta(days=2)
     assert DeadlinePolicy().deadline(example("MutualLegalAssistanceResponse"), sent_at) is None
+
+
+async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    import struct
+
+    from broker.envelope import build, parse_frame
+
+    prefix = f"op7.x{unique}"
+    fr = NodeIdentity("FR.GN", KEYS["FR.GN"])
+    request = example("MutualLegalAssistanceRequest")
+
+    def frame(**options: Any) -> bytes:
+        return build(fr, request, recipients=("ES.PN",), **options)[1]
+
+    def resign(original: bytes, *, header: bytes | None = None, payload: bytes | None = None) -> bytes:
+        raw = parse_frame(original)
+        head = raw.signed[: len(raw.signed) - len(raw.header) - len(raw.payload) - 8]
+        header = raw.header if header is None else header
+        payload = raw.payload if payload is None else payload
+        signed = head + struct.pack(">I", len(header)) + header + struct.pack(">I", len(payload)) + payload
+        return signed + struct.pack(">H", 64) + KEYS["FR.GN"].sign(signed)
+
+    good = frame(message_id="01a22c53-8200-7000-8000-000000000001")
+    flipped = bytearray(frame())
+    flipped[-70] ^= 1
+    stranger = SigningKey.generate()
+    impostor_request = request.model_copy(update={"issuer": request.issuer.model_copy(update={"node": "BR.PF"})})
+    unknown_sender = build(NodeIdentity("BR.PF", stranger), impostor_request, recipients=("ES.PN",))[1]
+    raw = parse_frame(good)
+    fingerprint_at = raw.header.index(raw.header[raw.header.index(b"op7.mla") + 36 : raw.header.index(b"op7.mla") + 68])
+    unknown_schema = resign(good, header=raw.header[:fingerprint_at] + bytes(32) + raw.header[fingerprint_at + 32 :])
+    cases = {
+        "bad-signature": bytes(flipped),
+        "unknown-sender": unknown_sender,
+        "unknown-schema": unknown_schema,
+        "undecodable": resign(frame(), payload=b"\x02\x41"),
+        "stale": frame(now=datetime.now(UTC) - timedelta(days=30)),
+        "replayed": frame(
+            message_id="01a22c53-8200-7000-8000-000000000001", now=datetime.now(UTC) + timedelta(seconds=1)
+        ),
+        "cannot-decrypt": frame(seal_to={"ES.PN": EncryptionKey.generate().public}),
+    }
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        inbox = es.node.topic(Node.inbox_of("ES.PN"))
+        await es.node.transport.send(inbox, good, key=b"k")
+        for value in cases.values():
+            await es.node.transport.send(inbox, value, key=b"k")
+        stats = await es.serve()
+        assert [d.envelope.message_id for d in es.seen] == ["01a22c53-8200-7000-8000-000000000001"]
+    assert dict(stats.quarantined) == dict.fromkeys(cases, 1)
