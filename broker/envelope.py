@@ -24,20 +24,22 @@ Only the prefix up to the key id is read before the signature is checked.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
+from . import merkle
 from .codec import decode, decode_datum, encode, encode_datum
 from .directory import Trust, check_node_id
 from .errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
 from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
 from .sealing import Opener, decrypt_payload, plan_seal
-from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey
+from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey, VerifyKey
 
 __all__ = [
     "FORMAT_VERSION",
@@ -49,6 +51,7 @@ __all__ = [
     "RawFrame",
     "Verified",
     "build",
+    "build_batch",
     "open_frame",
     "parse_frame",
     "open_verified",
@@ -58,8 +61,10 @@ __all__ = [
 MAGIC = b"OP7"
 FORMAT_VERSION = 1
 SCHEME_ED25519 = 1
-#: Reserved: one Ed25519 signature over the Merkle root of a producer batch, plus an inclusion proof.
+#: One Ed25519 signature over the Merkle root of a producer batch, plus the frame's inclusion proof.
 SCHEME_ED25519_MERKLE = 2
+#: Domain separation for batch roots: "op7 batch v1", 0x00, then the leaf count (u32) and the root.
+BATCH_SIGNING_CONTEXT = b"op7 batch v1\x00"
 #: A frame must fit in one Kafka record (message.max.bytes defaults to about 1 MiB), and so must the
 #: quarantine entry that keeps a refused frame, base64-encoded (4/3 of its size) with its metadata.
 MAX_FRAME_SIZE = 700_000
@@ -111,7 +116,7 @@ class Opened:
     raw: bytes
 
 
-def build(
+def _prepare(
     identity: NodeIdentity,
     message: Message,
     *,
@@ -125,6 +130,7 @@ def build(
     seal_to: Mapping[str, SealPublicKey] | None = None,
     seal_randomness: Callable[[int], bytes] | None = None,
     registry: SchemaRegistry | None = None,
+    scheme: int = 1,
 ) -> tuple[Envelope, bytes]:
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
 
@@ -171,7 +177,7 @@ def build(
     head = b"".join(
         (
             MAGIC,
-            bytes((FORMAT_VERSION, SCHEME_ED25519, len(sender))),
+            bytes((FORMAT_VERSION, scheme, len(sender))),
             sender,
             identity.key.public.key_id,
             _U32.pack(len(header)),
@@ -180,12 +186,41 @@ def build(
     )
     if plan is not None:
         payload = plan.encrypt(payload, aad=head)
-    signed = head + _U32.pack(len(payload)) + payload
-    signature = identity.key.sign(signed)
-    frame = signed + _U16.pack(len(signature)) + signature
+    return envelope, head + _U32.pack(len(payload)) + payload
+
+
+def _framed(signed: bytes, block: bytes) -> bytes:
+    frame = signed + _U16.pack(len(block)) + block
     if len(frame) > MAX_FRAME_SIZE:
         raise FrameError(f"message is {len(frame)} bytes; the limit is {MAX_FRAME_SIZE}", reason="too-large")
-    return envelope, frame
+    return frame
+
+
+def build(identity: NodeIdentity, message: Message, **options: Any) -> tuple[Envelope, bytes]:
+    """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
+
+    Options: ``recipients``, ``handling``, ``conversation_id``, ``in_reply_to``, ``expires_at``, ``now``,
+    ``message_id``, ``seal_to`` (recipient node id -> X25519 key: only those recipients can read the payload,
+    :mod:`broker.sealing`), ``registry``.
+    """
+    envelope, signed = _prepare(identity, message, **options)
+    return envelope, _framed(signed, identity.key.sign(signed))
+
+
+def build_batch(identity: NodeIdentity, messages: Sequence[Message], **options: Any) -> list[tuple[Envelope, bytes]]:
+    """Frames for several messages with one signature: scheme 2, over the Merkle root of their signed parts.
+
+    Each frame carries the root signature and its own inclusion proof, so it still verifies alone; a receiver
+    verifies the signature once per batch (:func:`verify_frame` caches verified roots).
+    """
+    prepared = [_prepare(identity, m, scheme=SCHEME_ED25519_MERKLE, **options) for m in messages]
+    root, paths = merkle.tree([merkle.leaf_hash(signed) for _, signed in prepared])
+    count = _U32.pack(len(prepared))
+    signature = identity.key.sign(BATCH_SIGNING_CONTEXT + count + root)
+    return [
+        (envelope, _framed(signed, signature + _U32.pack(index) + count + b"".join(paths[index])))
+        for index, (envelope, signed) in enumerate(prepared)
+    ]
 
 
 def parse_frame(data: bytes) -> RawFrame:
@@ -199,7 +234,7 @@ def parse_frame(data: bytes) -> RawFrame:
     if data[3] != FORMAT_VERSION:
         raise FrameError(f"unsupported frame version {data[3]}", reason="bad-version")
     scheme, n = data[4], data[5]
-    if scheme != SCHEME_ED25519:
+    if scheme not in (SCHEME_ED25519, SCHEME_ED25519_MERKLE):
         raise FrameError(f"unsupported signature scheme {scheme}", reason="bad-scheme")
     pos = 6
     if pos + n > len(data):
@@ -243,9 +278,12 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     registry = registry or default_registry()
     raw = parse_frame(data)
     key = trust.key_for(raw.sender, raw.key_id)
-    if len(raw.signature) != SIGNATURE_SIZE:
-        raise VerificationError("signature block has the wrong size", reason="bad-signature")
-    key.verify(raw.signature, raw.signed)
+    if raw.scheme == SCHEME_ED25519:
+        if len(raw.signature) != SIGNATURE_SIZE:
+            raise VerificationError("signature block has the wrong size", reason="bad-signature")
+        key.verify(raw.signature, raw.signed)
+    else:
+        _verify_batch(key, raw)
     # From here on, every byte is the sender's.
     datum = decode_datum(registry.get("op7.Envelope"), raw.header)
     try:
@@ -254,6 +292,25 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
         raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
     trust.check_use(raw.sender, raw.key_id, envelope.created_at, envelope.message_type)
     return Verified(envelope, raw)
+
+
+def _verify_batch(key: VerifyKey, raw: RawFrame) -> None:
+    block = raw.signature
+    if len(block) < 72 or (len(block) - 72) % 32:
+        raise VerificationError("batch signature block has the wrong size", reason="bad-signature")
+    signature, index, count = block[:64], _U32.unpack_from(block, 64)[0], block[68:72]
+    path = [block[i : i + 32] for i in range(72, len(block), 32)]
+    root = merkle.root_from_path(merkle.leaf_hash(raw.signed), index, _U32.unpack(count)[0], path)
+    if root is None:
+        raise VerificationError("batch inclusion proof does not hold", reason="bad-signature")
+    _verified_root(key, BATCH_SIGNING_CONTEXT + count + root, signature)
+
+
+@lru_cache(maxsize=4096)
+def _verified_root(key: VerifyKey, signed_root: bytes, signature: bytes) -> bool:
+    """One signature check per batch root: later frames of the batch find it here (failures are not kept)."""
+    key.verify(signature, signed_root)
+    return True
 
 
 def open_frame(

@@ -129,3 +129,16 @@ def test_sealed_vectors(path: Path) -> None:
         bytes.fromhex(vector["content_key_hex"]), nonce, raw.payload, bytes.fromhex(vector["aad_hex"])
     )
     assert plaintext.hex() == vector["payload_plaintext_hex"]
+
+
+@pytest.mark.parametrize("path", sorted((VECTORS / "batch").glob("*.json")), ids=lambda p: p.stem)
+def test_batch_vectors(path: Path) -> None:
+    vector = _load(path)
+    for frame_hex in vector["frames_hex"]:
+        frame = bytes.fromhex(frame_hex)
+        if vector["expected"]["outcome"] == "refuse":
+            with pytest.raises(MessageError) as info:
+                open_frame(frame, _trust())
+            assert info.value.reason == vector["expected"]["reason"]
+        else:
+            assert open_frame(frame, _trust()).envelope.sender == "FR.GN"
