@@ -207,13 +207,19 @@ def build(identity: NodeIdentity, message: Message, **options: Any) -> tuple[Env
     return envelope, _framed(signed, identity.key.sign(signed))
 
 
-def build_batch(identity: NodeIdentity, messages: Sequence[Message], **options: Any) -> list[tuple[Envelope, bytes]]:
+def build_batch(
+    identity: NodeIdentity, messages: Sequence[Message], *, message_ids: Sequence[str] | None = None, **options: Any
+) -> list[tuple[Envelope, bytes]]:
     """Frames for several messages with one signature: scheme 2, over the Merkle root of their signed parts.
 
     Each frame carries the root signature and its own inclusion proof, so it still verifies alone; a receiver
     verifies the signature once per batch (:func:`verify_frame` caches verified roots).
     """
-    prepared = [_prepare(identity, m, scheme=SCHEME_ED25519_MERKLE, **options) for m in messages]
+    ids: Sequence[str | None] = list(message_ids) if message_ids is not None else [None] * len(messages)
+    prepared = [
+        _prepare(identity, m, scheme=SCHEME_ED25519_MERKLE, message_id=i, **options)
+        for m, i in zip(messages, ids, strict=True)
+    ]
     root, paths = merkle.tree([merkle.leaf_hash(signed) for _, signed in prepared])
     count = _U32.pack(len(prepared))
     signature = identity.key.sign(BATCH_SIGNING_CONTEXT + count + root)
