@@ -32,7 +32,16 @@ from .directory import (
     encode_signed_directory,
     keep_directory,
 )
-from .envelope import MAX_FRAME_SIZE, NodeIdentity, Opened, build, open_frame, open_verified, verify_frame
+from .envelope import (
+    MAX_FRAME_SIZE,
+    NodeIdentity,
+    Opened,
+    build,
+    build_batch,
+    open_frame,
+    open_verified,
+    verify_frame,
+)
 from .errors import ConfigError, HandlerError, HandlingRuleError, MessageError, PolicyError, TransportError
 from .handling import check_forward
 from .models import (
@@ -308,6 +317,35 @@ class Node(_Lifecycle):
             sent.offset,
         )
         return Published(envelope, sent, frame, tuple(copies))
+
+    async def publish_batch(
+        self, messages: Sequence[Message], *, recipients: tuple[str, ...] = (), now: datetime | None = None
+    ) -> list[Published]:
+        """Sign several messages with one signature (scheme 2) and send them; each still verifies alone."""
+        if self.identity is None:
+            raise ConfigError("this node has no signing key: it can subscribe but not publish")
+        for message in messages:
+            if message.issuer.node != self.identity.node_id:
+                raise ConfigError(
+                    f"the {message.avro_name} says {message.issuer.node} issued it, not {self.identity.node_id}"
+                )
+        built = build_batch(
+            self.identity, messages, recipients=recipients, now=now or datetime.now(UTC), registry=self.registry
+        )
+        by_topic: dict[str, list[int]] = {}
+        for i, message in enumerate(messages):
+            for name in [self.inbox_of(r) for r in recipients] or [self.registry.topic_of(message.avro_name)]:
+                by_topic.setdefault(name, []).append(i)
+        sent: dict[int, list[Sent]] = {}
+        for name, indexes in by_topic.items():
+            await self._ensure_topic(name)
+            records = []
+            for i in indexes:
+                env = built[i][0]
+                records.append(((env.conversation_id or env.case_id or env.message_id).encode(), built[i][1]))
+            for i, s in zip(indexes, await self.transport.send_many(self.topic(name), records), strict=True):
+                sent.setdefault(i, []).append(s)
+        return [Published(env, sent[i][0], frame, tuple(sent[i])) for i, (env, frame) in enumerate(built)]
 
     async def forward(
         self,

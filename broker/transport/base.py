@@ -94,6 +94,10 @@ class Transport(_Lifecycle):
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
         """Write one record and wait until it is durable (Kafka: acknowledged by all in-sync replicas)."""
 
+    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
+        """Write several (key, value) records, in order per key, and wait until all are durable."""
+        return [await self.send(topic, value, key=key) for key, value in records]
+
     @abstractmethod
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         """A consumer in ``group``; a group without committed offsets starts at the beginning (or the end)."""

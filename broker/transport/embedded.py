@@ -150,6 +150,32 @@ class EmbeddedTransport(Transport):
         self._written = asyncio.Event()
         return Sent(topic, 0, offset)
 
+    def _append_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[int]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM topics WHERE name = ?", (topic,)).fetchone() is None:
+                raise TransportError(f"embedded transport: unknown topic {topic!r}")
+            (first,) = db.execute(
+                "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?", (topic,)
+            ).fetchone()
+            now = int(time.time() * 1000)
+            db.executemany(
+                "INSERT INTO records (topic, offset, key, value, ts) VALUES (?, ?, ?, ?, ?)",
+                [(topic, first + i, key, value, now) for i, (key, value) in enumerate(records)],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return [int(first) + i for i in range(len(records))]
+
+    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
+        offsets = await self._call(self._append_many, topic, list(records))
+        self._written.set()
+        self._written = asyncio.Event()
+        return [Sent(topic, 0, o) for o in offsets]
+
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         return EmbeddedConsumer(self, list(topics), group, from_beginning)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -256,6 +257,17 @@ class KafkaTransport(Transport):
         except KafkaError as exc:
             raise _mapped(exc, f"send to {topic}") from exc
         return Sent(meta.topic, meta.partition, meta.offset)
+
+    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
+        # Queue everything first (the producer batches by partition and linger), then wait for all acks.
+        if self._producer is None:
+            raise TransportError("Kafka transport is not started")
+        try:
+            futures = [await self._producer.send(topic, value, key=key) for key, value in records]
+            metas = await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise _mapped(exc, f"send to {topic}") from exc
+        return [Sent(m.topic, m.partition, m.offset) for m in metas]
 
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         return KafkaConsumer(self.settings, topics, group, from_beginning)

@@ -180,3 +180,17 @@ async def test_an_oversized_record_is_quarantined_and_does_not_block_the_partiti
     assert entry["value_sha256"] == hashlib.sha256(huge).hexdigest()
     assert base64.b64decode(entry["value_prefix"]) == huge[:65_536]
     assert "value" not in entry
+
+
+async def test_a_signed_batch_crosses_the_transport_and_each_message_verifies(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str
+) -> None:
+    prefix = f"op7.t{unique}"
+    alerts = [make_alert(alert_data, alert_id=f"B{i}") for i in range(50)]
+    async with _node(transport_factory, trust, prefix, fr) as sender:
+        published = await sender.publish_batch(alerts)
+    assert len({p.raw[4] for p in published}) == 1 and published[0].raw[4] == 2  # scheme 2
+    async with _node(transport_factory, trust, prefix) as ops:
+        got, stats = await _collect(ops, "NL.NCC", 50)
+    assert stats.quarantined.total() == 0
+    assert sorted(d.message.alert_id for d in got) == sorted(a.alert_id for a in alerts)  # type: ignore[attr-defined]
