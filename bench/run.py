@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
 import uuid
@@ -65,33 +64,36 @@ def per_call_us(fn: Any, n: int) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
-def stages(n: int = 3000) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def stage_row(size: int, n: int) -> dict[str, Any]:
+    """CPU microseconds per message of each stage, for one payload size."""
     ident, store = identity(), trust()
-    for size in SIZES:
-        alert = alert_of_size(size)
-        schema, payload = encode(alert)
-        _, frame = build(ident, alert)
-        raw = parse_frame(frame)
-        key = store.key_for(raw.sender, raw.key_id)
-        batch = [alert_of_size(size, i) for i in range(100)]
-        row = {
-            "frame_bytes": len(frame),
-            "encode": per_call_us(lambda: encode(alert), n),
-            "sign": per_call_us(lambda: ident.key.sign(raw.signed), n),
-            "build_single": per_call_us(lambda: build(ident, alert), n // 2),
-            "build_batched_100": per_call_us(lambda: build_batch(ident, batch), max(1, n // 200)) / 100,
-            "verify_primitive": per_call_us(lambda: key._key.verify(raw.signed, raw.signature), n),
-            "verify_signature_op7": per_call_us(
-                lambda: store.key_for(parse_frame(frame).sender, raw.key_id).verify(raw.signature, raw.signed), n),
-            "verify_frame_op7": per_call_us(lambda: verify_frame(frame, store), n),
-            "decode": per_call_us(lambda: decode(schema.name, schema.fingerprint, payload), n),
-            "open_frame_op7": per_call_us(lambda: open_frame(frame, store), n),
-        }
-        row["verify_ratio_signature"] = row["verify_signature_op7"] / row["verify_primitive"]
-        row["verify_ratio_frame"] = row["verify_frame_op7"] / row["verify_primitive"]
-        out[str(size)] = row
-    return out
+    alert = alert_of_size(size)
+    schema, payload = encode(alert)
+    _, frame = build(ident, alert)
+    raw = parse_frame(frame)
+    key = store.key_for(raw.sender, raw.key_id)
+    batch = [alert_of_size(size, i) for i in range(100)]
+    row = {
+        "frame_bytes": len(frame),
+        "encode": per_call_us(lambda: encode(alert), n),
+        "sign": per_call_us(lambda: ident.key.sign(raw.signed), n),
+        "build_single": per_call_us(lambda: build(ident, alert), n // 2),
+        "build_batched_100": per_call_us(lambda: build_batch(ident, batch), max(1, n // 200)) / 100,
+        "verify_primitive": per_call_us(lambda: key._key.verify(raw.signed, raw.signature), n),
+        "verify_signature_op7": per_call_us(
+            lambda: store.key_for(parse_frame(frame).sender, raw.key_id).verify(raw.signature, raw.signed), n
+        ),
+        "verify_frame_op7": per_call_us(lambda: verify_frame(frame, store), n),
+        "decode": per_call_us(lambda: decode(schema.name, schema.fingerprint, payload), n),
+        "open_frame_op7": per_call_us(lambda: open_frame(frame, store), n),
+    }
+    row["verify_ratio_signature"] = row["verify_signature_op7"] / row["verify_primitive"]
+    row["verify_ratio_frame"] = row["verify_frame_op7"] / row["verify_primitive"]
+    return row
+
+
+def stages(n: int = 3000) -> dict[str, Any]:
+    return {str(size): stage_row(size, n) for size in SIZES}
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -110,14 +112,14 @@ def _frames(size: int, count: int, batched: bool) -> list[bytes]:
     return frames
 
 
-def producer(bootstrap: str, topic: str, mode: str, size: int, count: int, rate: float | None,
-             result: Any) -> None:
+def producer(bootstrap: str, topic: str, mode: str, size: int, count: int, rate: float | None, result: Any) -> None:
     async def run() -> dict[str, Any]:
         cpu0 = time.process_time()
         if mode == "raw":
             payloads = [os.urandom(size) for _ in range(min(count, 1000))]
-        prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                                max_batch_size=256 * 1024)
+        prod = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        )
         await prod.start()
         t0 = time.perf_counter()
         pending = []
@@ -151,8 +153,11 @@ def producer(bootstrap: str, topic: str, mode: str, size: int, count: int, rate:
         finally:
             await prod.stop()
         elapsed = time.perf_counter() - t0
-        return {"seconds": elapsed, "msg_per_s": count / elapsed, "cpu_us_per_msg": (time.process_time() - cpu0)
-                / count * 1e6}
+        return {
+            "seconds": elapsed,
+            "msg_per_s": count / elapsed,
+            "cpu_us_per_msg": (time.process_time() - cpu0) / count * 1e6,
+        }
 
     result.put(asyncio.run(run()))
 
@@ -160,9 +165,15 @@ def producer(bootstrap: str, topic: str, mode: str, size: int, count: int, rate:
 def consumer(bootstrap: str, topic: str, mode: str, count: int, result: Any, sample_rss: bool = False) -> None:
     async def run() -> dict[str, Any]:
         store = trust()
-        cons = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_bytes=8 << 20,
-                                max_partition_fetch_bytes=4 << 20)
+        cons = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_bytes=8 << 20,
+            max_partition_fetch_bytes=4 << 20,
+        )
         await cons.start()
         got, latencies, rss = 0, [], []
         cpu0, t0, first = time.process_time(), time.perf_counter(), None
@@ -180,7 +191,8 @@ def consumer(bootstrap: str, topic: str, mode: str, count: int, result: Any, sam
                         else:
                             opened = open_frame(record.value, store)
                             sent_ns = int(opened.envelope.created_at.timestamp() * 1e9)
-                        latencies.append((now_ns - sent_ns) / 1e6)
+                        if not sample_rss:  # the drain measures memory: keep nothing per message
+                            latencies.append((now_ns - sent_ns) / 1e6)
                         got += 1
                 if batches:
                     offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
@@ -193,7 +205,8 @@ def consumer(bootstrap: str, topic: str, mode: str, count: int, result: Any, sam
         elapsed = time.perf_counter() - (first or t0)
         lat = sorted(latencies)
         return {
-            "seconds": elapsed, "msg_per_s": count / elapsed if elapsed else 0.0,
+            "seconds": elapsed,
+            "msg_per_s": count / elapsed if elapsed else 0.0,
             "cpu_us_per_msg": (time.process_time() - cpu0) / count * 1e6,
             "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "p99.9": _pct(lat, 99.9)},
             "rss_mb": rss,
@@ -216,16 +229,24 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
-def pair(bootstrap: str, mode: str, size: int, count: int, rate: float | None = None,
-         sample_rss: bool = False, produce_first: bool = False) -> dict[str, Any]:
+def pair(
+    bootstrap: str,
+    mode: str,
+    size: int,
+    count: int,
+    rate: float | None = None,
+    sample_rss: bool = False,
+    produce_first: bool = False,
+) -> dict[str, Any]:
     """A producer and a consumer in separate processes on a fresh topic; returns both sides' figures."""
     topic = f"bench.{mode}.{size}.{uuid.uuid4().hex[:8]}"
     asyncio.run(_create(bootstrap, topic))
     ctx = mp.get_context("spawn")
     q_prod, q_cons = ctx.Queue(), ctx.Queue()
     prod = ctx.Process(target=producer, args=(bootstrap, topic, mode, size, count, rate, q_prod))
-    cons = ctx.Process(target=consumer, args=(bootstrap, topic, "raw" if mode == "raw" else "op7", count, q_cons,
-                                              sample_rss))
+    cons = ctx.Process(
+        target=consumer, args=(bootstrap, topic, "raw" if mode == "raw" else "op7", count, q_cons, sample_rss)
+    )
     if produce_first:  # a backlog: everything is written before the consumer starts
         prod.start()
         produced = q_prod.get()
@@ -241,8 +262,11 @@ def pair(bootstrap: str, mode: str, size: int, count: int, rate: float | None = 
         prod.join()
         cons.join()
     asyncio.run(_delete(bootstrap, topic))
-    return {"producer": produced, "consumer": consumed,
-            "end_to_end_msg_per_s": min(produced["msg_per_s"], consumed["msg_per_s"])}
+    return {
+        "producer": produced,
+        "consumer": consumed,
+        "end_to_end_msg_per_s": min(produced["msg_per_s"], consumed["msg_per_s"]),
+    }
 
 
 async def _create(bootstrap: str, topic: str) -> None:
@@ -269,18 +293,29 @@ async def _delete(bootstrap: str, topic: str) -> None:
 
 def svg_chart(results: dict[str, Any], path: Path) -> None:
     """A small bar chart of end-to-end throughput, raw versus op7, per size (no plotting library needed)."""
-    rows = [(s, results["throughput"][s]["raw"]["end_to_end_msg_per_s"],
-             results["throughput"][s]["op7"]["end_to_end_msg_per_s"]) for s in results["throughput"]]
+    rows = [
+        (
+            s,
+            results["throughput"][s]["raw"]["end_to_end_msg_per_s"],
+            results["throughput"][s]["op7"]["end_to_end_msg_per_s"],
+        )
+        for s in results["throughput"]
+    ]
     top = max(max(r, o) for _, r, o in rows) or 1
     width, height, bar = 520, 260, 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             'font-size="12">', '<text x="10" y="18">End-to-end messages per second (raw aiokafka vs op7)</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="12">',
+        '<text x="10" y="18">End-to-end messages per second (raw aiokafka vs op7)</text>',
+    ]
     for n, (size, raw, op7) in enumerate(rows):
         x = 40 + n * 160
         for m, (value, colour, label) in enumerate(((raw, "#888", "raw"), (op7, "#2a6", "op7"))):
             h = (height - 70) * value / top
-            parts.append(f'<rect x="{x + m * (bar + 6)}" y="{height - 40 - h:.0f}" width="{bar}" height="{h:.0f}" '
-                         f'fill="{colour}"/>')
+            parts.append(
+                f'<rect x="{x + m * (bar + 6)}" y="{height - 40 - h:.0f}" width="{bar}" height="{h:.0f}" '
+                f'fill="{colour}"/>'
+            )
             parts.append(f'<text x="{x + m * (bar + 6)}" y="{height - 44 - h:.0f}">{value:,.0f}</text>')
             parts.append(f'<text x="{x + m * (bar + 6) + 8}" y="{height - 25}">{label}</text>')
         parts.append(f'<text x="{x + 20}" y="{height - 8}">{size} B</text>')
@@ -320,12 +355,18 @@ def main() -> None:
         n = min(args.latency_messages, int(rate * 10))
         raw = pair(args.bootstrap, "raw", 1024, n, rate=rate)
         op7 = pair(args.bootstrap, "op7", 1024, n, rate=rate)
-        results["latency"][f"{share}%"] = {"rate_msg_per_s": rate, "raw_ms": raw["consumer"]["latency_ms"],
-                                           "op7_ms": op7["consumer"]["latency_ms"]}
+        results["latency"][f"{share}%"] = {
+            "rate_msg_per_s": rate,
+            "raw_ms": raw["consumer"]["latency_ms"],
+            "op7_ms": op7["consumer"]["latency_ms"],
+        }
     print(f"memory while draining {args.drain:,} messages ...", flush=True)
     drain = pair(args.bootstrap, "op7", 512, args.drain, sample_rss=True, produce_first=True)
-    results["drain"] = {"messages": args.drain, "consumer_msg_per_s": drain["consumer"]["msg_per_s"],
-                        "rss_mb": drain["consumer"]["rss_mb"]}
+    results["drain"] = {
+        "messages": args.drain,
+        "consumer_msg_per_s": drain["consumer"]["msg_per_s"],
+        "rss_mb": drain["consumer"]["rss_mb"],
+    }
     results["seconds"] = time.perf_counter() - started
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     svg_chart(results, args.out.with_suffix(".svg"))
@@ -335,24 +376,42 @@ def main() -> None:
 def report(r: dict[str, Any]) -> None:
     print("\nstage costs, CPU us per message (1 KB):")
     s = r["stages_cpu_us"]["1024"]
-    for name in ("encode", "sign", "build_single", "build_batched_100", "verify_primitive", "verify_signature_op7",
-                 "verify_frame_op7", "decode", "open_frame_op7"):
+    for name in (
+        "encode",
+        "sign",
+        "build_single",
+        "build_batched_100",
+        "verify_primitive",
+        "verify_signature_op7",
+        "verify_frame_op7",
+        "decode",
+        "open_frame_op7",
+    ):
         print(f"  {name:<22} {s[name]:8.1f}")
-    print(f"  verification / primitive: signature {s['verify_ratio_signature']:.2f}x, "
-          f"whole frame check {s['verify_ratio_frame']:.2f}x")
+    print(
+        f"  verification / primitive: signature {s['verify_ratio_signature']:.2f}x, "
+        f"whole frame check {s['verify_ratio_frame']:.2f}x"
+    )
     print("\nthroughput, end to end (msg/s):")
     for size, t in r["throughput"].items():
-        print(f"  {size:>5} B  raw {t['raw']['end_to_end_msg_per_s']:9,.0f}  op7 {t['op7']['end_to_end_msg_per_s']:9,.0f}"
-              f"  ratio {t['ratio_op7_to_raw']:.2f}  (op7 unbatched {t['op7_unbatched']['end_to_end_msg_per_s']:,.0f})")
+        raw, op7, single = (t[k]["end_to_end_msg_per_s"] for k in ("raw", "op7", "op7_unbatched"))
+        print(
+            f"  {size:>5} B  raw {raw:9,.0f}  op7 {op7:9,.0f}  ratio {t['ratio_op7_to_raw']:.2f}  "
+            f"(op7 unbatched {single:,.0f})"
+        )
     print("\nlatency at fixed rates, 1 KB (ms):")
     for share, row in r["latency"].items():
         raw, op7 = row["raw_ms"], row["op7_ms"]
-        print(f"  {share:>4} ({row['rate_msg_per_s']:,.0f}/s)  raw p50 {raw['p50']:.2f} p99 {raw['p99']:.2f} "
-              f"p99.9 {raw['p99.9']:.2f} | op7 p50 {op7['p50']:.2f} p99 {op7['p99']:.2f} p99.9 {op7['p99.9']:.2f}")
+        print(
+            f"  {share:>4} ({row['rate_msg_per_s']:,.0f}/s)  raw p50 {raw['p50']:.2f} p99 {raw['p99']:.2f} "
+            f"p99.9 {raw['p99.9']:.2f} | op7 p50 {op7['p50']:.2f} p99 {op7['p99']:.2f} p99.9 {op7['p99.9']:.2f}"
+        )
     rss = [m for _, m in r["drain"]["rss_mb"]]
     if rss:
-        print(f"\nconsumer RSS while draining {r['drain']['messages']:,}: start {rss[0]:.0f} MB, "
-              f"peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB ({r['drain']['consumer_msg_per_s']:,.0f} msg/s)")
+        print(
+            f"\nconsumer RSS while draining {r['drain']['messages']:,}: start {rss[0]:.0f} MB, "
+            f"peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB ({r['drain']['consumer_msg_per_s']:,.0f} msg/s)"
+        )
     print(f"\nwhole run: {r['seconds']:.0f} s")
 
 

@@ -519,7 +519,20 @@ def cmd_quarantine(args: argparse.Namespace, home: Home) -> int:
                 while idle < 2:
                     records = await consumer.fetch(timeout=1.0)
                     idle = 0 if records else idle + 1
-                    entries += [json.loads(r.value) for r in records]
+                    for r in records:
+                        try:
+                            entries.append(json.loads(r.value))
+                        except ValueError:  # not written by op7: shown, not trusted
+                            entries.append(
+                                {
+                                    "reason": "not-an-op7-entry",
+                                    "detail": repr(r.value[:80]),
+                                    "topic": r.topic,
+                                    "partition": r.partition,
+                                    "offset": r.offset,
+                                    "quarantined_at": "?" * 19,
+                                }
+                            )
         return entries
 
     entries = asyncio.run(read())

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .directory_admin import parse_duration
-from .envelope import Opened
+from .envelope import Opened, build
 from .errors import ConfigError, MessageError
 from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from .models import (
@@ -235,7 +235,10 @@ class ExchangeAgent:
 
         async def ticker() -> None:
             while True:
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception:  # a transport hiccup or a busy database must not stop resends and reminders
+                    log.exception("exchange tick failed; trying again in %.0f s", tick_every)
                 await asyncio.sleep(tick_every)
 
         task = asyncio.create_task(ticker(), name="op7-exchange-ticker")
@@ -252,6 +255,11 @@ class ExchangeAgent:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    def _outgoing_to(self, message_id: str, peer: str) -> bool:
+        """Whether ``message_id`` is an exchange this node sent to ``peer`` (only the addressee may answer it)."""
+        record = self.store.get(message_id)
+        return record is not None and record.direction is Direction.OUT and record.peer == peer
+
     async def _on_delivery(self, delivery: Delivery, handler: AppHandler) -> None:
         env, message = delivery.envelope, delivery.message
         now = datetime.now(UTC)
@@ -259,18 +267,17 @@ class ExchangeAgent:
             self._receipt(env, message, now)
             return
         if isinstance(message, ErrorReport):
-            if message.message_id and self.store.move(
-                message.message_id,
-                ExchangeState.REJECTED,
-                f"refused by {env.sender}: {message.reason}: {message.detail}",
-                now,
-                env.message_id,
-                only_from=OPEN_OUT,
-            ):
-                self.store.stop_retrying(message.message_id)
-                self._event(message.message_id, "rejected", f"{env.sender}: {message.reason}")
+            self._error_report(env, message, now)
             return
-        first = self.store.add(
+        digest = hashlib.sha256(delivery.raw).digest()
+        known = self.store.get(env.message_id)
+        if known is not None and (known.peer != env.sender or known.direction is not Direction.IN):
+            log.warning(
+                "%s reuses message id %s of another exchange; recorded under its own events only",
+                env.sender,
+                env.message_id,
+            )
+        self.store.add(
             message_id=env.message_id,
             direction=Direction.IN,
             peer=env.sender,
@@ -280,12 +287,12 @@ class ExchangeAgent:
             in_reply_to=env.in_reply_to,
             state=ExchangeState.RECEIVED,
             deadline=None,
-            sha256=hashlib.sha256(delivery.raw).digest(),
+            sha256=digest,
             frame=delivery.raw,
             now=now,
             detail=f"received from {env.sender}",
         )
-        if isinstance(message, Reminder):
+        if isinstance(message, Reminder) and self._received_from(message.message_id, env.sender):
             self.store.event(
                 message.message_id,
                 "reminded",
@@ -293,9 +300,12 @@ class ExchangeAgent:
                 now,
                 env.message_id,
             )
+        answers_ours = (
+            env.in_reply_to and isinstance(message, _ANSWERS) and self._outgoing_to(env.in_reply_to, env.sender)
+        )
         if (
-            env.in_reply_to
-            and isinstance(message, _ANSWERS)
+            answers_ours
+            and env.in_reply_to
             and self.store.move(
                 env.in_reply_to,
                 ExchangeState.ANSWERED,
@@ -307,10 +317,39 @@ class ExchangeAgent:
         ):
             self.store.stop_retrying(env.in_reply_to)
             self._event(env.in_reply_to, "answered", f"{env.message_type} from {env.sender}")
-        await _call(handler, delivery)
-        if first:
+        # The handler runs once per message: a redelivery after a crash between here and the commit finds the
+        # 'handled' mark and only gets its receipt (the same one, if it was already made).
+        if not self.store.handled(env.sender, env.message_id):
+            await _call(handler, delivery)
+            self.store.mark_handled(env.sender, env.message_id, now)
             self._event(env.message_id, "received", f"{env.message_type} from {env.sender}")
         await self._send_receipt(env, delivery.raw, now)
+
+    def _received_from(self, message_id: str, peer: str) -> bool:
+        record = self.store.get(message_id)
+        return record is not None and record.direction is Direction.IN and record.peer == peer
+
+    def _error_report(self, env: Envelope, report: ErrorReport, now: datetime) -> None:
+        record = self.store.get(report.message_id) if report.message_id else None
+        if record is None or record.direction is not Direction.OUT or record.peer != env.sender:
+            log.warning("error report from %s about a message it was not sent", env.sender)
+            return
+        if report.message_sha256 != record.sha256:
+            self.store.event(
+                record.message_id, "report-mismatch", f"{env.sender} reported other bytes", now, env.message_id
+            )
+            return
+        # Only before delivery: a delivered exchange is not undone by a later refusal of an old copy.
+        if self.store.move(
+            record.message_id,
+            ExchangeState.REJECTED,
+            f"refused by {env.sender}: {report.reason}: {report.detail}",
+            now,
+            env.message_id,
+            only_from=(ExchangeState.SENT, ExchangeState.UNDELIVERABLE),
+        ):
+            self.store.stop_retrying(record.message_id)
+            self._event(record.message_id, "rejected", f"{env.sender}: {report.reason}")
 
     def _receipt(self, env: Envelope, receipt: Receipt, now: datetime) -> None:
         record = self.store.get(receipt.message_id)
@@ -324,55 +363,51 @@ class ExchangeAgent:
             return
         self.store.stop_retrying(record.message_id)
         state = ExchangeState.ACCEPTED if receipt.state is ReceiptState.ACCEPTED else ExchangeState.DELIVERED
-        moved = self.store.move(
+        # A late receipt still proves delivery after the resends gave up; an overdue exchange stays overdue.
+        if self.store.move(
             record.message_id,
             state,
             f"signed receipt from {env.sender} ({receipt.state.value})",
             now,
             env.message_id,
-            # A late receipt still proves delivery, also after the resends gave up.
-            only_from=(
-                ExchangeState.SENT,
-                ExchangeState.DELIVERED,
-                ExchangeState.OVERDUE,
-                ExchangeState.UNDELIVERABLE,
-            ),
-        )
-        if moved:
+            only_from=(ExchangeState.SENT, ExchangeState.DELIVERED, ExchangeState.UNDELIVERABLE),
+        ):
             self._event(record.message_id, state.value, f"receipt from {env.sender}")
 
     async def _send_receipt(self, env: Envelope, raw: bytes, now: datetime) -> None:
-        receipt = Receipt(
-            receipt_id=new_message_id(now),
-            sent_at=now,
-            status=env.status,
-            message_id=env.message_id,
-            message_sender=env.sender,
-            message_sha256=hashlib.sha256(raw).digest(),
-            case_id=env.case_id,
-            state=ReceiptState.DELIVERED,
-            handling=env.handling,
-            issuer=self.authority,
-        )
-        published = await self.node.publish(
-            receipt,
-            recipients=(env.sender,),
-            in_reply_to=env.message_id,
-            conversation_id=env.conversation_id or env.message_id,
-            now=now,
-        )
-        self.store.keep_receipt(env.sender, env.message_id, published.raw)
+        """The receipt for a handled message: made once, kept, and sent again as it is for every copy."""
+        kept = self.store.receipt_for(env.sender, env.message_id)
+        if kept is None:
+            receipt = Receipt(
+                receipt_id=new_message_id(now),
+                sent_at=now,
+                status=env.status,
+                message_id=env.message_id,
+                message_sender=env.sender,
+                message_sha256=hashlib.sha256(raw).digest(),
+                case_id=env.case_id,
+                state=ReceiptState.DELIVERED,
+                handling=env.handling,
+                issuer=self.authority,
+            )
+            assert self.node.identity is not None
+            _, kept = build(
+                self.node.identity,
+                receipt,
+                recipients=(env.sender,),
+                in_reply_to=env.message_id,
+                conversation_id=env.conversation_id or env.message_id,
+                now=now,
+                registry=self.node.registry,
+            )
+            self.store.keep_receipt(env.sender, env.message_id, kept)
+        else:
+            self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", now)
+        await self.node.send_frame(kept, (env.sender,), key=(env.conversation_id or env.message_id).encode())
 
     async def _on_duplicate(self, record: Record, env: Envelope) -> None:
-        """A resend of something already handled: the same receipt again, nothing for the application."""
-        receipt = self.store.receipt_for(env.sender, env.message_id)
-        if receipt is not None:
-            await self.node.transport.send(
-                self.node.topic(Node.inbox_of(env.sender)),
-                receipt,
-                key=(env.conversation_id or env.message_id).encode(),
-            )
-            self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", datetime.now(UTC))
+        """A copy of something already handled: its receipt again, nothing for the application."""
+        await self._send_receipt(env, record.value, datetime.now(UTC))
 
     async def _on_refused(self, record: Record, error: MessageError) -> None:
         """Tell a verified sender that its message was refused, unless it was itself a receipt or error."""
@@ -415,13 +450,13 @@ class ExchangeAgent:
             following = self.resend.next_after(record.attempts + 1, now)
             self.store.retried(record.message_id, now, following)
             self.store.event(record.message_id, "resent", f"attempt {record.attempts + 1}, no receipt yet", now)
-            if following is None:
-                self.store.move(
-                    record.message_id,
-                    ExchangeState.UNDELIVERABLE,
-                    f"no receipt after {record.attempts + 1} attempts",
-                    now,
-                )
+            if following is None and self.store.move(
+                record.message_id,
+                ExchangeState.UNDELIVERABLE,
+                f"no receipt after {record.attempts + 1} attempts",
+                now,
+                only_from=(ExchangeState.SENT,),
+            ):
                 self._event(record.message_id, "undeliverable", record.peer)
         for record in self.store.past_deadline(now):
             assert record.deadline is not None
@@ -444,14 +479,17 @@ class ExchangeAgent:
                 conversation_id=record.conversation_id or record.message_id,
                 now=now,
             )
-            self.store.move(
+            # Only from a waiting state: an answer may have arrived while the reminder was being sent.
+            if self.store.move(
                 record.message_id,
                 ExchangeState.OVERDUE,
                 f"no answer by {record.deadline:%Y-%m-%dT%H:%M:%SZ}; reminder {published.envelope.message_id} sent",
                 now,
                 published.envelope.message_id,
-            )
-            self._event(record.message_id, "overdue", f"reminder sent to {record.peer}")
+                only_from=(ExchangeState.SENT, ExchangeState.DELIVERED, ExchangeState.ACCEPTED),
+            ):
+                self._event(record.message_id, "overdue", f"reminder sent to {record.peer}")
+        self.node.replay_guard.prune(now - self.node.freshness.max_age - self.node.freshness.max_skew)
 
     def close(self, message_id: str, note: str = "closed") -> bool:
         return self.store.move(message_id, ExchangeState.CLOSED, note, datetime.now(UTC))

@@ -201,9 +201,11 @@ class ExchangeStore:
         record = self.get(message_id)
         if record is None:
             return False
-        self.event(message_id, state.value, detail, at, related)
         if only_from is not None and record.state not in only_from:
+            # Kept in the history, marked as not changing the state (e.g. a receipt after the answer).
+            self.event(message_id, f"{state.value} (no change)", detail, at, related)
             return False
+        self.event(message_id, state.value, detail, at, related)
         self._db.execute(
             "UPDATE exchanges SET state = ?, updated_at = ? WHERE message_id = ?", (state.value, _us(at), message_id)
         )
@@ -246,9 +248,11 @@ class ExchangeStore:
         return found[0] if found else None
 
     def find(self, prefix: str) -> ExchangeRecord | None:
-        """An exchange by message id or a unique prefix of it (what a person types)."""
-        found = self._rows("message_id LIKE ?", (prefix.replace("%", "") + "%",))
-        return found[0] if len(found) == 1 else None
+        """An exchange by message id or a unique prefix of it (what a person types); ConfigError if ambiguous."""
+        found = self._rows("substr(message_id, 1, ?) = ?", (len(prefix), prefix.lower()))
+        if len(found) > 1:
+            raise ConfigError(f"{prefix!r} matches {len(found)} exchanges; give more of the message id")
+        return found[0] if found else None
 
     def select(self, *, case_id: str | None = None, overdue: bool = False) -> list[ExchangeRecord]:
         where, args = ["1"], []
@@ -277,9 +281,17 @@ class ExchangeStore:
         return [Event(r[0], _dt(r[1]) or datetime.now(UTC), r[2], r[3], r[4]) for r in rows]
 
     def due_for_resend(self, now: datetime) -> list[ExchangeRecord]:
-        return self._rows(
-            "direction = 'out' AND state = 'sent' AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?", (_us(now),)
-        )
+        # By the retry schedule, not the state: an overdue exchange without a receipt is still resent.
+        return self._rows("direction = 'out' AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?", (_us(now),))
+
+    def handled(self, sender: str, message_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM events WHERE message_id = ? AND state = 'handled' AND detail = ?", (message_id, sender)
+        ).fetchone()
+        return row is not None
+
+    def mark_handled(self, sender: str, message_id: str, at: datetime) -> None:
+        self.event(message_id, "handled", sender, at)
 
     def past_deadline(self, now: datetime) -> list[ExchangeRecord]:
         states = ", ".join(f"'{s.value}'" for s in OPEN_OUT if s is not ExchangeState.OVERDUE)

@@ -15,6 +15,7 @@ from broker.exchange_store import ExchangeState, ExchangeStore
 from broker.models import Authority, MutualLegalAssistanceRequest, Reminder
 from broker.node import Delivery, Node
 from broker.replay import ReplayGuard
+from broker.schemas import default_registry
 from broker.sealing import Opener
 from broker.signing import EncryptionKey, SigningKey
 from tests.conftest import example
@@ -77,7 +78,7 @@ async def test_a_request_answered_with_receipts_has_its_history_at_both_ends(
         answered = await es.agent.reply(delivery, answer)
         assert answered.envelope.in_reply_to == request_id
         assert es.store.get(request_id).state is ExchangeState.ANSWERED  # type: ignore[union-attr]
-        assert es.states(request_id) == ["received", "answered"]
+        assert es.states(request_id) == ["received", "handled", "answered"]
     async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
         await fr.serve()
         record = fr.store.get(request_id)
@@ -217,9 +218,11 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
     stranger = SigningKey.generate()
     impostor_request = request.model_copy(update={"issuer": request.issuer.model_copy(update={"node": "BR.PF"})})
     unknown_sender = build(NodeIdentity("BR.PF", stranger), impostor_request, recipients=("ES.PN",))[1]
-    raw = parse_frame(good)
-    fingerprint_at = raw.header.index(raw.header[raw.header.index(b"op7.mla") + 36 : raw.header.index(b"op7.mla") + 68])
-    unknown_schema = resign(good, header=raw.header[:fingerprint_at] + bytes(32) + raw.header[fingerprint_at + 32 :])
+    other = frame()  # its own message id: a reused id would be refused as replayed first
+    raw = parse_frame(other)
+    fingerprint = default_registry().get(request.avro_name).fingerprint
+    at = raw.header.index(fingerprint)
+    unknown_schema = resign(other, header=raw.header[:at] + bytes(32) + raw.header[at + 32 :])
     cases = {
         "bad-signature": bytes(flipped),
         "unknown-sender": unknown_sender,
