@@ -5,7 +5,7 @@ Layout (all integers big-endian; docs/PROTOCOL.md is the normative description):
     offset  size  field
     0       3     magic "OP7"
     3       1     format version (1)
-    4       1     signature scheme (1 = Ed25519 over the signed part; 2 reserved for batch signatures)
+    4       1     signature scheme (1 = Ed25519 over the signed part; 2 = over a batch Merkle root)
     5       1     n = length of the sender node id
     6       n     sender node id, ASCII, CC.AGENCY
     6+n     8     key id (SHA-256 of the sender's raw public key, first 8 bytes)
@@ -15,7 +15,8 @@ Layout (all integers big-endian; docs/PROTOCOL.md is the normative description):
     ...     p     payload: Avro binary of the record named in the header, written with the schema
                   whose fingerprint the header carries
     ...     2     s = length of the signature block
-    ...     s     signature block (scheme 1: the 64-byte Ed25519 signature)
+    ...     s     signature block (scheme 1: the 64-byte Ed25519 signature; scheme 2: root signature,
+                  leaf index, leaf count, audit path)
 
 The signed part is every byte before the signature block length. Nothing after the signature block.
 Only the prefix up to the key id is read before the signature is checked.
