@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from broker.sealing import Opener
 from broker.signing import EncryptionKey, SigningKey
 from tests.conftest import example
 
-NODES = ("FR.GN", "ES.PN")
+NODES = ("FR.GN", "ES.PN", "DE.BKA")
 KEYS = {n: SigningKey.generate() for n in NODES}
 TRUST = TrustStore({n: [k.public] for n, k in KEYS.items()})
 
@@ -242,3 +243,41 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
         stats = await es.serve()
         assert [d.envelope.message_id for d in es.seen] == ["01a22c53-8200-7000-8000-000000000001"]
     assert dict(stats.quarantined) == dict.fromkeys(cases, 1)
+
+
+async def test_only_the_addressee_answers_or_rejects_and_a_late_refusal_does_not_undo_delivery(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    from broker.models import ErrorReport
+
+    prefix = f"op7.x{unique}"
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        sent = await fr.agent.send(example("MutualLegalAssistanceRequest"))
+    request_id = sent.envelope.message_id
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        await es.serve(1.0)
+    # A third node answers and rejects FR.GN's request to ES.PN.
+    answer = example("MutualLegalAssistanceResponse").model_copy(
+        update={"issuer": authority("ES.PN").model_copy(update={"node": "DE.BKA"})}
+    )
+    report = ErrorReport.model_validate(
+        {
+            "status": "Exercise",
+            "sent_at": datetime.now(UTC),
+            "message_id": request_id,
+            "message_sender": "FR.GN",
+            "message_sha256": hashlib.sha256(sent.raw).digest(),  # the right digest: only the sender is wrong
+            "reason": "stale",
+            "detail": "forged",
+            "handling": {"tlp": "AMBER"},
+            "issuer": authority("ES.PN").model_copy(update={"node": "DE.BKA"}).model_dump(),
+        }
+    )
+    async with Party(transport_factory, prefix, "DE.BKA", tmp_path) as de:
+        await de.node.publish(answer, recipients=("FR.GN",), in_reply_to=request_id)
+        await de.node.publish(report, recipients=("FR.GN",), in_reply_to=request_id)
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        await fr.serve()
+        record = fr.store.get(request_id)
+        assert record is not None and record.state is ExchangeState.DELIVERED  # not answered, not rejected
+        assert "answered" not in fr.states(request_id) and "rejected" not in fr.states(request_id)
