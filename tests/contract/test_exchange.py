@@ -28,7 +28,7 @@ TRUST = TrustStore({n: [k.public] for n, k in KEYS.items()})
 
 def authority(node: str) -> Authority:
     source = example("MutualLegalAssistanceRequest" if node == "FR.GN" else "MutualLegalAssistanceResponse")
-    return Authority.model_validate(source.issuer.model_dump())
+    return Authority.model_validate(source.issuer.model_dump() | {"node": node})
 
 
 class Party:
@@ -257,9 +257,7 @@ async def test_only_the_addressee_answers_or_rejects_and_a_late_refusal_does_not
     async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
         await es.serve(1.0)
     # A third node answers and rejects FR.GN's request to ES.PN.
-    answer = example("MutualLegalAssistanceResponse").model_copy(
-        update={"issuer": authority("ES.PN").model_copy(update={"node": "DE.BKA"})}
-    )
+    answer = example("MutualLegalAssistanceResponse").model_copy(update={"issuer": authority("DE.BKA")})
     report = ErrorReport.model_validate(
         {
             "status": "Exercise",
@@ -270,7 +268,7 @@ async def test_only_the_addressee_answers_or_rejects_and_a_late_refusal_does_not
             "reason": "stale",
             "detail": "forged",
             "handling": {"tlp": "AMBER"},
-            "issuer": authority("ES.PN").model_copy(update={"node": "DE.BKA"}).model_dump(),
+            "issuer": authority("DE.BKA").model_dump(),
         }
     )
     async with Party(transport_factory, prefix, "DE.BKA", tmp_path) as de:
