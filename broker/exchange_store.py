@@ -8,13 +8,13 @@ closed. Every change is an event with its time, so that ``op7 exchanges show`` t
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ._sqlite import open_database
 from .errors import ConfigError
 
 __all__ = ["Direction", "Event", "ExchangeRecord", "ExchangeState", "ExchangeStore"]
@@ -126,15 +126,7 @@ class ExchangeStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"exchange store {path or 'in memory'}: {exc}") from exc
+        self._db = open_database(path, _SCHEMA, "exchange store")
 
     def close(self) -> None:
         self._db.close()

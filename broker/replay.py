@@ -7,12 +7,12 @@ freshness window; anything older is refused as stale anyway, so the table stays 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .errors import ConfigError, PolicyError
+from ._sqlite import open_database
+from .errors import PolicyError
 from .models import Envelope
 
 __all__ = ["Freshness", "ReplayGuard"]
@@ -46,19 +46,12 @@ class ReplayGuard:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS handled (sender TEXT NOT NULL, message_id TEXT NOT NULL, "
-                "sha256 BLOB NOT NULL, created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL, "
-                "PRIMARY KEY (sender, message_id))"
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"replay store {path or 'in memory'}: {exc}") from exc
+        self._db = open_database(
+            path,
+            "CREATE TABLE IF NOT EXISTS handled (sender TEXT NOT NULL, message_id TEXT NOT NULL, sha256 BLOB NOT NULL, "
+            "created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL, PRIMARY KEY (sender, message_id));",
+            "replay store",
+        )
 
     def digest_of(self, sender: str, message_id: str) -> bytes | None:
         """The digest of the bytes ``sender`` sent under ``message_id`` that were handled, or None.

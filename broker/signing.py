@@ -124,13 +124,18 @@ class SigningKey:
         return cls(key)
 
     def to_pem(self, password: bytes | None = None) -> bytes:
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
-        )
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+        return _private_pem(self._key, password)
 
     def sign(self, data: bytes) -> bytes:
         return self._signer.sign(data).signature
+
+
+def _private_pem(key: Ed25519PrivateKey | X25519PrivateKey, password: bytes | None) -> bytes:
+    """PEM PKCS#8, encrypted with the best available scheme when a password is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
 def _load_private_pem(data: bytes, password: bytes | None) -> object:
@@ -201,10 +206,7 @@ class EncryptionKey:
         return cls(key)
 
     def to_pem(self, password: bytes | None = None) -> bytes:
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
-        )
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+        return _private_pem(self._key, password)
 
     def agree(self, peer: SealPublicKey) -> bytes:
         """X25519 shared secret with ``peer``; refuses the all-zero result of a small-order point."""

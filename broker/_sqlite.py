@@ -1,0 +1,22 @@
+"""Opening the node's local SQLite databases (replay store, exchange store) the same way everywhere."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def open_database(path: Path | None, schema: str, what: str) -> sqlite3.Connection:
+    """A connection in autocommit mode, WAL for files (readers do not block the writer), ``schema`` applied."""
+    try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        if path is not None:
+            db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"{what} {path or 'in memory'}: {exc}") from exc
+    return db
