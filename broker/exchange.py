@@ -175,27 +175,37 @@ class ExchangeAgent:
             raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
         # Every message of a conversation shares its id, which is also the partition key: they stay in order.
         conversation_id = conversation_id or new_message_id(now)
+        deadline = self.deadlines.deadline(message, now)
+
+        def record(env: Envelope, frame: bytes) -> None:
+            # Recorded before it leaves: if the process dies in between, the next tick sends it.
+            self.store.add(
+                message_id=env.message_id,
+                direction=Direction.OUT,
+                peer=recipients[0],
+                message_type=env.message_type,
+                case_id=env.case_id,
+                conversation_id=env.conversation_id,
+                in_reply_to=in_reply_to,
+                state=ExchangeState.SENT,
+                deadline=deadline,
+                sha256=hashlib.sha256(frame).digest(),
+                frame=frame,
+                now=now,
+                next_attempt_at=self.resend.next_after(1, now),
+                detail=f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else ""),
+            )
+
         published = await self.node.publish(
-            message, recipients=recipients, seal=seal, now=now, conversation_id=conversation_id, in_reply_to=in_reply_to
+            message,
+            recipients=recipients,
+            seal=seal,
+            now=now,
+            conversation_id=conversation_id,
+            in_reply_to=in_reply_to,
+            before_send=record,
         )
         env = published.envelope
-        deadline = self.deadlines.deadline(message, now)
-        self.store.add(
-            message_id=env.message_id,
-            direction=Direction.OUT,
-            peer=recipients[0],
-            message_type=env.message_type,
-            case_id=env.case_id,
-            conversation_id=env.conversation_id,
-            in_reply_to=in_reply_to,
-            state=ExchangeState.SENT,
-            deadline=deadline,
-            sha256=hashlib.sha256(published.raw).digest(),
-            frame=published.raw,
-            now=now,
-            next_attempt_at=self.resend.next_after(1, now),
-            detail=f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else ""),
-        )
         if in_reply_to is not None:
             self.store.move(
                 in_reply_to,

@@ -267,11 +267,13 @@ class Node(_Lifecycle):
         conversation_id: str | None = None,
         in_reply_to: str | None = None,
         now: datetime | None = None,
+        before_send: Callable[[Envelope, bytes], None] | None = None,
     ) -> Published:
         """Sign and send ``message``; returns once the transport holds it durably.
 
         A request without explicit ``recipients`` is addressed to its ``requested_authority``. With
-        ``seal``, the payload is encrypted for the recipients' keys from the trust source.
+        ``seal``, the payload is encrypted for the recipients' keys from the trust source. ``before_send`` sees
+        the signed frame before it leaves (to record it first: a crash then loses nothing).
         """
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
@@ -299,6 +301,8 @@ class Node(_Lifecycle):
             in_reply_to=in_reply_to,
             registry=self.registry,
         )
+        if before_send is not None:
+            before_send(envelope, frame)
         key = (envelope.conversation_id or envelope.case_id or envelope.message_id).encode()
         # Directed messages go to each recipient's inbox (the same signed bytes); others to their type's topic.
         names = [self.inbox_of(r) for r in recipients] or [self.registry.topic_of(message.avro_name)]
