@@ -11,7 +11,6 @@ from typing import Any
 
 from broker.errors import InputError, Problem
 from broker.inputs import validate
-from broker.models import Message
 
 from .base import InboundAdapter, M, Translation
 
@@ -36,8 +35,3 @@ class NativeJsonAdapter(InboundAdapter[M]):
         if not isinstance(document, dict):
             raise InputError(source, [Problem("", "expected a JSON object", type(document).__name__)])
         return Translation(validate(self.model, document, source), source)
-
-
-def dump(message: Message) -> str:
-    """The JSON form of ``message`` (what :class:`NativeJsonAdapter` reads back)."""
-    return message.model_dump_json(indent=2, exclude_none=True)

@@ -31,14 +31,16 @@ from .directory import (
     DirectoryAnchor,
     DirectoryTrust,
     PublicKeyCard,
+    Trust,
     TrustStore,
     check_node_id,
     keep_directory,
     load_signed_directory,
     save_signed_directory,
 )
+from .envelope import open_frame
 from .errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
-from .exchange import DeadlinePolicy, ExchangeAgent, ExchangeEvent
+from .exchange import DeadlinePolicy, EventHook, ExchangeAgent, ExchangeEvent
 from .exchange_store import ExchangeState, ExchangeStore
 from .models import MESSAGE_MODELS, Authority, KidnappingAlert, Request, message_model
 from .models.directory import KeyEntry, Role, SignedDirectory
@@ -54,6 +56,30 @@ log = logging.getLogger("op7.cli")
 
 def _transport(args: argparse.Namespace, home: Home) -> Transport:
     return make_transport(args.bootstrap, home.embedded_path)
+
+
+def _node(
+    args: argparse.Namespace,
+    home: Home,
+    *,
+    me: str | None = None,
+    sign: bool = False,
+    group: str | None = None,
+    follow: bool = True,
+    trust: Trust | None = None,
+) -> Node:
+    """A node as the CLI runs it: this home's trust, and, for a node id, its keys (to sign, to open what is sealed
+    to it), its replay store for ``group``, and the directory versions it follows."""
+    return Node(
+        _transport(args, home),
+        trust or home.trust(),
+        home.identity(me) if sign and me else None,
+        topic_prefix=args.topic_prefix,
+        opener=home.opener(me) if me else None,
+        replay_guard=ReplayGuard(home.replay_path(group)) if group else None,
+        follow_directory=follow,
+        directory_dir=home.directory_dir if follow and home.uses_directory() else None,
+    )
 
 
 def _where(args: argparse.Namespace, home: Home) -> str:
@@ -275,14 +301,7 @@ def _listen(args: argparse.Namespace, home: Home, topics: list[str], show: Handl
         )
 
     async def listen() -> None:
-        node = Node(
-            _transport(args, home),
-            trust,
-            topic_prefix=args.topic_prefix,
-            opener=home.opener(me) if me else None,
-            replay_guard=ReplayGuard(home.replay_path(group)),
-            directory_dir=home.directory_dir if home.uses_directory() else None,
-        )
+        node = _node(args, home, me=me, group=group, trust=trust)
         async with node, node.subscribe(group, topics, from_beginning=not args.from_now) as sub:
             if not args.json:
                 print(
@@ -355,10 +374,12 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
-def _agent(home: Home, node: Node, authority: Authority) -> ExchangeAgent:
+def _agent(home: Home, node: Node, authority: Authority, on_event: EventHook | None = None) -> ExchangeAgent:
     assert node.node_id is not None
     deadlines = DeadlinePolicy.load(home.deadlines_path) if home.deadlines_path.exists() else None
-    return ExchangeAgent(node, ExchangeStore(home.exchanges_path(node.node_id)), authority, deadlines=deadlines)
+    return ExchangeAgent(
+        node, ExchangeStore(home.exchanges_path(node.node_id)), authority, deadlines=deadlines, on_event=on_event
+    )
 
 
 def _me(args: argparse.Namespace) -> str:
@@ -418,7 +439,6 @@ def cmd_exchanges(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_inbox_watch(args: argparse.Namespace, home: Home) -> int:
     me = _me(args)
-    identity = home.identity(me)
     authority = Authority.model_validate(
         {
             "node": me,
@@ -443,18 +463,9 @@ def cmd_inbox_watch(args: argparse.Namespace, home: Home) -> int:
             print(f"  exchange {e.message_id}: {e.state}: {e.detail}", flush=True)
 
     async def watch() -> None:
-        node = Node(
-            _transport(args, home),
-            home.trust(),
-            identity,
-            topic_prefix=args.topic_prefix,
-            opener=home.opener(me),
-            replay_guard=ReplayGuard(home.replay_path(me)),
-            directory_dir=home.directory_dir if home.uses_directory() else None,
-        )
+        node = _node(args, home, me=me, sign=True, group=me)
         async with node:
-            agent = _agent(home, node, authority)
-            agent._on_event = event
+            agent = _agent(home, node, authority, on_event=event)
             try:
                 if not args.json:
                     print(f"watching the inbox of {me} on {_where(args, home)} (Ctrl-C to stop)", file=sys.stderr)
@@ -480,17 +491,8 @@ def cmd_reply(args: argparse.Namespace, home: Home) -> int:
     message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
 
     async def reply() -> None:
-        node = Node(
-            _transport(args, home),
-            home.trust(),
-            home.identity(me),
-            topic_prefix=args.topic_prefix,
-            opener=home.opener(me),
-            follow_directory=False,
-        )
+        node = _node(args, home, me=me, sign=True, follow=False)
         async with node:
-            from .envelope import open_frame
-
             opened = open_frame(record.frame, node.trust, node.registry, opener=node.opener)
             agent = _agent(home, node, message.issuer)
             published = await agent.reply(opened, message)

@@ -9,6 +9,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
 from .errors import DecodeError, SchemaError
+from .inputs import first_problem
 from .models import MESSAGE_MODELS, Message
 from .schemas import Schema, SchemaRegistry, default_registry
 
@@ -62,9 +63,4 @@ def decode(message_type: str, fingerprint: bytes, data: bytes, registry: SchemaR
     try:
         return model.model_validate(datum)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DecodeError(
-            f"{message_type} fails validation ({exc.error_count()} problem(s)); first: {where}: {first['msg']}",
-            reason="invalid-content",
-        ) from exc
+        raise DecodeError(f"{message_type} fails validation: {first_problem(exc)}", reason="invalid-content") from exc

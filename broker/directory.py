@@ -37,8 +37,9 @@ from pydantic import ValidationError
 from ._iso import COUNTRY_CODES
 from .codec import decode_datum, encode_datum
 from .errors import ConfigError, DecodeError, VerificationError
+from .inputs import first_problem
 from .models import NODE_ID_PATTERN
-from .models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
+from .models.directory import Directory, KeyEntry, NodeEntry, SignedDirectory
 from .schemas import default_registry
 from .signing import SealPublicKey, SigningKey, VerifyKey
 
@@ -271,7 +272,7 @@ def decode_signed_directory(data: bytes) -> SignedDirectory:
     try:
         return SignedDirectory.model_validate(datum)
     except ValidationError as exc:
-        raise DecodeError(f"not a signed directory: {exc.errors()[0]['msg']}", reason="bad-directory") from exc
+        raise DecodeError(f"not a signed directory: {first_problem(exc)}", reason="bad-directory") from exc
 
 
 def encode_directory(directory: Directory) -> bytes:
@@ -283,9 +284,7 @@ def _decode_directory(body: bytes) -> Directory:
     try:
         return Directory.model_validate(datum)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DecodeError(f"invalid directory: {where}: {first['msg']}", reason="bad-directory") from exc
+        raise DecodeError(f"invalid directory: {first_problem(exc)}", reason="bad-directory") from exc
 
 
 def sign_directory(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
@@ -371,7 +370,10 @@ class DirectoryTrust:
         self.anchor = anchor
         self.directory: Directory | None = None
         self.signed: SignedDirectory | None = None
-        self._keys: dict[bytes, VerifyKey] = {}
+        # Indexes built once per version: every message looks its sender up here.
+        self._nodes: dict[str, NodeEntry] = {}
+        self._signing: dict[tuple[str, str], tuple[KeyEntry, VerifyKey]] = {}
+        self._allowed: dict[str, frozenset[str]] = {}
 
     @property
     def version(self) -> int:
@@ -386,38 +388,41 @@ class DirectoryTrust:
                 log.warning("ignored directory version %d: version %d is held", directory.version, self.version)
             return False
         self.directory, self.signed = directory, signed
-        self._keys = {}
+        self._nodes = {n.node_id: n for n in directory.nodes}
+        self._signing = {
+            (n.node_id, k.key_id): (k, VerifyKey.from_raw(k.public_key))
+            for n in directory.nodes
+            for k in n.signing_keys
+        }
+        self._allowed = {n.node_id: frozenset(n.allowed_types) for n in directory.nodes}
         log.info(
             "directory of %s now at version %d (%d nodes)", directory.network, directory.version, len(directory.nodes)
         )
         return True
 
     def _node(self, node: str) -> NodeEntry:
-        entry = self.directory.node(node) if self.directory else None
+        entry = self._nodes.get(node)
         if entry is None:
             raise VerificationError(f"unknown sender {node}: not in the network directory", reason="unknown-sender")
         return entry
 
-    def _signing_entry(self, node: str, key_id: bytes) -> KeyEntry:
-        entry = next((k for k in self._node(node).signing_keys if k.key_id == key_id.hex()), None)
-        if entry is None:
+    def _signing_entry(self, node: str, key_id: bytes) -> tuple[KeyEntry, VerifyKey]:
+        found = self._signing.get((node, key_id.hex()))
+        if found is None:
+            self._node(node)
             raise VerificationError(
                 f"key {key_id.hex()} is not a signing key of {node} in the directory", reason="unknown-key"
             )
-        return entry
+        return found
 
     def key_for(self, node: str, key_id: bytes) -> VerifyKey:
-        entry = self._signing_entry(node, key_id)
-        key = self._keys.get(entry.public_key)
-        if key is None:
-            key = self._keys[entry.public_key] = VerifyKey.from_raw(entry.public_key)
-        return key
+        return self._signing_entry(node, key_id)[1]
 
     def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
-        problem = self._signing_entry(node, key_id).problem_at(signed_at)
+        problem = self._signing_entry(node, key_id)[0].problem_at(signed_at)
         if problem is not None:
             raise VerificationError(f"{node}: {problem[1]}", reason=problem[0])
-        if message_type not in self._node(node).allowed_types:
+        if message_type not in self._allowed.get(node, frozenset()):
             raise VerificationError(
                 f"{node} is not allowed to send {message_type} by the directory", reason="type-not-allowed"
             )
@@ -431,10 +436,6 @@ class DirectoryTrust:
         if not usable:
             raise ConfigError(f"{node} has no valid encryption key in the directory")
         return SealPublicKey.from_raw(max(usable, key=lambda k: k.valid_from).public_key)
-
-    def roles(self, node: str) -> tuple[Role, ...]:
-        entry = self.directory.node(node) if self.directory else None
-        return entry.roles if entry else ()
 
 
 def keep_directory(folder: Path, trust: DirectoryTrust) -> Path:

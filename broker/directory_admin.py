@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from .directory import PublicKeyCard, _decode_directory, encode_directory, sign_directory
 from .errors import ConfigError, DecodeError
+from .inputs import first_problem
 from .models import MESSAGE_MODELS, message_model
 from .models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
 from .signing import SigningKey
@@ -46,11 +47,7 @@ def _validated(data: dict[str, Any]) -> Directory:
     try:
         return Directory.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"the directory would be invalid: {where}: {first['msg'].removeprefix('Value error, ')}"
-        ) from None
+        raise ConfigError(f"the directory would be invalid: {first_problem(exc)}") from None
 
 
 def read(signed: SignedDirectory) -> Directory:

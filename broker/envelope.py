@@ -37,6 +37,7 @@ from . import merkle
 from .codec import decode, decode_datum, encode, encode_datum
 from .directory import Trust, check_node_id
 from .errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
+from .inputs import first_problem
 from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
 from .schemas import SchemaRegistry, default_registry
 from .sealing import Opener, decrypt_payload, plan_seal
@@ -296,7 +297,7 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     try:
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
-        raise DecodeError(f"invalid envelope header: {exc.errors()[0]['msg']}", reason="invalid-header") from exc
+        raise DecodeError(f"invalid envelope header: {first_problem(exc)}", reason="invalid-header") from exc
     trust.check_use(raw.sender, raw.key_id, envelope.created_at, envelope.message_type)
     return Verified(envelope, raw)
 

@@ -24,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .codec import decode_datum
 from .directory_admin import parse_duration
-from .envelope import Opened, build
+from .envelope import Opened, build, parse_frame
 from .errors import ConfigError, MessageError
 from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from .models import (
@@ -43,6 +44,7 @@ from .models import (
     new_message_id,
 )
 from .node import Delivery, Node, Published, SubscriptionStats
+from .schemas import default_registry
 from .transport import Record
 
 __all__ = ["DeadlinePolicy", "ExchangeAgent", "ExchangeEvent", "ResendPolicy"]
@@ -470,16 +472,17 @@ class ExchangeAgent:
                 self._event(record.message_id, "undeliverable", record.peer)
         for record in self.store.past_deadline(now):
             assert record.deadline is not None
+            header = _own_header(record.frame)
             reminder = Reminder(
                 reminder_id=new_message_id(now),
                 sent_at=now,
-                status=_status_of(record.frame, self),
+                status=header["status"],
                 message_id=record.message_id,
                 case_id=record.case_id,
                 deadline=record.deadline,
                 note=f"The answer to {record.message_type.rsplit('.', 1)[1]} {record.message_id} was due "
                 f"{record.deadline:%Y-%m-%dT%H:%M:%SZ}.",
-                handling=_handling_of(record.frame, self),
+                handling=header["handling"],
                 issuer=self.authority,
             )
             published = await self.node.publish(
@@ -507,20 +510,8 @@ class ExchangeAgent:
 
 def _own_header(frame: bytes) -> dict[str, Any]:
     """The header of a frame this node built and stored itself (local data: no verification needed)."""
-    from .codec import decode_datum
-    from .envelope import parse_frame
-    from .schemas import default_registry
-
     datum: dict[str, Any] = decode_datum(default_registry().get("op7.Envelope"), parse_frame(frame).header)
     return datum
-
-
-def _status_of(frame: bytes, agent: ExchangeAgent) -> Any:
-    return _own_header(frame)["status"]
-
-
-def _handling_of(frame: bytes, agent: ExchangeAgent) -> Any:
-    return _own_header(frame)["handling"]
 
 
 async def _call(handler: AppHandler, delivery: Delivery) -> None:

@@ -7,7 +7,6 @@ closed. Every change is an event with its time, so that ``op7 exchanges show`` t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -300,7 +299,3 @@ class ExchangeStore:
             (sender, received_message_id),
         ).fetchone()
         return bytes(row[0]) if row else None
-
-    def dump(self, message_id: str) -> str:
-        record = self.get(message_id)
-        return json.dumps(record.to_json() if record else None)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError, Problem
 
-__all__ = ["load_json_file", "problems_from", "validate"]
+__all__ = ["first_problem", "problems_from", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,25 +39,17 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     return problems
 
 
+def first_problem(exc: ValidationError) -> str:
+    """The first problem of a validation failure, path and message, without the offending value: for errors about
+    what came off the network, where the value may be sealed content and the error may travel in clear."""
+    problem = problems_from(exc)[0]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{Problem(problem.path, problem.message)}{more}"
+
+
 def validate(model: type[M], data: Any, source: str) -> M:
     """Validate ``data`` as ``model``; raises :class:`InputError` naming ``source`` and every problem."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(source, problems_from(exc)) from None
-
-
-def load_json_file(path: Path) -> Any:
-    """Read a JSON document; a missing file or bad JSON is an :class:`InputError` naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), [Problem("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), [Problem("", f"cannot read file: {exc}")]) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            str(path), [Problem(f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}")]
-        ) from None

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, under_ci
 
 NODE_DIR = ROOT / "interop" / "node"
 
 
 def test_independent_node_verifier_accepts_and_refuses_every_vector() -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if under_ci():
             pytest.fail("Node.js and npm are needed for the interoperability check", pytrace=False)
         pytest.skip("Node.js is not installed")
     if not (NODE_DIR / "node_modules" / "avsc").is_dir():

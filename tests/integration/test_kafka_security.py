@@ -12,7 +12,7 @@ import pytest
 
 from broker.errors import TransportError
 from broker.transport import KafkaSettings, KafkaTransport
-from tests.conftest import _reachable, run_op7
+from tests.conftest import _reachable, run_op7, under_ci
 
 pytestmark = pytest.mark.kafka
 
@@ -22,7 +22,7 @@ def tls() -> dict[str, str]:
     env = {k: os.environ.get(f"OP7_TEST_{k}", "") for k in ("TLS_BOOTSTRAP", "SASL_BOOTSTRAP", "TLS_DIR")}
     if not all(env.values()) or not _reachable(env["TLS_BOOTSTRAP"]):
         message = "no TLS listener (start Kafka with: scripts/kafka start --tls; scripts/test does)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if under_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return env
