@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -31,14 +32,15 @@ class InboundAdapter(ABC, Generic[M]):
     name: str
 
     @abstractmethod
-    def translate(self, data: bytes, source: str) -> Translation[M]:
-        """Translate ``data``; raise :class:`broker.errors.InputError` listing every problem found."""
+    def translate(self, data: bytes, source: str, *, now: datetime) -> Translation[M]:
+        """Translate ``data`` into a message to be sent at ``now`` (what a record leaves out, such as its time
+        of sending, is filled from it); raise :class:`broker.errors.InputError` listing every problem found."""
 
-    def translate_file(self, path: Path) -> Translation[M]:
+    def translate_file(self, path: Path, *, now: datetime) -> Translation[M]:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise InputError(str(path), [Problem("", "file not found")]) from None
         except OSError as exc:
             raise InputError(str(path), [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
-        return self.translate(data, str(path))
+        return self.translate(data, str(path), now=now)

@@ -1,16 +1,19 @@
 """op7's own JSON form of a message: the shared model's fields, as ``op7 alert send`` reads them.
 
 The JSON mirrors the Avro record field for field (digests as hex, times as ISO 8601 with a zone,
-``AMBER+STRICT`` accepted for ``AMBER_STRICT``), so nothing is ever left unmapped.
+``AMBER+STRICT`` accepted for ``AMBER_STRICT``), so nothing is ever left unmapped. Two conveniences make a file
+reusable on any date: ``sent_at`` may be left out (it is then the time of sending), and any time or date may be
+given relative to ``sent_at``: ``"deadline": "+6h"``, ``"at": "-35m"``, ``"ends_on": "+14d"``.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from broker.errors import InputError, Problem
-from broker.inputs import validate
+from broker.inputs import validate_outgoing
 
 from .base import InboundAdapter, M, Translation
 
@@ -23,7 +26,7 @@ class NativeJsonAdapter(InboundAdapter[M]):
     def __init__(self, model: type[M]) -> None:
         self.model = model
 
-    def translate(self, data: bytes, source: str) -> Translation[M]:
+    def translate(self, data: bytes, source: str, *, now: datetime) -> Translation[M]:
         try:
             document: Any = json.loads(data)
         except UnicodeDecodeError:
@@ -34,4 +37,4 @@ class NativeJsonAdapter(InboundAdapter[M]):
             ) from None
         if not isinstance(document, dict):
             raise InputError(source, [Problem("", "expected a JSON object", type(document).__name__)])
-        return Translation(validate(self.model, document, source), source)
+        return Translation(validate_outgoing(self.model, document, source, now=now), source)

@@ -17,7 +17,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from adapters.native_json import NativeJsonAdapter
 
 from . import directory_admin as admin
+from .clock import parse_duration
 from .compat import check_tree
 from .config import Home
 from .directory import (
@@ -42,10 +43,11 @@ from .envelope import open_frame
 from .errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
 from .exchange import DeadlinePolicy, EventHook, ExchangeAgent, ExchangeEvent
 from .exchange_store import ExchangeState, ExchangeStore
-from .models import MESSAGE_MODELS, Authority, KidnappingAlert, Request, message_model
+from .inputs import outgoing_problems, validate
+from .models import MESSAGE_MODELS, Authority, KidnappingAlert, Message, Request, message_model
 from .models.directory import KeyEntry, Role, SignedDirectory
 from .node import Delivery, Handler, Node
-from .replay import ReplayGuard
+from .replay import Freshness, ReplayGuard
 from .schemas import SchemaRegistry, default_registry, schema_dir
 from .transport import Record, Transport, make_transport
 
@@ -55,7 +57,7 @@ log = logging.getLogger("op7.cli")
 
 
 def _transport(args: argparse.Namespace, home: Home) -> Transport:
-    return make_transport(args.bootstrap, home.embedded_path)
+    return make_transport(args.bootstrap, home.embedded_path, clock=home.clock)
 
 
 def _node(
@@ -79,6 +81,7 @@ def _node(
         replay_guard=ReplayGuard(home.replay_path(group)) if group else None,
         follow_directory=follow,
         directory_dir=home.directory_dir if follow and home.uses_directory() else None,
+        clock=home.clock,
     )
 
 
@@ -125,7 +128,9 @@ def cmd_keys_list(args: argparse.Namespace, home: Home) -> int:
     if isinstance(trust, DirectoryTrust):
         directory = trust.directory
         rows = [
-            (n.node_id, k.key_id, _key_state(k)) for n in (directory.nodes if directory else ()) for k in n.signing_keys
+            (n.node_id, k.key_id, _key_state(k, home.clock.now()))
+            for n in (directory.nodes if directory else ())
+            for k in n.signing_keys
         ]
         source = f"network directory version {trust.version}" if directory else "network directory (none accepted)"
     else:
@@ -142,8 +147,8 @@ def cmd_keys_list(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
-def _key_state(key: KeyEntry) -> str:
-    problem = key.problem_at(datetime.now(UTC))
+def _key_state(key: KeyEntry, now: datetime) -> str:
+    problem = key.problem_at(now)
     if problem is not None:
         return problem[0].removeprefix("key-")
     return f"valid until {key.valid_until:%Y-%m-%dT%H:%MZ}" if key.valid_until else "valid"
@@ -167,22 +172,32 @@ def cmd_directory(args: argparse.Namespace, home: Home) -> int:
     action = args.directory_command
     if action == "create":
         cards = [PublicKeyCard.load(Path(p)) for p in args.authority]
-        _save_draft(args.file, admin.create(args.network, args.threshold, cards))
+        _save_draft(args.file, admin.create(args.network, args.threshold, cards, now=home.clock.now()))
     elif action == "add-node":
         card = PublicKeyCard.load(Path(args.card))
         roles = [Role(r) for r in args.role]
-        _save_draft(args.file, admin.add_node(_draft(args.file), card, args.agency, roles, args.allow or ["all"]))
+        _save_draft(
+            args.file,
+            admin.add_node(_draft(args.file), card, args.agency, roles, args.allow or ["all"], now=home.clock.now()),
+        )
     elif action == "remove-node":
-        _save_draft(args.file, admin.remove_node(_draft(args.file), check_node_id(args.node_id)))
+        _save_draft(args.file, admin.remove_node(_draft(args.file), check_node_id(args.node_id), now=home.clock.now()))
     elif action == "rotate-key":
         card = PublicKeyCard.load(Path(args.card))
-        _save_draft(args.file, admin.rotate_key(_draft(args.file), card, admin.parse_duration(args.overlap)))
+        try:
+            overlap = parse_duration(args.overlap)
+        except ValueError as exc:
+            raise ConfigError(f"--overlap: {exc}") from None
+        _save_draft(args.file, admin.rotate_key(_draft(args.file), card, overlap, now=home.clock.now()))
     elif action == "revoke-key":
         at = datetime.fromisoformat(args.at) if args.at else None
         if at is not None and at.tzinfo is None:
             raise ConfigError(f"--at {args.at}: give a time with its zone, e.g. 2026-12-01T10:00:00+00:00")
         _save_draft(
-            args.file, admin.revoke_key(_draft(args.file), check_node_id(args.node_id), args.key_id, args.reason, at)
+            args.file,
+            admin.revoke_key(
+                _draft(args.file), check_node_id(args.node_id), args.key_id, args.reason, at, now=home.clock.now()
+            ),
         )
     elif action == "sign":
         _save_draft(args.file, admin.sign(_draft(args.file), home.identity(args.as_node).key))
@@ -217,7 +232,7 @@ def _directory_verify(args: argparse.Namespace, home: Home, action: str) -> int:
         raise ConfigError(f"no network anchor in {home.root}; install one with 'op7 directory anchor' or pass --anchor")
     held = trust.version
     try:
-        newer = trust.offer(signed, datetime.now(UTC))
+        newer = trust.offer(signed, home.clock.now())
     except MessageError as exc:
         print(f"op7: refused: {args.file}: {exc}", file=sys.stderr)
         return 1
@@ -236,7 +251,13 @@ def _directory_verify(args: argparse.Namespace, home: Home, action: str) -> int:
     if action == "publish":
 
         async def publish() -> None:
-            node = Node(_transport(args, home), trust, topic_prefix=args.topic_prefix, follow_directory=False)
+            node = Node(
+                _transport(args, home),
+                trust,
+                topic_prefix=args.topic_prefix,
+                follow_directory=False,
+                clock=home.clock,
+            )
             async with node:
                 sent = await node.publish_directory(signed, directory.network, directory.version)
             print(f"published to {sent.topic}[{sent.partition}]@{sent.offset}")
@@ -328,21 +349,35 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
     except KeyError:
         names = ", ".join(sorted(n.rsplit(".", 1)[1] for n in MESSAGE_MODELS))
         raise ConfigError(f"unknown message type {args.type!r}; one of: {names}") from None
-    message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
+    recipients = tuple(check_node_id(r) for r in args.to) if args.to else ()
+    directed = bool(recipients) or issubclass(model, Request)
+    deadline_in = getattr(args, "deadline_in", None)
+    if deadline_in is not None and not (directed and len(recipients) <= 1):
+        raise ConfigError("--deadline-in: only a message sent to one addressee (an exchange) has an answer deadline")
+    message, deadline = _outgoing(args, home, model, deadline_in)
     sender = args.as_node or message.issuer.node
     identity = home.identity(sender)
-    recipients = tuple(check_node_id(r) for r in args.to) if args.to else ()
 
     async def send() -> None:
         node = Node(
-            _transport(args, home), home.trust(), identity, topic_prefix=args.topic_prefix, follow_directory=False
+            _transport(args, home),
+            home.trust(),
+            identity,
+            topic_prefix=args.topic_prefix,
+            follow_directory=False,
+            clock=home.clock,
         )
         async with node:
-            directed = recipients or isinstance(message, Request)
             if directed and len(recipients) <= 1:
                 # A directed message is an exchange: recorded, with its deadline, followed by 'op7 inbox watch'.
                 agent = _agent(home, node, message.issuer)
-                published = await agent.send(message, recipients=recipients, seal=getattr(args, "seal", False))
+                published = await agent.send(
+                    message,
+                    recipients=recipients,
+                    seal=getattr(args, "seal", False),
+                    deadline=deadline,
+                    late=getattr(args, "force", False),
+                )
                 agent.store.close()
             else:
                 published = await node.publish(message, recipients=recipients, seal=getattr(args, "seal", False))
@@ -372,6 +407,26 @@ def cmd_send(args: argparse.Namespace, home: Home) -> int:
 
     asyncio.run(send())
     return 0
+
+
+def _outgoing(
+    args: argparse.Namespace, home: Home, model: type[Message], deadline_in: timedelta | None
+) -> tuple[Message, datetime | None]:
+    """The message of ``args.file`` as of now, checked for sending: refused (InputError naming the file, the field
+    and the value) when it is dated ahead of what receivers accept or, unless ``--force``, a deadline is past.
+    Returns it with the answer deadline that ``--deadline-in`` sets (written into its ``deadline`` field too, when
+    its type has one)."""
+    now = home.clock.now()
+    message = NativeJsonAdapter(model).translate_file(Path(args.file), now=now).message
+    deadline = None
+    if deadline_in is not None:
+        deadline = message.sent_at + deadline_in
+        if "deadline" in model.model_fields:
+            message = validate(model, {**message.model_dump(), "deadline": deadline}, args.file)
+    problems = outgoing_problems(message, now, max_skew=Freshness().max_skew, late=getattr(args, "force", False))
+    if problems:
+        raise InputError(args.file, problems)
+    return message, deadline
 
 
 def _agent(home: Home, node: Node, authority: Authority, on_event: EventHook | None = None) -> ExchangeAgent:
@@ -411,7 +466,7 @@ def cmd_exchanges(args: argparse.Namespace, home: Home) -> int:
         if record is None:
             raise ConfigError(f"no exchange {args.id!r} for {me} (give a message id, or enough of its start)")
         if args.exchanges_command == "close":
-            store.move(record.message_id, ExchangeState.CLOSED, args.note or "closed", datetime.now(UTC))
+            store.move(record.message_id, ExchangeState.CLOSED, args.note or "closed", home.clock.now())
             print(f"closed {record.message_id}")
             return 0
         conversation = store.conversation(record)
@@ -488,7 +543,7 @@ def cmd_reply(args: argparse.Namespace, home: Home) -> int:
         model = message_model(args.type)
     except KeyError:
         raise ConfigError(f"unknown message type {args.type!r}") from None
-    message = NativeJsonAdapter(model).translate_file(Path(args.file)).message
+    message, _ = _outgoing(args, home, model, None)
 
     async def reply() -> None:
         node = _node(args, home, me=me, sign=True, follow=False)
@@ -730,6 +785,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -905,6 +967,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NODE_ID",
         help="addressee (repeatable; default: a request's requested_authority, else everyone)",
     )
+    p.add_argument(
+        "--deadline-in",
+        type=_duration,
+        metavar="DURATION",
+        help="answer deadline counted from sending, e.g. 6h or 3d (also the request's deadline field, if it has one)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="send although a deadline, grant validity or expiry is already past (recorded as sent late)",
+    )
     p.add_argument("--json", action="store_true", help="print where it was sent as JSON")
     p.set_defaults(func=cmd_send)
 
@@ -964,6 +1037,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type")
     p.add_argument("file")
     p.add_argument("--as", dest="as_node", metavar="NODE_ID", required=True)
+    p.add_argument("--force", action="store_true", help="send although a validity or expiry in it is already past")
     p.set_defaults(func=cmd_reply)
 
     quarantine = sub.add_parser("quarantine", parents=[common], help="records this node refused").add_subparsers(

@@ -17,10 +17,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .clock import Clock, default_clock
 from .directory import (
     DirectoryAnchor,
     DirectoryTrust,
@@ -48,6 +48,8 @@ def _passphrase() -> bytes | None:
 @dataclass(frozen=True)
 class Home:
     root: Path
+    #: What this home's commands read the time from (the system clock unless a program gives another).
+    clock: Clock = field(default_factory=default_clock, compare=False)
 
     @classmethod
     def from_env(cls, override: Path | None = None) -> Home:
@@ -108,7 +110,7 @@ class Home:
         if not self.uses_directory():
             return TrustStore.load_or_empty(self.trust_path)
         trust = DirectoryTrust(DirectoryAnchor.load(self.anchor_path))
-        restore_directory(self.directory_dir, trust, datetime.now(UTC))
+        restore_directory(self.directory_dir, trust, self.clock.now())
         return trust
 
     def _write_private(self, path: Path, pem: bytes) -> None:

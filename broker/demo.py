@@ -12,14 +12,15 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from .clock import Clock, default_clock
 from .directory import TrustStore
 from .envelope import NodeIdentity
 from .errors import MessageError
 from .models import AlertMessageType, KidnappingAlert
-from .node import Delivery, Node, SubscriptionStats
+from .node import Delivery, Node, Subscription, SubscriptionStats
 from .signing import SigningKey
 from .transport import Record, Transport
 
@@ -106,13 +107,16 @@ def _line(out: Callable[[str], None], who: str, arrow: str, text: str) -> None:
     out(f"  {who:<7} {arrow} {text}")
 
 
-async def run_demo(transport: Transport, *, out: Callable[[str], None] = print, timeout: float = 60.0) -> DemoResult:
+async def run_demo(
+    transport: Transport, *, out: Callable[[str], None] = print, timeout: float = 60.0, clock: Clock | None = None
+) -> DemoResult:
     """Run the demo on ``transport`` (not yet started) under a fresh topic prefix; returns what happened."""
     run = secrets.token_hex(4)
     prefix = f"op7.demo-{run}"
     keys = {node: SigningKey.generate() for node in (ISSUER, PEER, OPS)}
     trust = TrustStore({node: [key.public] for node, key in keys.items()})
-    now = datetime.now(UTC).replace(microsecond=0)
+    clock = clock or default_clock()
+    now = clock.now().replace(microsecond=0)
     case_id = f"FR-GN-{now:%Y}-DEMO-{run}"
     result = DemoResult(transport.name, case_id)
 
@@ -123,6 +127,7 @@ async def run_demo(transport: Transport, *, out: Callable[[str], None] = print, 
             NodeIdentity(node_id, keys[node_id]),
             topic_prefix=prefix,
             manage_transport=False,
+            clock=clock,
         )
 
     out(f"op7 demo on the {transport.name} transport, topics {prefix}.*")
@@ -182,52 +187,74 @@ async def _exchange(
 
         ops_task = asyncio.create_task(ops_sub.run(on_ops, on_refused=on_refused))
         peer_task = asyncio.create_task(peer_sub.run(lambda d: None))
-        first = demo_alert(result.case_id, now)
-        update = _follow_up(
-            first,
-            "Update",
-            now + timedelta(minutes=20),
-            headline="EXERCISE - vehicle seen on A7 southbound near Valence",
-            last_seen={
-                "at": now + timedelta(minutes=15),
-                "place": "A7 motorway, Valence sud",
-                "country": "FR",
-                "position": {"latitude": 44.9, "longitude": 4.89},
-            },
-        )
-        clear = _follow_up(
-            update,
-            AlertMessageType.ALL_CLEAR.value,
-            now + timedelta(minutes=95),
-            headline="EXERCISE - child found safe in Montelimar",
-            urgency="Past",
-            severity="Minor",
-        )
-        for alert in (first, update, clear):
-            published = await issuer.publish(alert)
-            result.sent.append(alert.alert_id)
-            _line(
-                out,
-                ISSUER,
-                "-> sent    ",
-                f"{alert.msg_type.value:<8} alert {alert.alert_id} "
-                f"({len(published.raw)} bytes, signed) to {published.sent.topic}",
-            )
-            if alert is update:
-                altered = bytearray(published.raw)
-                altered[len(altered) // 2] ^= 0x01
-                await issuer.transport.send(published.sent.topic, bytes(altered), key=result.case_id.encode())
-                _line(out, "network", "-> altered ", "a copy of the Update with one byte changed in transit")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and not (
-            ops_sub.stats.delivered + ops_sub.stats.quarantined.total() >= 4 and peer_sub.stats.delivered >= 3
-        ):
+        try:
+            await _play(issuer, result, out, now, timeout, ops_sub, peer_sub, (ops_task, peer_task))
+        finally:
             for task in (ops_task, peer_task):
-                if task.done():
-                    task.result()  # re-raises a failure
-            await asyncio.sleep(0.05)
-        for task in (ops_task, peer_task):
-            task.cancel()
-        await asyncio.gather(ops_task, peer_task, return_exceptions=True)
+                task.cancel()
+            await asyncio.gather(ops_task, peer_task, return_exceptions=True)
         result.ops, result.peer = ops_sub.stats, peer_sub.stats
+
+
+def _story(case_id: str, now: datetime) -> tuple[KidnappingAlert, KidnappingAlert, KidnappingAlert]:
+    """An alert, an update and an all-clear over the last 95 minutes (a message is never dated in the future)."""
+    start = now - timedelta(minutes=95)
+    first = demo_alert(case_id, start)
+    update = _follow_up(
+        first,
+        "Update",
+        start + timedelta(minutes=20),
+        headline="EXERCISE - vehicle seen on A7 southbound near Valence",
+        last_seen={
+            "at": start + timedelta(minutes=15),
+            "place": "A7 motorway, Valence sud",
+            "country": "FR",
+            "position": {"latitude": 44.9, "longitude": 4.89},
+        },
+    )
+    clear = _follow_up(
+        update,
+        AlertMessageType.ALL_CLEAR.value,
+        now,
+        headline="EXERCISE - child found safe in Montelimar",
+        urgency="Past",
+        severity="Minor",
+    )
+    return first, update, clear
+
+
+async def _play(
+    issuer: Node,
+    result: DemoResult,
+    out: Callable[[str], None],
+    now: datetime,
+    timeout: float,
+    ops_sub: Subscription,
+    peer_sub: Subscription,
+    tasks: tuple[asyncio.Task[SubscriptionStats], ...],
+) -> None:
+    first, update, clear = _story(result.case_id, now)
+    for alert in (first, update, clear):
+        published = await issuer.publish(alert)
+        result.sent.append(alert.alert_id)
+        _line(
+            out,
+            ISSUER,
+            "-> sent    ",
+            f"{alert.msg_type.value:<8} alert {alert.alert_id} "
+            f"({len(published.raw)} bytes, signed) to {published.sent.topic}",
+        )
+        if alert is update:
+            altered = bytearray(published.raw)
+            altered[len(altered) // 2] ^= 0x01
+            await issuer.transport.send(published.sent.topic, bytes(altered), key=result.case_id.encode())
+            _line(out, "network", "-> altered ", "a copy of the Update with one byte changed in transit")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and not (
+        ops_sub.stats.delivered + ops_sub.stats.quarantined.total() >= 4 and peer_sub.stats.delivered >= 3
+    ):
+        for task in tasks:
+            if task.done():
+                task.result()  # re-raises a failure
+        await asyncio.sleep(0.05)

@@ -6,7 +6,7 @@ must then be gathered again; an unsigned draft keeps its version while it is edi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,25 +22,12 @@ __all__ = [
     "add_node",
     "create",
     "edit",
-    "parse_duration",
     "read",
     "remove_node",
     "revoke_key",
     "rotate_key",
     "sign",
 ]
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``12h``, ``7d``."""
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    try:
-        value, unit = float(text[:-1]), units[text[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise ConfigError(f"{text!r} is not a duration such as 90s, 15m, 12h or 7d") from None
-    if value < 0:
-        raise ConfigError(f"{text!r}: a duration is not negative")
-    return timedelta(**{unit: value})
 
 
 def _validated(data: dict[str, Any]) -> Directory:
@@ -62,11 +49,8 @@ def _key(public_key: bytes, key_id: str, valid_from: datetime, valid_until: date
     return KeyEntry(key_id=key_id, public_key=public_key, valid_from=valid_from, valid_until=valid_until)
 
 
-def create(
-    network: str, threshold: int, authorities: Iterable[PublicKeyCard], now: datetime | None = None
-) -> SignedDirectory:
+def create(network: str, threshold: int, authorities: Iterable[PublicKeyCard], *, now: datetime) -> SignedDirectory:
     """Version 1 of a network's directory, unsigned, with its authority keys."""
-    now = now or datetime.now(UTC)
     keys = [_key(c.key.raw, c.key.key_id.hex(), now).model_dump() for c in authorities]
     directory = _validated(
         {"network": network, "version": 1, "issued_at": now, "threshold": threshold, "authorities": keys, "nodes": []}
@@ -74,15 +58,13 @@ def create(
     return SignedDirectory(body=encode_directory(directory))
 
 
-def edit(
-    signed: SignedDirectory, change: Callable[[dict[str, Any]], None], now: datetime | None = None
-) -> SignedDirectory:
+def edit(signed: SignedDirectory, change: Callable[[dict[str, Any]], None], *, now: datetime) -> SignedDirectory:
     """Apply ``change`` to the directory's data; a signed version becomes the next, unsigned version."""
     data = _lists(read(signed).model_dump())
     change(data)
     if signed.signatures:
         data["version"] += 1
-    data["issued_at"] = now or datetime.now(UTC)
+    data["issued_at"] = now
     return SignedDirectory(body=encode_directory(_validated(data)))
 
 
@@ -122,9 +104,9 @@ def add_node(
     agency: str,
     roles: Iterable[Role],
     allowed: Iterable[str],
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> SignedDirectory:
-    now = now or datetime.now(UTC)
 
     def change(data: dict[str, Any]) -> None:
         if any(n["node_id"] == card.node for n in data["nodes"]):
@@ -145,22 +127,19 @@ def add_node(
             ).model_dump()
         )
 
-    return edit(signed, change, now)
+    return edit(signed, change, now=now)
 
 
-def remove_node(signed: SignedDirectory, node_id: str, now: datetime | None = None) -> SignedDirectory:
+def remove_node(signed: SignedDirectory, node_id: str, *, now: datetime) -> SignedDirectory:
     def change(data: dict[str, Any]) -> None:
         _node(data, node_id)
         data["nodes"] = [n for n in data["nodes"] if n["node_id"] != node_id]
 
-    return edit(signed, change, now)
+    return edit(signed, change, now=now)
 
 
-def rotate_key(
-    signed: SignedDirectory, card: PublicKeyCard, overlap: timedelta, now: datetime | None = None
-) -> SignedDirectory:
+def rotate_key(signed: SignedDirectory, card: PublicKeyCard, overlap: timedelta, *, now: datetime) -> SignedDirectory:
     """Add the card's keys, valid from now; the node's current keys stay valid for ``overlap`` more."""
-    now = now or datetime.now(UTC)
 
     def change(data: dict[str, Any]) -> None:
         node = _node(data, card.node)
@@ -176,7 +155,7 @@ def rotate_key(
                 _key(card.encryption_key.raw, card.encryption_key.key_id.hex(), now).model_dump()
             )
 
-    return edit(signed, change, now)
+    return edit(signed, change, now=now)
 
 
 def revoke_key(
@@ -185,10 +164,10 @@ def revoke_key(
     key_id: str,
     reason: str,
     at: datetime | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> SignedDirectory:
     """Revoke a key of ``node_id`` from ``at`` (default now): messages signed from then on are refused."""
-    now = now or datetime.now(UTC)
 
     def change(data: dict[str, Any]) -> None:
         node = _node(data, node_id)
@@ -199,7 +178,7 @@ def revoke_key(
             raise ConfigError(f"{node_id} has no key {key_id}")
         key["revoked_at"], key["revocation_reason"] = at or now, reason
 
-    return edit(signed, change, now)
+    return edit(signed, change, now=now)
 
 
 def sign(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:

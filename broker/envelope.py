@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -127,7 +127,7 @@ def _prepare(
     conversation_id: str | None = None,
     in_reply_to: str | None = None,
     expires_at: datetime | None = None,
-    now: datetime | None = None,
+    now: datetime,
     message_id: str | None = None,
     seal_to: Mapping[str, SealPublicKey] | None = None,
     seal_randomness: Callable[[int], bytes] | None = None,
@@ -140,7 +140,6 @@ def _prepare(
     only those recipients can read it (:mod:`broker.sealing`); the header stays readable and signed.
     """
     registry = registry or default_registry()
-    now = now or datetime.now(UTC)
     if handling is not None and handling != message.handling:
         raise ConfigError(
             f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
@@ -201,7 +200,8 @@ def _framed(signed: bytes, block: bytes) -> bytes:
 def build(identity: NodeIdentity, message: Message, **options: Any) -> tuple[Envelope, bytes]:
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
 
-    Options: ``recipients``, ``handling``, ``conversation_id``, ``in_reply_to``, ``expires_at``, ``now``,
+    ``now`` (required) is the instant written as ``created_at``. Options: ``recipients``, ``handling``,
+    ``conversation_id``, ``in_reply_to``, ``expires_at``,
     ``message_id``, ``seal_to`` (recipient node id -> X25519 key: only those recipients can read the payload,
     :mod:`broker.sealing`), ``registry``.
     """

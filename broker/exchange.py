@@ -20,12 +20,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock, parse_duration
 from .codec import decode_datum
-from .directory_admin import parse_duration
 from .envelope import Opened, build, parse_frame
 from .errors import ConfigError, MessageError
 from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
@@ -85,12 +85,13 @@ class DeadlinePolicy:
             raise ConfigError(f"{path}: deadlines: {exc}") from None
         return cls(by_urgency, by_type)
 
-    def deadline(self, message: Message, sent_at: datetime) -> datetime | None:
+    def deadline(self, message: Message, sent_at: datetime, *, override: datetime | None = None) -> datetime | None:
+        """When the answer to ``message`` is due: ``override`` or the policy's, or the message's own if earlier."""
         if not isinstance(message, Request):
-            return None
+            return override
         urgency = message.urgency.value
         table = self.by_type.get(message.avro_name, {})
-        default = sent_at + (table.get(urgency) or self.by_urgency[urgency])
+        default = override or sent_at + (table.get(urgency) or self.by_urgency[urgency])
         own: datetime | None = getattr(message, "deadline", None)
         return min(default, own) if own else default
 
@@ -146,6 +147,8 @@ class ExchangeAgent:
         self.deadlines = deadlines or DeadlinePolicy()
         self.resend = resend or ResendPolicy()
         self._on_event = on_event
+        #: The node's clock: deadlines, resends and reminders are all read from it.
+        self.clock: Clock = node.clock
 
     @property
     def me(self) -> str:
@@ -168,16 +171,31 @@ class ExchangeAgent:
         conversation_id: str | None = None,
         in_reply_to: str | None = None,
         now: datetime | None = None,
+        deadline: datetime | None = None,
+        late: bool = False,
     ) -> Published:
-        """Publish a directed message and record the exchange; a request gets its answer deadline."""
-        now = now or datetime.now(UTC)
+        """Publish a directed message and record the exchange; a request gets its answer deadline.
+
+        ``deadline`` sets the answer deadline instead of the policy's (a request's own ``deadline`` field still
+        wins when it is earlier). A deadline already past is refused unless ``late``: the request is then
+        recorded as sent late, and is overdue from the start.
+        """
+        now = now or self.clock.now()
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
         if len(recipients) != 1:
             raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
         # Every message of a conversation shares its id, which is also the partition key: they stay in order.
         conversation_id = conversation_id or new_message_id(now)
-        deadline = self.deadlines.deadline(message, now)
+        deadline = self.deadlines.deadline(message, now, override=deadline)
+        if deadline is not None and deadline <= now and not late:
+            raise ConfigError(
+                f"the answer deadline {deadline:%Y-%m-%dT%H:%M:%SZ} is already past ({now:%Y-%m-%dT%H:%M:%SZ} now); "
+                "give a later one, or send it as a late request"
+            )
+        detail = f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else "")
+        if deadline is not None and deadline <= now:
+            detail += " (sent late: the deadline had already passed)"
 
         def record(env: Envelope, frame: bytes) -> None:
             # Recorded before it leaves: if the process dies in between, the next tick sends it.
@@ -195,7 +213,7 @@ class ExchangeAgent:
                 frame=frame,
                 now=now,
                 next_attempt_at=self.resend.next_after(1, now),
-                detail=f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else ""),
+                detail=detail,
             )
 
         published = await self.node.publish(
@@ -274,7 +292,7 @@ class ExchangeAgent:
 
     async def _on_delivery(self, delivery: Delivery, handler: AppHandler) -> None:
         env, message = delivery.envelope, delivery.message
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if isinstance(message, Receipt):
             self._receipt(env, message, now)
             return
@@ -419,14 +437,14 @@ class ExchangeAgent:
 
     async def _on_duplicate(self, record: Record, env: Envelope) -> None:
         """A copy of something already handled: its receipt again, nothing for the application."""
-        await self._send_receipt(env, record.value, datetime.now(UTC))
+        await self._send_receipt(env, record.value, self.clock.now())
 
     async def _on_refused(self, record: Record, error: MessageError) -> None:
         """Tell a verified sender that its message was refused, unless it was itself a receipt or error."""
         env = error.envelope
         if not isinstance(env, Envelope) or env.message_type in {m.avro_name for m in _BOOKKEEPING}:
             return
-        now = datetime.now(UTC)
+        now = self.clock.now()
         report = ErrorReport(
             error_id=new_message_id(now),
             sent_at=now,
@@ -452,7 +470,7 @@ class ExchangeAgent:
 
     async def tick(self, now: datetime | None = None) -> None:
         """Resend what is due, and turn exchanges past their deadline overdue (with a signed reminder)."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         for record in self.store.due_for_resend(now):
             await self.node.transport.send(
                 self.node.topic(Node.inbox_of(record.peer)),
@@ -505,7 +523,7 @@ class ExchangeAgent:
         self.node.replay_guard.prune(now - self.node.freshness.max_age - self.node.freshness.max_skew)
 
     def close(self, message_id: str, note: str = "closed") -> bool:
-        return self.store.move(message_id, ExchangeState.CLOSED, note, datetime.now(UTC))
+        return self.store.move(message_id, ExchangeState.CLOSED, note, self.clock.now())
 
 
 def _own_header(frame: bytes) -> dict[str, Any]:

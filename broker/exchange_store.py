@@ -67,6 +67,11 @@ def _dt(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
+def _at(us: int) -> datetime:
+    """A NOT NULL time column."""
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
 @dataclass(frozen=True)
 class ExchangeRecord:
     message_id: str
@@ -224,8 +229,8 @@ class ExchangeStore:
                 r[6],
                 ExchangeState(r[7]),
                 _dt(r[8]),
-                _dt(r[9]) or datetime.now(UTC),
-                _dt(r[10]) or datetime.now(UTC),
+                _at(r[9]),
+                _at(r[10]),
                 r[11],
                 _dt(r[12]),
                 bytes(r[13]),
@@ -269,7 +274,7 @@ class ExchangeStore:
             "SELECT message_id, at, state, detail, related_message_id FROM events WHERE message_id = ? ORDER BY id",
             (message_id,),
         ).fetchall()
-        return [Event(r[0], _dt(r[1]) or datetime.now(UTC), r[2], r[3], r[4]) for r in rows]
+        return [Event(r[0], _at(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def due_for_resend(self, now: datetime) -> list[ExchangeRecord]:
         # By the retry schedule, not the state: an overdue exchange without a receipt is still resent.

@@ -18,7 +18,7 @@ TLP 2.0 (FIRST), as applied between op7 nodes (a node is an organisation):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .errors import HandlingRuleError
 from .models import ControlledAction, DisseminationDecision, Envelope, Tlp, UseRestriction
@@ -47,14 +47,13 @@ def check_grant(
     action: ControlledAction,
     grant: DisseminationDecision | None,
     grant_sender: str | None,
-    to: Iterable[str] | None = (),
-    at: datetime | None = None,
+    to: Iterable[str] | None,
+    at: datetime,
     grantee: str | None = None,
 ) -> bool:
     """Whether ``grant`` (verified, signed by ``grant_sender``) permits ``action`` on ``original``."""
     if grant is None or to is None:
         return False  # a grant names its nodes: it never permits passing information to everyone
-    at = at or datetime.now(UTC)
     return (
         grant.granted
         and grant_sender == original.sender
@@ -74,7 +73,7 @@ def check_forward(
     *,
     grant: DisseminationDecision | None = None,
     grant_sender: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> None:
     """Raise :class:`HandlingRuleError`, quoting the rule, unless ``forwarder`` may pass ``original`` to ``to``.
 
@@ -108,7 +107,7 @@ def check_use(
     *,
     grant: DisseminationDecision | None = None,
     grant_sender: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> None:
     """Raise :class:`HandlingRuleError` if ``original``'s restrictions forbid ``action`` without a grant."""
     restriction = _USE_RESTRICTION.get(action)

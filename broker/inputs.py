@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import InputError, Problem
+from .models import Message, Request
+from .models._types import Timestamp
 
-__all__ = ["first_problem", "problems_from", "validate"]
+__all__ = ["first_problem", "outgoing_problems", "problems_from", "validate", "validate_outgoing"]
 
 M = TypeVar("M", bound=BaseModel)
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -53,3 +57,72 @@ def validate(model: type[M], data: Any, source: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(source, problems_from(exc)) from None
+
+
+def validate_outgoing(model: type[M], data: Any, source: str, *, now: datetime) -> M:
+    """Validate a message a user is about to send at ``now``.
+
+    ``sent_at`` is ``now`` when the input leaves it out, and relative times (``"deadline": "+6h"``,
+    ``"at": "-35m"``, ``"ends_on": "+14d"``) count from ``sent_at``: an input file never goes stale.
+    """
+    if isinstance(data, dict) and "sent_at" in model.model_fields:
+        data = {**data} if "sent_at" in data else {**data, "sent_at": now}
+        base = _time_of(data["sent_at"], now)
+    else:
+        base = now
+    try:
+        return model.model_validate(data, context={"now": base})
+    except ValidationError as exc:
+        raise InputError(source, problems_from(exc)) from None
+
+
+def _time_of(value: Any, now: datetime) -> datetime:
+    """``sent_at`` as given, to count relative times from; ``now`` when it is itself invalid (reported later)."""
+    try:
+        result: datetime = _TIMESTAMP.validate_python(value, context={"now": now})
+    except ValidationError:
+        return now
+    return result
+
+
+def outgoing_problems(message: Message, now: datetime, *, max_skew: timedelta, late: bool = False) -> list[Problem]:
+    """What makes ``message`` wrong to send at ``now``: a ``sent_at`` further ahead than receivers tolerate, and,
+    unless ``late``, a request deadline, grant validity or alert expiry already past."""
+    problems = []
+    if message.sent_at - now > max_skew:
+        problems.append(
+            Problem(
+                "sent_at",
+                f"is {_span(message.sent_at - now)} in the future; receivers refuse messages dated more than "
+                f"{_span(max_skew)} ahead (leave sent_at out to send it as of now)",
+                _stamp(message.sent_at),
+            )
+        )
+    if late:
+        return problems
+    for name in ("deadline", "valid_until", "expires_at"):
+        when = getattr(message, name, None)
+        if name == "deadline" and not isinstance(message, Request):
+            continue  # a Reminder's deadline is the one that passed
+        if isinstance(when, datetime) and when <= now:
+            problems.append(
+                Problem(
+                    name,
+                    f'is already past ({_span(now - when)} ago); give a later one (e.g. "+6h", or '
+                    "--deadline-in for a request), or --force to send it late",
+                    _stamp(when),
+                )
+            )
+    return problems
+
+
+def _stamp(when: datetime) -> str:
+    return f"{when:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{seconds} s"

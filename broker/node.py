@@ -21,10 +21,11 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock, default_clock
 from .directory import (
     DirectoryTrust,
     Trust,
@@ -143,10 +144,13 @@ class Node(_Lifecycle):
         replay_guard: ReplayGuard | None = None,
         follow_directory: bool = True,
         directory_dir: Path | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", topic_prefix):
             raise ConfigError(f"topic prefix {topic_prefix!r}: use letters, digits, '.', '_' and '-' only")
         self.transport = transport
+        #: Every reading of the time by this node, its subscriptions and its exchange agent.
+        self.clock: Clock = clock or default_clock()
         self._manage_transport = manage_transport
         self.topic_prefix = topic_prefix
         self.trust = trust
@@ -226,7 +230,7 @@ class Node(_Lifecycle):
     def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
         try:
             signed = decode_signed_directory(record.value)
-            if trust.offer(signed, datetime.now(UTC)):
+            if trust.offer(signed, self.clock.now()):
                 self._directory_arrived.set()
                 if self._directory_dir is not None:
                     keep_directory(self._directory_dir, trust)
@@ -277,21 +281,15 @@ class Node(_Lifecycle):
         """
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
-        if self.identity is None:
-            raise ConfigError("this node has no signing key: it can subscribe but not publish")
-        if message.issuer.node != self.identity.node_id:
-            raise ConfigError(
-                f"the {message.avro_name} says {message.issuer.node} issued it; only {message.issuer.node} can "
-                f"sign it, not {self.identity.node_id} (receivers would refuse it as issuer-mismatch)"
-            )
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
+        identity = self._signer(message)
         seal_to = None
         if seal:
             if not recipients:
                 raise ConfigError("a sealed message needs recipients: it is readable by them only")
             seal_to = {r: self.trust.encryption_key(r, now) for r in recipients}
         envelope, frame = build(
-            self.identity,
+            identity,
             message,
             recipients=recipients,
             handling=handling,
@@ -322,6 +320,24 @@ class Node(_Lifecycle):
         )
         return Published(envelope, sent, frame, tuple(copies))
 
+    def _signer(self, message: Message) -> NodeIdentity:
+        """This node's identity, to sign ``message``; ``ConfigError`` for what receivers would refuse."""
+        if self.identity is None:
+            raise ConfigError("this node has no signing key: it can subscribe but not publish")
+        if message.issuer.node != self.identity.node_id:
+            raise ConfigError(
+                f"the {message.avro_name} says {message.issuer.node} issued it; only {message.issuer.node} can "
+                f"sign it, not {self.identity.node_id} (receivers would refuse it as issuer-mismatch)"
+            )
+        clock_now = self.clock.now()
+        if message.sent_at - clock_now > self.freshness.max_skew:
+            raise ConfigError(
+                f"the {message.avro_name} is dated {message.sent_at:%Y-%m-%dT%H:%M:%SZ}, more than "
+                f"{self.freshness.max_skew} after this node's clock ({clock_now:%Y-%m-%dT%H:%M:%SZ}): "
+                "a message is not sent from the future"
+            )
+        return self.identity
+
     async def send_frame(self, frame: bytes, recipients: tuple[str, ...], *, key: bytes) -> list[Sent]:
         """Send an already signed frame (a kept receipt, a resend) to the recipients' inboxes, unchanged."""
         sent = []
@@ -334,16 +350,11 @@ class Node(_Lifecycle):
         self, messages: Sequence[Message], *, recipients: tuple[str, ...] = (), now: datetime | None = None
     ) -> list[Published]:
         """Sign several messages with one signature (scheme 2) and send them; each still verifies alone."""
-        if self.identity is None:
-            raise ConfigError("this node has no signing key: it can subscribe but not publish")
-        for message in messages:
-            if message.issuer.node != self.identity.node_id:
-                raise ConfigError(
-                    f"the {message.avro_name} says {message.issuer.node} issued it, not {self.identity.node_id}"
-                )
-        built = build_batch(
-            self.identity, messages, recipients=recipients, now=now or datetime.now(UTC), registry=self.registry
-        )
+        now = now or self.clock.now()
+        signers = [self._signer(m) for m in messages]
+        if not signers:
+            return []
+        built = build_batch(signers[0], messages, recipients=recipients, now=now, registry=self.registry)
         by_topic: dict[str, list[int]] = {}
         for i, message in enumerate(messages):
             for name in [self.inbox_of(r) for r in recipients] or [self.registry.topic_of(message.avro_name)]:
@@ -380,12 +391,14 @@ class Node(_Lifecycle):
         if grant is not None and not isinstance(grant, DisseminationDecision):
             raise ConfigError("permission must be a DisseminationDecision")
         original = delivery.envelope
+        now = self.clock.now()
         check_forward(
             original,
             self.identity.node_id,
             to,
             grant=grant,
             grant_sender=permission.envelope.sender if permission else None,
+            at=now,
         )
         content_key = None
         if original.sealed is not None:
@@ -393,9 +406,9 @@ class Node(_Lifecycle):
                 raise ConfigError("this node cannot open the original, so it cannot forward it")
             content_key = self.opener.content_key(original)
         forwarded = ForwardedMessage(
-            forward_id=new_message_id(),
+            forward_id=new_message_id(now),
             status=original.status,
-            sent_at=datetime.now(UTC),
+            sent_at=now,
             case_id=original.case_id,
             original_frame=delivery.raw,
             original_content_key=content_key,
@@ -416,7 +429,7 @@ class Node(_Lifecycle):
         ``sealed`` says whether the forwarded message itself was sealed (a content key must never travel in
         clear). Nested forwards are checked all the way down.
         """
-        now = datetime.now(UTC)
+        now = self.clock.now()
         try:
             if forwarded.original_content_key is not None and not sealed:
                 raise HandlingRuleError("a content key travelled in clear")
@@ -476,7 +489,7 @@ class Node(_Lifecycle):
             "partition": record.partition,
             "offset": record.offset,
             "record_timestamp_ms": record.timestamp_ms,
-            "quarantined_at": datetime.now(UTC).isoformat(),
+            "quarantined_at": self.clock.now().isoformat(),
             "consumer_group": group,
             "key": base64.b64encode(record.key[:_KEEP_OF_KEY]).decode() if record.key is not None else None,
             "value_sha256": hashlib.sha256(record.value).hexdigest(),
@@ -615,7 +628,7 @@ class Subscription(_Lifecycle):
                     f"message id {envelope.message_id} was already used for other bytes", reason="replayed"
                 )
             if handled is None:
-                node.freshness.check(envelope, datetime.now(UTC))
+                node.freshness.check(envelope, node.clock.now())
                 opened = open_verified(verified, node.registry, opener=node.opener)
                 if isinstance(opened.message, ForwardedMessage):
                     node.open_forwarded(
@@ -646,7 +659,7 @@ class Subscription(_Lifecycle):
                 f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
                 f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
             ) from exc
-        node.replay_guard.remember(opened.envelope, digest)
+        node.replay_guard.remember(opened.envelope, digest, node.clock.now())
         await self._commit(record)
         self.stats.delivered += 1
         return True

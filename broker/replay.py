@@ -8,7 +8,7 @@ freshness window; anything older is refused as stale anyway, so the table stays 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ._sqlite import open_database
@@ -63,8 +63,7 @@ class ReplayGuard:
         ).fetchone()
         return bytes(row[0]) if row else None
 
-    def remember(self, envelope: Envelope, sha256: bytes, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
+    def remember(self, envelope: Envelope, sha256: bytes, now: datetime) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)",
             (

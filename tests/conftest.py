@@ -6,17 +6,17 @@ When it cannot be reached, Kafka tests are skipped on a developer machine and FA
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.clock import ManualClock, SystemClock, default_clock, using
 from broker.directory import TrustStore
 from broker.envelope import NodeIdentity
 from broker.models import KidnappingAlert
@@ -48,12 +48,24 @@ EXAMPLES = {
 }
 
 
-def example(type_name: str) -> Any:
-    """The example of a message type as a validated model."""
+def example(type_name: str, now: datetime | None = None) -> Any:
+    """The example of a message type as the CLI reads it: sent at ``now`` (default: the test clock's time), its
+    relative times counted from then."""
+    from adapters.native_json import NativeJsonAdapter
     from broker.models import message_model
 
-    data = json.loads((ROOT / "examples" / EXAMPLES[type_name]).read_text())
-    return message_model(type_name).model_validate(data)
+    adapter = NativeJsonAdapter(message_model(type_name))
+    return adapter.translate_file(ROOT / "examples" / EXAMPLES[type_name], now=now or default_clock().now()).message
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[ManualClock]:
+    """The clock of every test: it starts at the real time (so that brokers, files and subprocesses agree) and
+    stands still until the test moves it. Installed as the process default, so that anything a test does not
+    give a clock to reads this one too."""
+    manual = ManualClock(SystemClock().now().replace(microsecond=0))
+    with using(manual):
+        yield manual
 
 
 def under_ci() -> bool:
@@ -136,7 +148,8 @@ def fr(keys: dict[str, SigningKey]) -> NodeIdentity:
 
 @pytest.fixture
 def alert_data() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(EXAMPLE_ALERT.read_text())
+    """The example alert's fields, sent at the test clock's time (relative times resolved)."""
+    data: dict[str, Any] = example("KidnappingAlert").model_dump(mode="json", exclude={"alert_id"})
     return data
 
 
@@ -165,4 +178,11 @@ def run_op7(home: Path, *args: str, bootstrap: str | None = None, timeout: float
 
 
 def make_alert(alert_data: dict[str, Any], **changes: Any) -> KidnappingAlert:
-    return KidnappingAlert.model_validate({**alert_data, "sent_at": datetime.now(UTC).isoformat(), **changes})
+    """The example alert sent now (by the test clock), with ``changes``."""
+    now = default_clock().now()
+    return KidnappingAlert.model_validate({**alert_data, "sent_at": now, **changes}, context={"now": now})
+
+
+def now() -> datetime:
+    """The test clock's time (the process default clock while a test runs)."""
+    return default_clock().now()

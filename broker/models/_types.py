@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -16,9 +16,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
 )
 
 from .._iso import COUNTRY_CODES, CURRENCY_CODES
+from ..clock import default_clock, parse_offset
 
 #: ``CC.AGENCY``: ISO 3166-1 alpha-2, a dot, an agency code of capitals, digits and hyphens.
 NODE_ID_PATTERN = re.compile(r"^([A-Z]{2})\.([A-Z0-9][A-Z0-9-]{0,15})$")
@@ -60,6 +62,38 @@ def _language(value: str) -> str:
     return value
 
 
+def relative_offset(value: Any) -> timedelta | None:
+    """The offset a relative time (``+6h``, ``-35m``, ``+14d``, ``+2w``: a sign is required) stands for, or None."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("+", "-"):
+        return None
+    return parse_offset(value)
+
+
+def _base_time(value: str, info: ValidationInfo) -> datetime:
+    base = (info.context or {}).get("now") if isinstance(info.context, dict) else None
+    if not isinstance(base, datetime):
+        raise ValueError(
+            f"{value!r} is a relative time: only input files may give one (it counts from the time of sending)"
+        )
+    return base
+
+
+def _relative_time(value: Any, info: ValidationInfo) -> Any:
+    offset = relative_offset(value)
+    return value if offset is None else _base_time(value, info) + offset
+
+
+def _relative_day(value: Any, info: ValidationInfo) -> Any:
+    offset = relative_offset(value)
+    return value if offset is None else (_base_time(value, info) + offset).date()
+
+
+def today(info: ValidationInfo | None = None) -> date:
+    """Today's date for validation: that of the time of sending when validating input, else of the clock."""
+    base = (info.context or {}).get("now") if info is not None and isinstance(info.context, dict) else None
+    return (base if isinstance(base, datetime) else default_clock().now()).date()
+
+
 def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -76,7 +110,9 @@ Currency = Annotated[str, AfterValidator(_currency)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
 Language = Annotated[str, AfterValidator(_language)]
 Languages = Annotated[tuple[Language, ...], Field(min_length=1)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_relative_time), AfterValidator(_utc)]
+#: A calendar date; input files may give it relative to the day of sending (``+14d``).
+Day = Annotated[date, BeforeValidator(_relative_day)]
 Sha256 = Annotated[
     bytes,
     BeforeValidator(_sha256),
@@ -129,9 +165,9 @@ Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
 
 
-def new_message_id(now: datetime | None = None) -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation time."""
-    ms = int((now or datetime.now(UTC)).timestamp() * 1000)
+def new_message_id(now: datetime) -> str:
+    """A UUIDv7 (RFC 9562) for the instant ``now``: 48-bit Unix milliseconds, then random bits; sorts by time."""
+    ms = int(now.timestamp() * 1000)
     rand = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 80) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | rand
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
@@ -141,7 +177,7 @@ def new_message_id(now: datetime | None = None) -> str:
 
 def new_id() -> str:
     """Default for a message's own identifier (alert_id, request_id, ...)."""
-    return new_message_id()
+    return new_message_id(default_clock().now())
 
 
 class Record(BaseModel):

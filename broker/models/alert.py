@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from ._types import Country, Identifier, Languages, Name, Record, Sha256, Text, Timestamp
+from ._types import Country, Day, Identifier, Languages, Name, Record, Sha256, Text, Timestamp, today
 from .common import GeoPoint, Money, Sex, Vehicle
 from .message import ID, Message
 
@@ -45,7 +44,7 @@ class PhotoReference(Record):
 class Victim(Record):
     given_names: Name
     family_names: Name
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
     age_years: Annotated[int, Field(ge=0, le=130)] | None = None
     sex: Sex = Sex.UNKNOWN
     height_cm: Annotated[int, Field(ge=30, le=260)] | None = None
@@ -55,8 +54,8 @@ class Victim(Record):
     photo: PhotoReference | None = None
 
     @model_validator(mode="after")
-    def _birth_in_past(self) -> Victim:
-        if self.date_of_birth is not None and self.date_of_birth > date.today():
+    def _birth_in_past(self, info: ValidationInfo) -> Victim:
+        if self.date_of_birth is not None and self.date_of_birth > today(info):
             raise ValueError("date_of_birth is in the future")
         return self
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
 from ._types import (
     Country,
     Currency,
+    Day,
     Email,
     Name,
     NodeId,
@@ -20,6 +20,7 @@ from ._types import (
     Sha256,
     Text,
     Timestamp,
+    today,
 )
 
 
@@ -90,7 +91,7 @@ class Person(Record):
     given_names: Name
     family_names: Name
     aliases: tuple[Name, ...] = ()
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
     place_of_birth: Name | None = None
     sex: Sex = Sex.UNKNOWN
     nationalities: tuple[Country, ...] = ()
@@ -98,8 +99,8 @@ class Person(Record):
     description: Text | None = None
 
     @model_validator(mode="after")
-    def _birth_in_past(self) -> Person:
-        if self.date_of_birth is not None and self.date_of_birth > date.today():
+    def _birth_in_past(self, info: ValidationInfo) -> Person:
+        if self.date_of_birth is not None and self.date_of_birth > today(info):
             raise ValueError("date_of_birth is in the future")
         return self
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Name, Record, Text
+from ._types import Day, Name, Record, Text
 from .common import Contact, LegalBasis
 from .message import Request, Response
 
@@ -31,8 +30,8 @@ class CollaborationRequest(Request):
 
     kind: CollaborationKind
     purpose: Text
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
     units: tuple[Unit, ...] = ()
     legal_basis: tuple[LegalBasis, ...] = ()
 

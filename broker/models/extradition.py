@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ._types import Name, Record, Text
+from ._types import Day, Name, Record, Text
 from .common import LegalBasis, Location, Person
 from .message import Request, Response
 
@@ -27,7 +26,7 @@ class WarrantKind(StrEnum):
 class Warrant(Record):
     reference: Name
     issued_by: Name
-    issued_on: dt.date
+    issued_on: Day
     kind: WarrantKind = WarrantKind.OTHER
 
 
@@ -58,7 +57,7 @@ class ExtraditionOutcome(StrEnum):
 
 
 class SurrenderArrangement(Record):
-    date: dt.date
+    date: Day
     place: Name
 
 

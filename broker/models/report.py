@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import ClassVar
 
 from pydantic import model_validator
 
-from ._types import Count, Country, Languages, Name, Record, Text
+from ._types import Count, Country, Day, Languages, Name, Record, Text
 from .common import Contact, Money
 from .message import ID, Message
 
@@ -47,7 +46,7 @@ class KidnappingFigures(Record):
 class Legislation(Record):
     title: Name
     reference: Name
-    in_force_since: date | None = None
+    in_force_since: Day | None = None
 
 
 class SpecialUnit(Record):
@@ -61,8 +60,8 @@ class NationalReport(Message):
 
     report_id: ID
     country: Country
-    period_start: date
-    period_end: date
+    period_start: Day
+    period_end: Day
     figures: KidnappingFigures
     legislation: tuple[Legislation, ...] = ()
     special_units: tuple[SpecialUnit, ...] = ()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import ClassVar
 
-from ._types import Country, Identifier, Languages, Record, Text
+from ._types import Country, Day, Identifier, Languages, Record, Text
 from .common import Contact, Person
 from .message import ID, Message
 
@@ -42,7 +41,7 @@ class RepatriationState(StrEnum):
 class Repatriation(Record):
     state: RepatriationState
     destination_country: Country
-    date: dt.date | None = None
+    date: Day | None = None
 
 
 class VictimSupportNotification(Message):

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock
 from .base import Consumer, Record, Sent, Transport
 from .embedded import EmbeddedTransport
 from .kafka import KafkaSettings, KafkaTransport, check_bootstrap
@@ -23,10 +24,12 @@ __all__ = [
 ]
 
 
-def make_transport(bootstrap: str | None = None, embedded_path: Path | None = None, **kafka: Any) -> Transport:
+def make_transport(
+    bootstrap: str | None = None, embedded_path: Path | None = None, *, clock: Clock | None = None, **kafka: Any
+) -> Transport:
     """Kafka when ``bootstrap`` servers are given (settings from ``OP7_KAFKA_*``, then ``kafka`` overrides),
-    otherwise the embedded transport (file, or memory)."""
+    otherwise the embedded transport (file, or memory; its record times from ``clock``)."""
     if bootstrap:
         settings = KafkaSettings.from_env(bootstrap)
         return KafkaTransport(dataclasses.replace(settings, **{k: v for k, v in kafka.items() if v is not None}))
-    return EmbeddedTransport(embedded_path)
+    return EmbeddedTransport(embedded_path, clock=clock)

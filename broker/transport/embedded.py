@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from ..clock import Clock, default_clock
 from ..errors import TransportError
 from .base import Consumer, Record, Sent, Transport
 
@@ -46,11 +47,16 @@ class EmbeddedTransport(Transport):
 
     name = "embedded"
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, clock: Clock | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        #: Record timestamps (as Kafka's CreateTime) and retention read this clock.
+        self.clock: Clock = clock or default_clock()
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._written = asyncio.Event()
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
 
     async def start(self) -> None:
         if self._executor is not None:
@@ -136,7 +142,7 @@ class EmbeddedTransport(Transport):
             ).fetchone()
             db.execute(
                 "INSERT INTO records (topic, offset, key, value, ts) VALUES (?, ?, ?, ?, ?)",
-                (topic, offset, key, value, int(time.time() * 1000)),
+                (topic, offset, key, value, self._now_ms()),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -159,7 +165,7 @@ class EmbeddedTransport(Transport):
             (first,) = db.execute(
                 "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?", (topic,)
             ).fetchone()
-            now = int(time.time() * 1000)
+            now = self._now_ms()
             db.executemany(
                 "INSERT INTO records (topic, offset, key, value, ts) VALUES (?, ?, ?, ?, ?)",
                 [(topic, first + i, key, value, now) for i, (key, value) in enumerate(records)],

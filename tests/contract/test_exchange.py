@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from broker.clock import ManualClock
 from broker.directory import TrustStore
 from broker.envelope import NodeIdentity
 from broker.exchange import DeadlinePolicy, ExchangeAgent, ResendPolicy
@@ -19,7 +20,7 @@ from broker.replay import ReplayGuard
 from broker.schemas import default_registry
 from broker.sealing import Opener
 from broker.signing import EncryptionKey, SigningKey
-from tests.conftest import example
+from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "DE.BKA")
 KEYS = {n: SigningKey.generate() for n in NODES}
@@ -97,7 +98,7 @@ async def test_a_request_answered_with_receipts_has_its_history_at_both_ends(
 
 
 async def test_an_unanswered_request_becomes_overdue_and_the_addressee_is_reminded(
-    transport_factory: Any, unique: str, tmp_path: Path
+    transport_factory: Any, unique: str, tmp_path: Path, clock: ManualClock
 ) -> None:
     prefix = f"op7.x{unique}"
     fast = DeadlinePolicy(
@@ -106,7 +107,9 @@ async def test_an_unanswered_request_becomes_overdue_and_the_addressee_is_remind
     request = example("MutualLegalAssistanceRequest").model_copy(update={"deadline": None})
     async with Party(transport_factory, prefix, "FR.GN", tmp_path, deadlines=fast) as fr:
         sent = await fr.agent.send(request)
-        await asyncio.sleep(1.2)
+        await fr.agent.tick()
+        assert fr.store.get(sent.envelope.message_id).state is ExchangeState.SENT  # type: ignore[union-attr]
+        clock.advance(timedelta(seconds=2))
         await fr.agent.tick()
         record = fr.store.get(sent.envelope.message_id)
         assert record is not None and record.state is ExchangeState.OVERDUE
@@ -119,7 +122,7 @@ async def test_an_unanswered_request_becomes_overdue_and_the_addressee_is_remind
 
 
 async def test_a_resend_after_the_receiver_restarted_gets_the_same_receipt_and_one_handler_call(
-    transport_factory: Any, unique: str, tmp_path: Path
+    transport_factory: Any, unique: str, tmp_path: Path, clock: ManualClock
 ) -> None:
     prefix = f"op7.x{unique}"
     quick = ResendPolicy(first=timedelta(milliseconds=1), factor=1.0, attempts=3)
@@ -129,6 +132,7 @@ async def test_a_resend_after_the_receiver_restarted_gets_the_same_receipt_and_o
         await es.serve(1.0)
         assert len(es.seen) == 1
     async with Party(transport_factory, prefix, "FR.GN", tmp_path, resend=quick) as fr:
+        clock.advance(timedelta(seconds=1))
         await fr.agent.tick()  # no receipt read yet: resend the same bytes
         assert fr.states(sent.envelope.message_id) == ["sent", "resent"]
     async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:  # ES.PN restarted
@@ -153,7 +157,7 @@ async def test_refused_input_is_quarantined_and_a_known_sender_is_told(
     async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
         sent = await fr.agent.send(example("MutualLegalAssistanceRequest"))
         # A second request dated an hour ahead: signed by FR.GN, so the sender is known.
-        future = datetime.now(UTC) + timedelta(hours=1)
+        future = now() + timedelta(hours=1)
         early = await fr.agent.send(example("MutualLegalAssistanceRequest"), now=future)
         await fr.node.transport.send(f"{prefix}.inbox.ES.PN", b"not a frame at all", key=b"x")
     async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
@@ -203,7 +207,7 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
     request = example("MutualLegalAssistanceRequest")
 
     def frame(**options: Any) -> bytes:
-        return build(fr, request, recipients=("ES.PN",), **options)[1]
+        return build(fr, request, recipients=("ES.PN",), **({"now": now()} | options))[1]
 
     def resign(original: bytes, *, header: bytes | None = None, payload: bytes | None = None) -> bytes:
         raw = parse_frame(original)
@@ -218,7 +222,7 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
     flipped[-70] ^= 1
     stranger = SigningKey.generate()
     impostor_request = request.model_copy(update={"issuer": request.issuer.model_copy(update={"node": "BR.PF"})})
-    unknown_sender = build(NodeIdentity("BR.PF", stranger), impostor_request, recipients=("ES.PN",))[1]
+    unknown_sender = build(NodeIdentity("BR.PF", stranger), impostor_request, recipients=("ES.PN",), now=now())[1]
     other = frame()  # its own message id: a reused id would be refused as replayed first
     raw = parse_frame(other)
     fingerprint = default_registry().get(request.avro_name).fingerprint
@@ -229,10 +233,8 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
         "unknown-sender": unknown_sender,
         "unknown-schema": unknown_schema,
         "undecodable": resign(frame(), payload=b"\x02\x41"),
-        "stale": frame(now=datetime.now(UTC) - timedelta(days=30)),
-        "replayed": frame(
-            message_id="01a22c53-8200-7000-8000-000000000001", now=datetime.now(UTC) + timedelta(seconds=1)
-        ),
+        "stale": frame(now=now() - timedelta(days=30)),
+        "replayed": frame(message_id="01a22c53-8200-7000-8000-000000000001", now=now() + timedelta(seconds=1)),
         "cannot-decrypt": frame(seal_to={"ES.PN": EncryptionKey.generate().public}),
     }
     async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
@@ -261,7 +263,7 @@ async def test_only_the_addressee_answers_or_rejects_and_a_late_refusal_does_not
     report = ErrorReport.model_validate(
         {
             "status": "Exercise",
-            "sent_at": datetime.now(UTC),
+            "sent_at": now(),
             "message_id": request_id,
             "message_sender": "FR.GN",
             "message_sha256": hashlib.sha256(sent.raw).digest(),  # the right digest: only the sender is wrong

@@ -15,7 +15,7 @@ from broker.errors import HandlerError
 from broker.models import KidnappingAlert
 from broker.node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node
 from broker.signing import SigningKey
-from tests.conftest import make_alert
+from tests.conftest import make_alert, now
 
 
 def _node(factory: Any, trust: TrustStore, prefix: str, identity: NodeIdentity | None = None) -> Node:
@@ -75,13 +75,15 @@ async def test_tampered_and_untrusted_records_go_to_quarantine_with_reason(
     async with _node(transport_factory, trust, prefix, fr) as sender:
         topic = sender.topic(TOPIC_ALERTS)
         key = good.case_id.encode()  # same partition as the good one, which comes last
-        _, frame = build(fr, make_alert(alert_data, alert_id="FLIPPED"))
+        _, frame = build(fr, make_alert(alert_data, alert_id="FLIPPED"), now=now())
         flipped = bytearray(frame)
         flipped[len(flipped) // 2] ^= 0x01
         await sender.transport.send(topic, bytes(flipped), key=key)
-        _, stranger = build(NodeIdentity("MX.FGR", keys["MX.FGR"]), stranger_alert)
+        _, stranger = build(NodeIdentity("MX.FGR", keys["MX.FGR"]), stranger_alert, now=now())
         await sender.transport.send(topic, stranger, key=key)
-        _, impostor = build(NodeIdentity("FR.GN", keys["ES.PN"]), make_alert(alert_data, alert_id="IMPOSTOR"))
+        _, impostor = build(
+            NodeIdentity("FR.GN", keys["ES.PN"]), make_alert(alert_data, alert_id="IMPOSTOR"), now=now()
+        )
         await sender.transport.send(topic, impostor, key=key)
         await sender.transport.send(topic, b"\x00garbage", key=key)
         await sender.publish(good)

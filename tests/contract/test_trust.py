@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from broker import directory_admin as admin
+from broker.clock import ManualClock
 from broker.directory import DirectoryAnchor, DirectoryTrust, PublicKeyCard, TrustStore
 from broker.envelope import NodeIdentity, build, verify_frame
 from broker.errors import HandlingRuleError
@@ -24,7 +25,7 @@ from broker.node import Delivery, Node
 from broker.replay import ReplayGuard
 from broker.sealing import Opener
 from broker.signing import EncryptionKey, SigningKey
-from tests.conftest import example, make_alert
+from tests.conftest import example, make_alert, now
 
 AUTHORITIES = [SigningKey.generate() for _ in range(3)]
 
@@ -50,12 +51,10 @@ def genesis(*members: PublicKeyCard) -> SignedDirectory:
         "op7-test",
         2,
         [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)],
-        now=datetime.now(UTC) - timedelta(hours=1),
+        now=now() - timedelta(hours=1),
     )
     for member in members:
-        draft = admin.add_node(
-            draft, member, "Agency", [Role.NATIONAL_NODE], ["all"], now=datetime.now(UTC) - timedelta(hours=1)
-        )
+        draft = admin.add_node(draft, member, "Agency", [Role.NATIONAL_NODE], ["all"], now=now() - timedelta(hours=1))
     return signed(draft)
 
 
@@ -93,7 +92,7 @@ async def test_a_directory_update_is_picked_up_live(
             async with sender:
                 await sender.publish(make_alert(spanish_alert, alert_id="BEFORE"))
                 await eventually(lambda: sub.stats.quarantined["unknown-sender"] == 1)
-                v2 = signed(admin.add_node(v1, card("ES.PN", es_key), "PN", [Role.NATIONAL_NODE], ["all"]))
+                v2 = signed(admin.add_node(v1, card("ES.PN", es_key), "PN", [Role.NATIONAL_NODE], ["all"], now=now()))
                 await authority.publish_directory(v2, "op7-test", 2)
                 await eventually(lambda: trust.version == 2)
                 await sender.publish(make_alert(spanish_alert, alert_id="AFTER"))
@@ -102,14 +101,14 @@ async def test_a_directory_update_is_picked_up_live(
 
 
 async def test_rotation_overlap_and_revocation_on_the_wire(
-    transport_factory: Any, unique: str, alert_data: dict[str, Any]
+    transport_factory: Any, unique: str, alert_data: dict[str, Any], clock: ManualClock
 ) -> None:
     prefix = f"op7.t{unique}"
     old, new = SigningKey.generate(), SigningKey.generate()
     v1 = genesis(card("FR.GN", old))
-    v2 = signed(admin.rotate_key(v1, card("FR.GN", new), timedelta(days=7)))
+    v2 = signed(admin.rotate_key(v1, card("FR.GN", new), timedelta(days=7), now=now()))
     trust = DirectoryTrust(DirectoryAnchor.of(admin.read(v1)))
-    assert trust.offer(v2, datetime.now(UTC))
+    assert trust.offer(v2, now())
     async with (
         Node(
             transport_factory(), trust, NodeIdentity("FR.GN", old), topic_prefix=prefix, follow_directory=False
@@ -120,10 +119,10 @@ async def test_rotation_overlap_and_revocation_on_the_wire(
     ):
         await with_old.publish(make_alert(alert_data, alert_id="OLD-KEY"))
         await with_new.publish(make_alert(alert_data, alert_id="NEW-KEY"))
-        revoked_at = datetime.now(UTC)
-        await asyncio.sleep(0.01)
-        v3 = signed(admin.revoke_key(v2, "FR.GN", old.public.key_id.hex(), "key compromised", at=revoked_at))
-        assert trust.offer(v3, datetime.now(UTC))
+        revoked_at = clock.advance(timedelta(seconds=1))
+        clock.advance(timedelta(seconds=1))
+        v3 = signed(admin.revoke_key(v2, "FR.GN", old.public.key_id.hex(), "key compromised", at=revoked_at, now=now()))
+        assert trust.offer(v3, now())
         await with_old.publish(make_alert(alert_data, alert_id="OLD-KEY-AFTER-REVOCATION"))
         await with_old.publish(
             make_alert(alert_data, alert_id="OLD-KEY-BACKDATED"), now=revoked_at - timedelta(minutes=5)
@@ -266,11 +265,11 @@ async def test_an_unpermitted_forward_is_quarantined_by_the_receiver(
     keys = {n: SigningKey.generate() for n in ("FR.GN", "ES.PN", "MX.FGR")}
     trust = TrustStore({n: [k.public] for n, k in keys.items()})
     red = make_alert(alert_data, handling={"tlp": "RED"})
-    _, original = build(NodeIdentity("FR.GN", keys["FR.GN"]), red)
+    _, original = build(NodeIdentity("FR.GN", keys["FR.GN"]), red, now=now())
     forwarded = ForwardedMessage.model_validate(
         {
             "status": "Exercise",
-            "sent_at": datetime.now(UTC),
+            "sent_at": now(),
             "original_frame": original,
             "languages": ["en"],
             "handling": {"tlp": "RED"},

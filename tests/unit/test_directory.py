@@ -78,7 +78,8 @@ def test_versions_only_move_forward() -> None:
     trust = DirectoryTrust(anchor(v1))
     assert trust.offer(v1, T0) and trust.version == 1
     v2 = signed_by(
-        admin.add_node(v1, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["all"]), *AUTHORITIES[1:]
+        admin.add_node(v1, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["all"], now=T0),
+        *AUTHORITIES[1:],
     )
     assert admin.read(v2).version == 2
     assert trust.offer(v2, T0) and trust.version == 2
@@ -105,7 +106,7 @@ def test_authorities_of_the_held_version_sign_the_next() -> None:
     v1 = signed_by(genesis(), *AUTHORITIES[:2])
     trust = DirectoryTrust(anchor(v1))
     trust.offer(v1, T0)
-    v2 = admin.edit(v1, replace_authorities)
+    v2 = admin.edit(v1, replace_authorities, now=T0)
     with pytest.raises(VerificationError):
         trust.offer(v2, T0)  # unsigned
 
@@ -114,7 +115,7 @@ def test_authorities_of_the_held_version_sign_the_next() -> None:
         trust.offer(by_new, T0)
     by_old = sign_directory(sign_directory(v2, AUTHORITIES[0]), AUTHORITIES[2])
     assert trust.offer(by_old, T0)
-    v3 = admin.edit(by_old, lambda d: None)
+    v3 = admin.edit(by_old, lambda d: None, now=T0)
     assert trust.offer(sign_directory(sign_directory(v3, new_authorities[0]), new_authorities[1]), T0)
 
 
@@ -147,7 +148,9 @@ def test_rotation_overlap_then_expiry(alert: KidnappingAlert) -> None:
 def test_revocation_applies_from_its_time_on(alert: KidnappingAlert) -> None:
     key = SigningKey.generate()
     revoked_at = T0 + timedelta(days=2)
-    v = admin.revoke_key(genesis(("FR.GN", key)), "FR.GN", key.public.key_id.hex(), "laptop stolen", at=revoked_at)
+    v = admin.revoke_key(
+        genesis(("FR.GN", key)), "FR.GN", key.public.key_id.hex(), "laptop stolen", at=revoked_at, now=T0
+    )
     trust = _trust_with(v)
     _, before = build(NodeIdentity("FR.GN", key), alert, now=revoked_at - timedelta(seconds=1))
     open_frame(before, trust)
@@ -171,14 +174,14 @@ def test_a_node_may_send_only_the_types_the_directory_allows(alert: KidnappingAl
 def test_unknown_nodes_and_bad_edits() -> None:
     signed = genesis(("FR.GN", SigningKey.generate()))
     with pytest.raises(ConfigError, match="already in the directory"):
-        admin.add_node(signed, card("FR.GN", SigningKey.generate()), "GN", [Role.NATIONAL_NODE], ["all"])
+        admin.add_node(signed, card("FR.GN", SigningKey.generate()), "GN", [Role.NATIONAL_NODE], ["all"], now=T0)
     with pytest.raises(ConfigError, match=r"ES\.PN is not in the directory"):
-        admin.remove_node(signed, "ES.PN")
+        admin.remove_node(signed, "ES.PN", now=T0)
     with pytest.raises(ConfigError, match="threshold 4 exceeds"):
-        admin.create("op7-test", 4, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)])
+        admin.create("op7-test", 4, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)], now=T0)
     with pytest.raises(ConfigError, match="unknown message type"):
-        admin.add_node(signed, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["Gossip"])
-    trust = _trust_with(admin.remove_node(signed, "FR.GN"))
+        admin.add_node(signed, card("ES.PN", SigningKey.generate()), "PN", [Role.NATIONAL_NODE], ["Gossip"], now=T0)
+    trust = _trust_with(admin.remove_node(signed, "FR.GN", now=T0))
     with pytest.raises(VerificationError) as info:
         trust.key_for("FR.GN", b"\x00" * 8)
     assert info.value.reason == "unknown-sender"
@@ -204,9 +207,10 @@ def test_a_restarted_node_verifies_the_chain_it_kept_across_an_authority_handove
                 for k in new_authorities
             ],
         ),
+        now=T0,
     )
     v2 = signed_by(handover, *AUTHORITIES[1:])  # signed by the outgoing authorities
-    v3 = signed_by(admin.edit(v2, lambda d: None), *new_authorities)
+    v3 = signed_by(admin.edit(v2, lambda d: None, now=T0), *new_authorities)
     trust = DirectoryTrust(anchor(v1))
     for version in (v1, v2, v3):
         assert trust.offer(version, T0)
@@ -215,7 +219,7 @@ def test_a_restarted_node_verifies_the_chain_it_kept_across_an_authority_handove
     restore_directory(tmp_path, restarted, T0)
     assert restarted.version == 3
     # The retired authorities can no longer sign anything the node accepts.
-    v4_by_old = signed_by(admin.edit(v3, lambda d: None), *AUTHORITIES[:2])
+    v4_by_old = signed_by(admin.edit(v3, lambda d: None, now=T0), *AUTHORITIES[:2])
     with pytest.raises(VerificationError):
         restarted.offer(v4_by_old, T0)
 

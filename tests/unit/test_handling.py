@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from broker.models import ControlledAction, DisseminationDecision, ForwardedMess
 from broker.node import Node
 from broker.signing import SigningKey
 from broker.transport import EmbeddedTransport
-from tests.conftest import example, make_alert
+from tests.conftest import example, make_alert, now
 
 NODES = ("FR.GN", "FR.PN", "ES.PN", "MX.FGR", "DE.BKA")
 KEYS = {n: SigningKey.generate() for n in NODES}
@@ -27,10 +27,10 @@ def sent(
     tlp: str,
     restrictions: tuple[str, ...] = (),
     recipients: tuple[str, ...] = (),
-    now: datetime | None = None,
+    at: datetime | None = None,
 ) -> Any:
     alert = make_alert(alert_data, handling={"tlp": tlp, "restrictions": list(restrictions)})
-    return build(NODES_ID("FR.GN"), alert, recipients=recipients, now=now)
+    return build(NODES_ID("FR.GN"), alert, recipients=recipients, now=at or now())
 
 
 def NODES_ID(node: str) -> NodeIdentity:
@@ -55,21 +55,21 @@ def test_what_each_level_allows(
 ) -> None:
     envelope, _ = sent(alert_data, tlp)
     if allowed:
-        check_forward(envelope, "ES.PN", to)
+        check_forward(envelope, "ES.PN", to, at=now())
     else:
         with pytest.raises(HandlingRuleError, match="TLP:"):
-            check_forward(envelope, "ES.PN", to)
+            check_forward(envelope, "ES.PN", to, at=now())
 
 
 def test_no_onward_transmission_whatever_the_level_and_uses(alert_data: dict[str, Any]) -> None:
     envelope, _ = sent(alert_data, "CLEAR", ("NO_ONWARD_TRANSMISSION", "NO_JUDICIAL_USE"))
     with pytest.raises(HandlingRuleError, match="no onward transmission without the originator's permission"):
-        check_forward(envelope, "ES.PN", ("MX.FGR",))
+        check_forward(envelope, "ES.PN", ("MX.FGR",), at=now())
     with pytest.raises(HandlingRuleError, match="not for judicial use"):
-        check_use(envelope, ControlledAction.JUDICIAL_USE)
-    check_use(envelope, ControlledAction.OPERATIONAL_ACTION)
+        check_use(envelope, ControlledAction.JUDICIAL_USE, at=now())
+    check_use(envelope, ControlledAction.OPERATIONAL_ACTION, at=now())
     with pytest.raises(HandlingRuleError, match="needs the nodes it goes to"):
-        check_forward(envelope, "ES.PN", ())
+        check_forward(envelope, "ES.PN", (), at=now())
 
 
 def _grant(envelope: Any, **changes: Any) -> DisseminationDecision:
@@ -84,24 +84,24 @@ def _grant(envelope: Any, **changes: Any) -> DisseminationDecision:
 def test_grants_are_bound_to_message_signer_grantee_targets_and_time(alert_data: dict[str, Any]) -> None:
     envelope, _ = sent(alert_data, "RED")
     good = _grant(envelope)
-    check_forward(envelope, "ES.PN", ("MX.FGR",), grant=good, grant_sender="FR.GN")
+    check_forward(envelope, "ES.PN", ("MX.FGR",), grant=good, grant_sender="FR.GN", at=now())
     for grant, signer, forwarder, to in (
         (good, "ES.PN", "ES.PN", ("MX.FGR",)),  # signed by someone else than the originator
         (good, "FR.GN", "DE.BKA", ("MX.FGR",)),  # used by another node than the grantee
         (good, "FR.GN", "ES.PN", ("MX.FGR", "DE.BKA")),  # to more nodes than granted
         (good, "FR.GN", "ES.PN", None),  # to everyone
         (_grant(envelope, granted=False, grounds="no"), "FR.GN", "ES.PN", ("MX.FGR",)),
-        (_grant(envelope, valid_until=datetime.now(UTC) - timedelta(days=1)), "FR.GN", "ES.PN", ("MX.FGR",)),
+        (_grant(envelope, valid_until=now() - timedelta(days=1)), "FR.GN", "ES.PN", ("MX.FGR",)),
         (_grant(envelope, action="JudicialUse"), "FR.GN", "ES.PN", ("MX.FGR",)),
     ):
         with pytest.raises(HandlingRuleError):
-            check_forward(envelope, forwarder, to, grant=grant, grant_sender=signer)
+            check_forward(envelope, forwarder, to, grant=grant, grant_sender=signer, at=now())
 
 
 def _forward(original: bytes, forwarder: str, **changes: Any) -> ForwardedMessage:
     data = {
         "status": "Exercise",
-        "sent_at": datetime.now(UTC),
+        "sent_at": now(),
         "original_frame": original,
         "languages": ["en"],
         "handling": {"tlp": "GREEN"},
@@ -130,7 +130,7 @@ def test_a_receiver_checks_what_it_is_forwarded(alert_data: dict[str, Any], rece
     _, directed = sent(alert_data, "GREEN", recipients=("FR.PN",))
     with pytest.raises(PolicyError, match=r"ES\.PN was not a recipient of the original"):
         receiver.open_forwarded(_forward(directed, "ES.PN"), "ES.PN", sealed=False)
-    _, stale = sent(alert_data, "GREEN", now=datetime.now(UTC) - timedelta(days=30))
+    _, stale = sent(alert_data, "GREEN", at=now() - timedelta(days=30))
     with pytest.raises(PolicyError, match="older than"):
         receiver.open_forwarded(_forward(stale, "ES.PN"), "ES.PN", sealed=False)
     _, red = sent(alert_data, "RED")
@@ -142,7 +142,7 @@ def test_nested_forwards_are_checked_all_the_way_down(alert_data: dict[str, Any]
     _, red = sent(alert_data, "RED", recipients=("ES.PN",))
     # ES.PN wraps the RED original in a forward labelled GREEN; DE.BKA passes ES.PN's forward on, which on
     # its own face is allowed. Only the check one level down finds the RED original.
-    _, inner = build(NODES_ID("ES.PN"), _forward(red, "ES.PN"), recipients=("DE.BKA",))
+    _, inner = build(NODES_ID("ES.PN"), _forward(red, "ES.PN"), recipients=("DE.BKA",), now=now())
     outer = _forward(inner, "DE.BKA")
     with pytest.raises(PolicyError, match="does not carry the original's handling code"):
         receiver.open_forwarded(outer, "DE.BKA", sealed=False)

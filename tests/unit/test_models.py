@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -9,6 +9,7 @@ import pytest
 from broker.errors import InputError
 from broker.inputs import validate
 from broker.models import KidnappingAlert, Tlp, new_message_id
+from tests.conftest import now
 
 
 def _problems(data: dict[str, Any]) -> dict[str, str]:
@@ -18,9 +19,10 @@ def _problems(data: dict[str, Any]) -> dict[str, str]:
     return {p.path: p.message for p in info.value.problems}
 
 
-def test_example_alert_is_valid_and_times_are_normalised_to_utc(alert: KidnappingAlert) -> None:
+def test_example_alert_is_valid_and_times_are_normalised_to_utc(alert: KidnappingAlert, alert_data: dict) -> None:
     assert alert.sent_at.tzinfo == UTC
-    assert alert.sent_at.hour == 8  # 09:15+01:00
+    paris = KidnappingAlert.model_validate({**alert_data, "sent_at": "2026-11-30T09:15:00+01:00"})
+    assert paris.sent_at.hour == 8 and paris.sent_at.tzinfo == UTC
     assert alert.victims[0].photo is not None and len(alert.victims[0].photo.sha256) == 32
 
 
@@ -97,11 +99,9 @@ def test_models_are_frozen(alert: KidnappingAlert) -> None:
 
 
 def test_message_ids_are_uuid7_and_time_ordered() -> None:
-    import time
     import uuid
 
-    first = new_message_id()
-    time.sleep(0.002)
-    second = new_message_id()
+    first = new_message_id(now())
+    second = new_message_id(now() + timedelta(milliseconds=2))
     assert uuid.UUID(first).version == 7
     assert first < second

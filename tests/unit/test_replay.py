@@ -10,6 +10,7 @@ from broker.envelope import NodeIdentity, build
 from broker.errors import PolicyError
 from broker.models import KidnappingAlert
 from broker.replay import Freshness, ReplayGuard
+from tests.conftest import now
 
 
 def test_freshness_window_and_clock_skew(fr: NodeIdentity, alert: KidnappingAlert) -> None:
@@ -29,11 +30,11 @@ def test_freshness_window_and_clock_skew(fr: NodeIdentity, alert: KidnappingAler
 def test_handled_ids_survive_a_restart_and_can_be_pruned(
     tmp_path: Path, fr: NodeIdentity, alert: KidnappingAlert
 ) -> None:
-    env, frame = build(fr, alert)
+    env, frame = build(fr, alert, now=now())
     digest = hashlib.sha256(frame).digest()
     guard = ReplayGuard(tmp_path / "replay.db")
     assert guard.digest_of(env.sender, env.message_id) is None
-    guard.remember(env, digest)
+    guard.remember(env, digest, now())
     guard.close()
     again = ReplayGuard(tmp_path / "replay.db")
     assert again.digest_of(env.sender, env.message_id) == digest

@@ -12,7 +12,7 @@ from broker.errors import ConfigError, DecryptionError, VerificationError
 from broker.models import MutualLegalAssistanceRequest
 from broker.sealing import Opener
 from broker.signing import EncryptionKey, SigningKey
-from tests.conftest import example
+from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "NL.NCC")
 
@@ -37,6 +37,7 @@ def sealed(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> tuple[MutualLeg
         NodeIdentity("FR.GN", keys["FR.GN"][0]),
         request,
         recipients=("ES.PN",),
+        now=now(),
         seal_to={"ES.PN": keys["ES.PN"][1].public},
     )
     return request, frame
@@ -122,6 +123,7 @@ def test_altered_then_re_signed_content_or_header_does_not_decrypt(
         NodeIdentity("FR.GN", keys["FR.GN"][0]),
         example("MutualLegalAssistanceRequest"),
         recipients=("ES.PN",),
+        now=now(),
         seal_to={"ES.PN": keys["ES.PN"][1].public},
     )
     swapped = _resign(frame, keys["FR.GN"][0], header=parse_frame(other).header)
@@ -136,6 +138,7 @@ def test_sealing_needs_a_key_for_every_recipient(keys: dict[str, tuple[SigningKe
             NodeIdentity("FR.GN", keys["FR.GN"][0]),
             request,
             recipients=("ES.PN", "NL.NCC"),
+            now=now(),
             seal_to={"ES.PN": keys["ES.PN"][1].public},
         )
 
@@ -146,6 +149,7 @@ def test_several_recipients_each_open_it(keys: dict[str, tuple[SigningKey, Encry
         NodeIdentity("FR.GN", keys["FR.GN"][0]),
         request,
         recipients=("ES.PN", "NL.NCC"),
+        now=now(),
         seal_to={n: keys[n][1].public for n in ("ES.PN", "NL.NCC")},
     )
     for node in ("ES.PN", "NL.NCC"):
