@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from broker.errors import InputError, Problem
-from broker.inputs import validate_outgoing
+from broker.models.inputs import validate_outgoing
 
 from .base import InboundAdapter, M, Translation
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from broker.clock import default_clock  # noqa: E402
-from broker.codec import decode, encode  # noqa: E402
-from broker.directory import TrustStore  # noqa: E402
-from broker.envelope import NodeIdentity, build, build_batch, open_frame, parse_frame, verify_frame  # noqa: E402
 from broker.models import KidnappingAlert  # noqa: E402
-from broker.signing import SigningKey  # noqa: E402
+from broker.trust.store import TrustStore  # noqa: E402
+from broker.wire.codec import decode, encode  # noqa: E402
+from broker.wire.envelope import NodeIdentity, build, build_batch, open_frame, parse_frame, verify_frame  # noqa: E402
+from broker.wire.signing import SigningKey  # noqa: E402
 
 SIZES = (512, 1024, 2048)
 SEED = bytes(range(32))

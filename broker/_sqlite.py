@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .errors import ConfigError
+from broker.errors import ConfigError
 
 
 def open_database(path: Path | None, schema: str, what: str) -> sqlite3.Connection:

@@ -23,33 +23,30 @@ from pathlib import Path
 from typing import Any
 
 from adapters.native_json import NativeJsonAdapter
-
-from . import directory_admin as admin
-from .clock import parse_duration
-from .compat import check_tree
-from .config import Home
-from .directory import (
+from broker.clock import parse_duration
+from broker.config import Home
+from broker.errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
+from broker.models import MESSAGE_MODELS, Authority, KidnappingAlert, Message, Request, check_node_id, message_model
+from broker.models.directory import KeyEntry, Role, SignedDirectory
+from broker.models.inputs import outgoing_problems, validate
+from broker.node.exchange import DeadlinePolicy, EventHook, ExchangeAgent, ExchangeEvent
+from broker.node.exchange_store import ExchangeState, ExchangeStore
+from broker.node.node import Delivery, Handler, Node
+from broker.transport import Record, Transport, make_transport
+from broker.trust import admin
+from broker.trust.directory import (
     DirectoryAnchor,
     DirectoryTrust,
-    PublicKeyCard,
-    Trust,
-    TrustStore,
-    check_node_id,
     keep_directory,
     load_signed_directory,
     save_signed_directory,
 )
-from .envelope import open_frame
-from .errors import ConfigError, HandlerError, InputError, MessageError, Op7Error
-from .exchange import DeadlinePolicy, EventHook, ExchangeAgent, ExchangeEvent
-from .exchange_store import ExchangeState, ExchangeStore
-from .inputs import outgoing_problems, validate
-from .models import MESSAGE_MODELS, Authority, KidnappingAlert, Message, Request, message_model
-from .models.directory import KeyEntry, Role, SignedDirectory
-from .node import Delivery, Handler, Node
-from .replay import Freshness, ReplayGuard
-from .schemas import SchemaRegistry, default_registry, schema_dir
-from .transport import Record, Transport, make_transport
+from broker.trust.replay import Freshness, ReplayGuard
+from broker.trust.store import PublicKeyCard, TrustStore
+from broker.wire.compat import check_tree
+from broker.wire.envelope import open_frame
+from broker.wire.schemas import SchemaRegistry, default_registry, schema_dir
+from broker.wire.trust import Trust
 
 __all__ = ["main"]
 

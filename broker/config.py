@@ -20,20 +20,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .clock import Clock, default_clock
-from .directory import (
-    DirectoryAnchor,
-    DirectoryTrust,
-    PublicKeyCard,
-    Trust,
-    TrustStore,
-    check_node_id,
-    restore_directory,
-)
-from .envelope import NodeIdentity
-from .errors import ConfigError
-from .sealing import Opener
-from .signing import EncryptionKey, SigningKey
+from broker.clock import Clock, default_clock
+from broker.errors import ConfigError
+from broker.models import check_node_id
+from broker.trust.directory import DirectoryAnchor, DirectoryTrust, restore_directory
+from broker.trust.store import PublicKeyCard, TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.sealing import Opener
+from broker.wire.signing import EncryptionKey, SigningKey
+from broker.wire.trust import Trust
 
 __all__ = ["Home"]
 

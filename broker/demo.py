@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import Clock, default_clock
-from .directory import TrustStore
-from .envelope import NodeIdentity
-from .errors import MessageError
-from .models import AlertMessageType, KidnappingAlert
-from .node import Delivery, Node, Subscription, SubscriptionStats
-from .signing import SigningKey
-from .transport import Record, Transport
+from broker.clock import Clock, default_clock
+from broker.errors import MessageError
+from broker.models import AlertMessageType, KidnappingAlert
+from broker.node.node import Delivery, Node, Subscription, SubscriptionStats
+from broker.transport import Record, Transport
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.signing import SigningKey
 
 __all__ = ["DemoResult", "demo_alert", "run_demo"]
 

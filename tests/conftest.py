@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from broker.clock import ManualClock, SystemClock, default_clock, using
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity
 from broker.models import KidnappingAlert
-from broker.signing import SigningKey
 from broker.transport import EmbeddedTransport, KafkaSettings, KafkaTransport, Transport
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.signing import SigningKey
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ALERT = ROOT / "examples" / "kidnapping-alert.json"

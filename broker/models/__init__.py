@@ -8,8 +8,8 @@ reads one back.
 
 from __future__ import annotations
 
-from ._types import NODE_ID_PATTERN, MessageBase, new_message_id
-from .alert import (
+from broker.models._types import NODE_ID_PATTERN, MessageBase, check_node_id, new_message_id
+from broker.models.alert import (
     AlertMessageType,
     KidnappingAlert,
     LastSeen,
@@ -20,8 +20,8 @@ from .alert import (
     Urgency,
     Victim,
 )
-from .case import CaseInformation, IntelligenceItem, PersonEntry, PersonRole, Sighting
-from .common import (
+from broker.models.case import CaseInformation, IntelligenceItem, PersonEntry, PersonRole, Sighting
+from broker.models.common import (
     Authority,
     Contact,
     Evaluation,
@@ -43,20 +43,21 @@ from .common import (
     UseRestriction,
     Vehicle,
 )
-from .cooperation import CollaborationRequest, CollaborationResponse
-from .envelope import Envelope
-from .exchange import ErrorReport, Receipt, ReceiptState, Reminder
-from .extradition import ExtraditionRequest, ExtraditionResponse
-from .handling import ControlledAction, DisseminationDecision, DisseminationRequest, ForwardedMessage
-from .message import Message, Request, Response
-from .mla import MutualLegalAssistanceRequest, MutualLegalAssistanceResponse
-from .proceeds import ProceedsRequest, ProceedsResponse
-from .report import NationalReport
-from .victim import VictimSupportNotification
+from broker.models.cooperation import CollaborationRequest, CollaborationResponse
+from broker.models.envelope import Envelope
+from broker.models.exchange import ErrorReport, Receipt, ReceiptState, Reminder
+from broker.models.extradition import ExtraditionRequest, ExtraditionResponse
+from broker.models.handling import ControlledAction, DisseminationDecision, DisseminationRequest, ForwardedMessage
+from broker.models.message import Message, Request, Response
+from broker.models.mla import MutualLegalAssistanceRequest, MutualLegalAssistanceResponse
+from broker.models.proceeds import ProceedsRequest, ProceedsResponse
+from broker.models.report import NationalReport
+from broker.models.victim import VictimSupportNotification
 
 __all__ = [
     "MESSAGE_MODELS",
     "NODE_ID_PATTERN",
+    "check_node_id",
     "AlertMessageType",
     "Authority",
     "CaseInformation",

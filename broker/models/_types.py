@@ -19,11 +19,21 @@ from pydantic import (
     ValidationInfo,
 )
 
-from .._iso import COUNTRY_CODES, CURRENCY_CODES
-from ..clock import default_clock, parse_offset
+from broker.clock import default_clock, parse_offset
+from broker.errors import ConfigError
+from broker.models._iso import COUNTRY_CODES, CURRENCY_CODES
 
 #: ``CC.AGENCY``: ISO 3166-1 alpha-2, a dot, an agency code of capitals, digits and hyphens.
 NODE_ID_PATTERN = re.compile(r"^([A-Z]{2})\.([A-Z0-9][A-Z0-9-]{0,15})$")
+
+
+def check_node_id(node_id: str) -> str:
+    """Return ``node_id`` if it is ``CC.AGENCY``; raise :class:`ConfigError` otherwise."""
+    if not NODE_ID_PATTERN.match(node_id):
+        raise ConfigError(f"{node_id!r} is not a node id of the form CC.AGENCY (e.g. FR.GN, MX.FGR)")
+    if node_id[:2] not in COUNTRY_CODES:
+        raise ConfigError(f"{node_id!r}: {node_id[:2]} is not an ISO 3166-1 alpha-2 country code")
+    return node_id
 
 
 def _country(value: str) -> str:

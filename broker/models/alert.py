@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from ._types import Country, Day, Identifier, Languages, Name, Record, Sha256, Text, Timestamp, today
-from .common import GeoPoint, Money, Sex, Vehicle
-from .message import ID, Message
+from broker.models._types import Country, Day, Identifier, Languages, Name, Record, Sha256, Text, Timestamp, today
+from broker.models.common import GeoPoint, Money, Sex, Vehicle
+from broker.models.message import ID, Message
 
 
 class AlertMessageType(StrEnum):

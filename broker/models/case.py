@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Identifier, Languages, Record, Text, Timestamp
-from .common import Evaluation, EvidenceReference, FinancialAccount, Location, Person, PhoneNumber, Vehicle
-from .message import ID, Message
+from broker.models._types import Identifier, Languages, Record, Text, Timestamp
+from broker.models.common import Evaluation, EvidenceReference, FinancialAccount, Location, Person, PhoneNumber, Vehicle
+from broker.models.message import ID, Message
 
 
 class Sighting(Record):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
-from ._types import (
+from broker.models._types import (
     Country,
     Currency,
     Day,

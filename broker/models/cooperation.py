@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Day, Name, Record, Text
-from .common import Contact, LegalBasis
-from .message import Request, Response
+from broker.models._types import Day, Name, Record, Text
+from broker.models.common import Contact, LegalBasis
+from broker.models.message import Request, Response
 
 
 class CollaborationKind(StrEnum):

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ._types import Blob, Name, NodeId, Record, Timestamp
-from .common import Contact
+from broker.models._types import Blob, Name, NodeId, Record, Timestamp
+from broker.models.common import Contact
 
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
 RawKey = Annotated[Blob, Field(min_length=32, max_length=32)]

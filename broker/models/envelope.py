@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ._types import Blob, HexBytes, Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
-from .common import Handling, LegalBasis, Status
+from broker.models._types import Blob, HexBytes, Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
+from broker.models.common import Handling, LegalBasis, Status
 
 
 class WrappedKey(Record):

@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ._types import Identifier, MessageId, NodeId, Sha256, Text, Timestamp
-from .message import ID, Message
+from broker.models._types import Identifier, MessageId, NodeId, Sha256, Text, Timestamp
+from broker.models.message import ID, Message
 
 
 class ReceiptState(StrEnum):

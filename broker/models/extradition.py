@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ._types import Day, Name, Record, Text
-from .common import LegalBasis, Location, Person
-from .message import Request, Response
+from broker.models._types import Day, Name, Record, Text
+from broker.models.common import LegalBasis, Location, Person
+from broker.models.message import Request, Response
 
 
 class ExtraditionKind(StrEnum):

@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Blob, Identifier, Languages, MessageId, NodeId, Text, Timestamp
-from .message import ID, Message
+from broker.models._types import Blob, Identifier, Languages, MessageId, NodeId, Text, Timestamp
+from broker.models.message import ID, Message
 
 
 class ControlledAction(StrEnum):

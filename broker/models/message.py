@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from ._types import Identifier, Languages, MessageBase, Timestamp, new_id
-from .common import Authority, Handling, RequestUrgency, Status
+from broker.models._types import Identifier, Languages, MessageBase, Timestamp, new_id
+from broker.models.common import Authority, Handling, RequestUrgency, Status
 
 __all__ = ["ID", "Message", "Request", "Response"]
 

@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Record, Text, Timestamp
-from .common import (
+from broker.models._types import Record, Text, Timestamp
+from broker.models.common import (
     EvidenceReference,
     FinancialAccount,
     LegalBasis,
@@ -17,7 +17,7 @@ from .common import (
     PhoneNumber,
     ResponseOutcome,
 )
-from .message import Request, Response
+from broker.models.message import Request, Response
 
 
 class MeasureKind(StrEnum):

@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ._types import Country, Name, Record, Text
-from .common import FinancialAccount, LegalBasis, Money, ResponseOutcome
-from .message import Request, Response
+from broker.models._types import Country, Name, Record, Text
+from broker.models.common import FinancialAccount, LegalBasis, Money, ResponseOutcome
+from broker.models.message import Request, Response
 
 
 class ProceedsMeasure(StrEnum):

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from ._types import Count, Country, Day, Languages, Name, Record, Text
-from .common import Contact, Money
-from .message import ID, Message
+from broker.models._types import Count, Country, Day, Languages, Name, Record, Text
+from broker.models.common import Contact, Money
+from broker.models.message import ID, Message
 
 
 class KidnappingFigures(Record):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from ._types import Country, Day, Identifier, Languages, Record, Text
-from .common import Contact, Person
-from .message import ID, Message
+from broker.models._types import Country, Day, Identifier, Languages, Record, Text
+from broker.models.common import Contact, Person
+from broker.models.message import ID, Message
 
 
 class VictimCondition(StrEnum):

@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..clock import Clock
-from .base import Consumer, Record, Sent, Transport
-from .embedded import EmbeddedTransport
-from .kafka import KafkaSettings, KafkaTransport, check_bootstrap
+from broker.clock import Clock
+from broker.transport.base import Consumer, Record, Sent, Transport
+from broker.transport.embedded import EmbeddedTransport
+from broker.transport.kafka import KafkaSettings, KafkaTransport, check_bootstrap
 
 __all__ = [
     "Consumer",

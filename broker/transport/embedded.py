@@ -19,9 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from ..clock import Clock, default_clock
-from ..errors import TransportError
-from .base import Consumer, Record, Sent, Transport
+from broker.clock import Clock, default_clock
+from broker.errors import TransportError
+from broker.transport.base import Consumer, Record, Sent, Transport
 
 __all__ = ["EmbeddedTransport"]
 

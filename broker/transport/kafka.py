@@ -24,8 +24,8 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import OffsetAndMetadata
 
-from ..errors import ConfigError, TransportError
-from .base import Consumer, Record, Sent, Transport
+from broker.errors import ConfigError, TransportError
+from broker.transport.base import Consumer, Record, Sent, Transport
 
 __all__ = ["KafkaSettings", "KafkaTransport"]
 

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broker.clock import ManualClock
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity
 from broker.models import Request
-from broker.node import Delivery, Node
-from broker.schemas import default_registry
-from broker.signing import SigningKey
+from broker.node.node import Delivery, Node
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.schemas import default_registry
+from broker.wire.signing import SigningKey
 from tests.conftest import EXAMPLES, ROOT, example
 
 

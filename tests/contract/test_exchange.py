@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from broker.clock import ManualClock
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity
-from broker.exchange import DeadlinePolicy, ExchangeAgent, ResendPolicy
-from broker.exchange_store import ExchangeState, ExchangeStore
 from broker.models import Authority, MutualLegalAssistanceRequest, Reminder
-from broker.node import Delivery, Node
-from broker.replay import ReplayGuard
-from broker.schemas import default_registry
-from broker.sealing import Opener
-from broker.signing import EncryptionKey, SigningKey
+from broker.node.exchange import DeadlinePolicy, ExchangeAgent, ResendPolicy
+from broker.node.exchange_store import ExchangeState, ExchangeStore
+from broker.node.node import Delivery, Node
+from broker.trust.replay import ReplayGuard
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.schemas import default_registry
+from broker.wire.sealing import Opener
+from broker.wire.signing import EncryptionKey, SigningKey
 from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "DE.BKA")
@@ -200,7 +200,7 @@ async def test_each_kind_of_bad_input_lands_in_quarantine_with_its_reason(
 ) -> None:
     import struct
 
-    from broker.envelope import build, parse_frame
+    from broker.wire.envelope import build, parse_frame
 
     prefix = f"op7.x{unique}"
     fr = NodeIdentity("FR.GN", KEYS["FR.GN"])

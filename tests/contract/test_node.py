@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build
 from broker.errors import HandlerError
 from broker.models import KidnappingAlert
-from broker.node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node
-from broker.signing import SigningKey
+from broker.node.node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity, build
+from broker.wire.signing import SigningKey
 from tests.conftest import make_alert, now
 
 

@@ -11,20 +11,21 @@ from typing import Any
 
 import pytest
 
-from broker import directory_admin as admin
 from broker.clock import ManualClock
-from broker.directory import DirectoryAnchor, DirectoryTrust, PublicKeyCard, TrustStore
-from broker.envelope import NodeIdentity, build, verify_frame
 from broker.errors import HandlingRuleError
 from broker.models import Authority, ControlledAction, KidnappingAlert
 from broker.models.directory import (
     Role,
     SignedDirectory,
 )
-from broker.node import Delivery, Node
-from broker.replay import ReplayGuard
-from broker.sealing import Opener
-from broker.signing import EncryptionKey, SigningKey
+from broker.node.node import Delivery, Node
+from broker.trust import admin
+from broker.trust.directory import DirectoryAnchor, DirectoryTrust
+from broker.trust.replay import ReplayGuard
+from broker.trust.store import PublicKeyCard, TrustStore
+from broker.wire.envelope import NodeIdentity, build, verify_frame
+from broker.wire.sealing import Opener
+from broker.wire.signing import EncryptionKey, SigningKey
 from tests.conftest import example, make_alert, now
 
 AUTHORITIES = [SigningKey.generate() for _ in range(3)]

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity
 from broker.models import KidnappingAlert
-from broker.node import Delivery, Node
+from broker.node.node import Delivery, Node
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
 from tests.conftest import EXAMPLE_ALERT, ROOT, make_alert, run_op7
 
 pytestmark = pytest.mark.kafka
@@ -63,8 +63,8 @@ CRASHING_CONSUMER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from broker.directory import TrustStore
-    from broker.node import Node
+    from broker.trust.directory import TrustStore
+    from broker.node.node import Node
     from broker.transport import KafkaSettings, KafkaTransport
 
     bootstrap, prefix, trust_path = sys.argv[1:4]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from broker.codec import decode, encode
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build, open_frame
 from broker.models import MESSAGE_MODELS, Request, message_model
-from broker.schemas import default_registry
-from broker.signing import SigningKey
+from broker.trust.store import TrustStore
+from broker.wire.codec import decode, encode
+from broker.wire.envelope import NodeIdentity, build, open_frame
+from broker.wire.schemas import default_registry
+from broker.wire.signing import SigningKey
 from tests.conftest import EXAMPLES, example, now
 
 
@@ -53,7 +53,7 @@ def test_rules_between_fields(type_name: str, change: dict[str, object], fragmen
     import json
 
     from broker.errors import InputError
-    from broker.inputs import validate_outgoing
+    from broker.models.inputs import validate_outgoing
     from tests.conftest import ROOT
 
     data = json.loads((ROOT / "examples" / EXAMPLES[type_name]).read_text()) | change

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from broker.clock import ManualClock, SystemClock, default_clock, parse_duration, parse_offset, using
-from broker.inputs import outgoing_problems, validate_outgoing
 from broker.models import KidnappingAlert, MutualLegalAssistanceRequest, Reminder
+from broker.models.inputs import outgoing_problems, validate_outgoing
 from tests.conftest import ROOT, example
 
 T = datetime(2031, 5, 17, 3, 4, 5, tzinfo=UTC)

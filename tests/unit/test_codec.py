@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from broker.codec import decode, encode
 from broker.errors import DecodeError, SchemaError
 from broker.models import MESSAGE_MODELS, KidnappingAlert
-from broker.schemas import SchemaRegistry, default_registry, schema_dir
+from broker.wire.codec import decode, encode
+from broker.wire.schemas import SchemaRegistry, default_registry, schema_dir
 
 
 def test_alert_round_trips_through_avro(alert: KidnappingAlert) -> None:

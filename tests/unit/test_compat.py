@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from broker.codec import decode, decode_datum, encode_datum
-from broker.compat import check_tree
 from broker.errors import DecodeError
 from broker.models import KidnappingAlert
-from broker.schemas import SchemaRegistry, schema_dir
+from broker.wire.codec import decode, decode_datum, encode_datum
+from broker.wire.compat import check_tree
+from broker.wire.schemas import SchemaRegistry, schema_dir
 
 ALERT = "op7.alert.KidnappingAlert"
 

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from broker import directory_admin as admin
-from broker.directory import (
+from broker.errors import ConfigError, VerificationError
+from broker.models import KidnappingAlert
+from broker.models.directory import Directory, KeyEntry, Role, SignedDirectory
+from broker.trust import admin
+from broker.trust.directory import (
     DirectoryAnchor,
     DirectoryTrust,
-    PublicKeyCard,
     keep_directory,
     restore_directory,
     sign_directory,
     verify_directory,
 )
-from broker.envelope import NodeIdentity, build, open_frame
-from broker.errors import ConfigError, VerificationError
-from broker.models import KidnappingAlert
-from broker.models.directory import Directory, KeyEntry, Role, SignedDirectory
-from broker.signing import EncryptionKey, SigningKey
+from broker.trust.store import PublicKeyCard
+from broker.wire.envelope import NodeIdentity, build, open_frame
+from broker.wire.signing import EncryptionKey, SigningKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 AUTHORITIES = [SigningKey.generate() for _ in range(3)]

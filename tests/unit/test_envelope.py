@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
-from broker import envelope as envelope_module
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build, open_frame, parse_frame
 from broker.errors import DecodeError, FrameError, MessageError, VerificationError
 from broker.models import KidnappingAlert
-from broker.signing import SigningKey
+from broker.trust.store import TrustStore
+from broker.wire import envelope as envelope_module
+from broker.wire.envelope import NodeIdentity, build, open_frame, parse_frame
+from broker.wire.signing import SigningKey
 from tests.conftest import now
 
 

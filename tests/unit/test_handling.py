@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build
 from broker.errors import HandlingRuleError, PolicyError
-from broker.handling import check_forward, check_use
 from broker.models import ControlledAction, DisseminationDecision, ForwardedMessage, KidnappingAlert
-from broker.node import Node
-from broker.signing import SigningKey
+from broker.node.node import Node
 from broker.transport import EmbeddedTransport
+from broker.trust.handling import check_forward, check_use
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity, build
+from broker.wire.signing import SigningKey
 from tests.conftest import example, make_alert, now
 
 NODES = ("FR.GN", "FR.PN", "ES.PN", "MX.FGR", "DE.BKA")

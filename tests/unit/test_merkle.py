@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from broker.merkle import leaf_hash, root_from_path, tree
+from broker.wire.merkle import leaf_hash, root_from_path, tree
 
 
 def naive_root(leaves: list[bytes]) -> bytes:

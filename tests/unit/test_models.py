@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from broker.errors import InputError
-from broker.inputs import validate
 from broker.models import KidnappingAlert, Tlp, new_message_id
+from broker.models.inputs import validate
 from tests.conftest import now
 
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from broker.schemas import default_registry
+from broker.wire.schemas import default_registry
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "PROTOCOL.md"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.envelope import NodeIdentity, build
 from broker.errors import PolicyError
 from broker.models import KidnappingAlert
-from broker.replay import Freshness, ReplayGuard
+from broker.trust.replay import Freshness, ReplayGuard
+from broker.wire.envelope import NodeIdentity, build
 from tests.conftest import now
 
 

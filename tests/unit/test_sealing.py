@@ -6,12 +6,12 @@ import struct
 
 import pytest
 
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build, open_frame, parse_frame, verify_frame
 from broker.errors import ConfigError, DecryptionError, VerificationError
 from broker.models import MutualLegalAssistanceRequest
-from broker.sealing import Opener
-from broker.signing import EncryptionKey, SigningKey
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity, build, open_frame, parse_frame, verify_frame
+from broker.wire.sealing import Opener
+from broker.wire.signing import EncryptionKey, SigningKey
 from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "NL.NCC")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError, VerificationError
-from broker.signing import SigningKey, VerifyKey, key_id_of
+from broker.wire.signing import SigningKey, VerifyKey, key_id_of
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc8032-ed25519.json").read_text())["vectors"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from broker.config import Home
-from broker.directory import PublicKeyCard, TrustStore
 from broker.errors import ConfigError, VerificationError
-from broker.signing import SigningKey
+from broker.trust.store import PublicKeyCard, TrustStore
+from broker.wire.signing import SigningKey
 
 
 def test_trust_store_round_trip(tmp_path: Path) -> None:

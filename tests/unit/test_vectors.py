@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from broker.directory import TrustStore
-from broker.envelope import NodeIdentity, build, open_frame
 from broker.errors import MessageError
 from broker.models import message_model
-from broker.signing import SigningKey
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity, build, open_frame
+from broker.wire.signing import SigningKey
 from tests.conftest import ROOT
 
 VECTORS = ROOT / "tests" / "vectors"
@@ -98,8 +98,8 @@ SEALED = sorted((VECTORS / "sealed").glob("*.json"))
 
 
 def _opener(node: str) -> Any:
-    from broker.sealing import Opener
-    from broker.signing import EncryptionKey
+    from broker.wire.sealing import Opener
+    from broker.wire.signing import EncryptionKey
 
     seed = next(k["encryption_seed"] for k in KEYS if k["node"] == node)
     return Opener(node, [EncryptionKey.from_seed(bytes.fromhex(seed))])
@@ -119,8 +119,8 @@ def test_sealed_vectors(path: Path) -> None:
     assert opened.envelope.model_dump(mode="json") == vector["expected"]["envelope"]
     # The documented intermediate values: AAD is the frame up to the end of the header, and the content key
     # decrypts the payload field to the plaintext Avro payload.
-    from broker.envelope import parse_frame
-    from broker.signing import aead_decrypt
+    from broker.wire.envelope import parse_frame
+    from broker.wire.signing import aead_decrypt
 
     raw = parse_frame(frame)
     assert frame.hex().startswith(vector["aad_hex"])

@@ -24,7 +24,7 @@ from nacl.exceptions import CryptoError as _NaclCryptoError
 from nacl.signing import SigningKey as _NaclSigningKey
 from nacl.signing import VerifyKey as _NaclVerifyKey
 
-from .errors import ConfigError, DecryptionError, VerificationError
+from broker.errors import ConfigError, DecryptionError, VerificationError
 
 __all__ = [
     "KEY_ID_SIZE",

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DecryptionError
-from .models.envelope import Envelope
-from .signing import EncryptionKey, SealPublicKey, aead_decrypt, aead_encrypt, hkdf_sha256, random_bytes
+from broker.errors import DecryptionError
+from broker.models.envelope import Envelope
+from broker.wire.signing import EncryptionKey, SealPublicKey, aead_decrypt, aead_encrypt, hkdf_sha256, random_bytes
 
 __all__ = ["Opener", "SealPlan", "decrypt_payload", "plan_seal"]
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .directory import PublicKeyCard, _decode_directory, encode_directory, sign_directory
-from .errors import ConfigError, DecodeError
-from .inputs import first_problem
-from .models import MESSAGE_MODELS, message_model
-from .models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
-from .signing import SigningKey
+from broker.errors import ConfigError, DecodeError
+from broker.models import MESSAGE_MODELS, message_model
+from broker.models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
+from broker.models.inputs import first_problem
+from broker.trust.directory import _decode_directory, encode_directory, sign_directory
+from broker.trust.store import PublicKeyCard
+from broker.wire.signing import SigningKey
 
 __all__ = [
     "add_node",

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .errors import InputError, Problem
-from .models import Message, Request
-from .models._types import Timestamp
+from broker.errors import InputError, Problem
+from broker.models import Message, Request
+from broker.models._types import Timestamp
 
 __all__ = ["first_problem", "outgoing_problems", "problems_from", "validate", "validate_outgoing"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .schemas import SchemaRegistry
+from broker.wire.schemas import SchemaRegistry
 
 __all__ = ["Incompatibility", "check_release", "check_tree", "incompatibilities", "released_versions"]
 

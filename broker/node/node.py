@@ -25,27 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .clock import Clock, default_clock
-from .directory import (
-    DirectoryTrust,
-    Trust,
-    decode_signed_directory,
-    encode_signed_directory,
-    keep_directory,
-)
-from .envelope import (
-    MAX_FRAME_SIZE,
-    NodeIdentity,
-    Opened,
-    build,
-    build_batch,
-    open_frame,
-    open_verified,
-    verify_frame,
-)
-from .errors import ConfigError, HandlerError, HandlingRuleError, MessageError, PolicyError, TransportError
-from .handling import check_forward
-from .models import (
+from broker.clock import Clock, default_clock
+from broker.errors import ConfigError, HandlerError, HandlingRuleError, MessageError, PolicyError, TransportError
+from broker.models import (
     Authority,
     DisseminationDecision,
     Envelope,
@@ -55,11 +37,24 @@ from .models import (
     Request,
     new_message_id,
 )
-from .models.directory import SignedDirectory
-from .replay import Freshness, ReplayGuard
-from .schemas import SchemaRegistry, default_registry
-from .sealing import Opener
-from .transport.base import Consumer, Record, Sent, Transport, _Lifecycle
+from broker.models.directory import SignedDirectory
+from broker.transport.base import Consumer, Record, Sent, Transport, _Lifecycle
+from broker.trust.directory import DirectoryTrust, decode_signed_directory, encode_signed_directory, keep_directory
+from broker.trust.handling import check_forward
+from broker.trust.replay import Freshness, ReplayGuard
+from broker.wire.envelope import (
+    MAX_FRAME_SIZE,
+    NodeIdentity,
+    Opened,
+    build,
+    build_batch,
+    open_frame,
+    open_verified,
+    verify_frame,
+)
+from broker.wire.schemas import SchemaRegistry, default_registry
+from broker.wire.sealing import Opener
+from broker.wire.trust import Trust
 
 __all__ = [
     "TOPIC_ALERTS",

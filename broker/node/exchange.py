@@ -24,12 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .clock import Clock, parse_duration
-from .codec import decode_datum
-from .envelope import Opened, build, parse_frame
-from .errors import ConfigError, MessageError
-from .exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
-from .models import (
+from broker.clock import Clock, parse_duration
+from broker.errors import ConfigError, MessageError
+from broker.models import (
     Authority,
     DisseminationDecision,
     Envelope,
@@ -43,9 +40,12 @@ from .models import (
     Response,
     new_message_id,
 )
-from .node import Delivery, Node, Published, SubscriptionStats
-from .schemas import default_registry
-from .transport import Record
+from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
+from broker.node.node import Delivery, Node, Published, SubscriptionStats
+from broker.transport import Record
+from broker.wire.codec import decode_datum
+from broker.wire.envelope import Opened, build, parse_frame
+from broker.wire.schemas import default_registry
 
 __all__ = ["DeadlinePolicy", "ExchangeAgent", "ExchangeEvent", "ResendPolicy"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ._sqlite import open_database
-from .errors import PolicyError
-from .models import Envelope
+from broker._sqlite import open_database
+from broker.errors import PolicyError
+from broker.models import Envelope
 
 __all__ = ["Freshness", "ReplayGuard"]
 

@@ -8,10 +8,10 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
-from .errors import DecodeError, SchemaError
-from .inputs import first_problem
-from .models import MESSAGE_MODELS, Message
-from .schemas import Schema, SchemaRegistry, default_registry
+from broker.errors import DecodeError, SchemaError
+from broker.models import MESSAGE_MODELS, Message
+from broker.models.inputs import first_problem
+from broker.wire.schemas import Schema, SchemaRegistry, default_registry
 
 __all__ = ["decode", "decode_datum", "encode", "encode_datum"]
 

@@ -33,15 +33,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import merkle
-from .codec import decode, decode_datum, encode, encode_datum
-from .directory import Trust, check_node_id
-from .errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
-from .inputs import first_problem
-from .models import NODE_ID_PATTERN, Envelope, Handling, Message, new_message_id
-from .schemas import SchemaRegistry, default_registry
-from .sealing import Opener, decrypt_payload, plan_seal
-from .signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey, VerifyKey
+from broker.errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
+from broker.models import NODE_ID_PATTERN, Envelope, Handling, Message, check_node_id, new_message_id
+from broker.models.inputs import first_problem
+from broker.wire import merkle
+from broker.wire.codec import decode, decode_datum, encode, encode_datum
+from broker.wire.schemas import SchemaRegistry, default_registry
+from broker.wire.sealing import Opener, decrypt_payload, plan_seal
+from broker.wire.signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey, VerifyKey
+from broker.wire.trust import Trust
 
 __all__ = [
     "FORMAT_VERSION",
@@ -137,7 +137,7 @@ def _prepare(
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
 
     With ``seal_to`` (recipient node id -> X25519 key, one per recipient) the payload is encrypted so that
-    only those recipients can read it (:mod:`broker.sealing`); the header stays readable and signed.
+    only those recipients can read it (:mod:`broker.wire.sealing`); the header stays readable and signed.
     """
     registry = registry or default_registry()
     if handling is not None and handling != message.handling:
@@ -203,7 +203,7 @@ def build(identity: NodeIdentity, message: Message, **options: Any) -> tuple[Env
     ``now`` (required) is the instant written as ``created_at``. Options: ``recipients``, ``handling``,
     ``conversation_id``, ``in_reply_to``, ``expires_at``,
     ``message_id``, ``seal_to`` (recipient node id -> X25519 key: only those recipients can read the payload,
-    :mod:`broker.sealing`), ``registry``.
+    :mod:`broker.wire.sealing`), ``registry``.
     """
     envelope, signed = _prepare(identity, message, **options)
     return envelope, _framed(signed, identity.key.sign(signed))

@@ -22,35 +22,26 @@ File formats (JSON)::
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from ._iso import COUNTRY_CODES
-from .codec import decode_datum, encode_datum
-from .errors import ConfigError, DecodeError, VerificationError
-from .inputs import first_problem
-from .models import NODE_ID_PATTERN
-from .models.directory import Directory, KeyEntry, NodeEntry, SignedDirectory
-from .schemas import default_registry
-from .signing import SealPublicKey, SigningKey, VerifyKey
+from broker.errors import ConfigError, DecodeError, VerificationError
+from broker.models.directory import Directory, KeyEntry, NodeEntry, SignedDirectory
+from broker.models.inputs import first_problem
+from broker.trust.files import b64, read_json, unb64, write_json
+from broker.wire.codec import decode_datum, encode_datum
+from broker.wire.schemas import default_registry
+from broker.wire.signing import SealPublicKey, SigningKey, VerifyKey
 
 __all__ = [
     "DIRECTORY_SIGNING_CONTEXT",
     "DirectoryAnchor",
     "DirectoryTrust",
-    "PublicKeyCard",
-    "Trust",
-    "TrustStore",
-    "check_node_id",
     "decode_signed_directory",
     "encode_signed_directory",
     "keep_directory",
@@ -61,202 +52,11 @@ __all__ = [
 
 log = logging.getLogger("op7.directory")
 
-FORMAT = "op7-trust-store/1"
-CARD_FORMAT = "op7-public-key/1"
 ANCHOR_FORMAT = "op7-directory-anchor/1"
 SIGNED_FORMAT = "op7-signed-directory/1"
 #: Domain separation: a directory signature can never be mistaken for a message signature.
 DIRECTORY_SIGNING_CONTEXT = b"op7 directory v1\x00"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def check_node_id(node_id: str) -> str:
-    """Return ``node_id`` if it is ``CC.AGENCY``; raise :class:`ConfigError` otherwise."""
-    if not NODE_ID_PATTERN.match(node_id):
-        raise ConfigError(f"{node_id!r} is not a node id of the form CC.AGENCY (e.g. FR.GN, MX.FGR)")
-    if node_id[:2] not in COUNTRY_CODES:
-        raise ConfigError(f"{node_id!r}: {node_id[:2]} is not an ISO 3166-1 alpha-2 country code")
-    return node_id
-
-
-class Trust(Protocol):
-    """What verification asks of a trust source."""
-
-    def key_for(self, node: str, key_id: bytes) -> VerifyKey:
-        """The public key ``node`` signs with under ``key_id``; :class:`VerificationError` if unknown."""
-        ...
-
-    def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
-        """Raise :class:`VerificationError` if the key was not valid at ``signed_at`` or the node may not
-        send ``message_type``."""
-        ...
-
-    def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
-        """The key to seal messages to ``node`` with; :class:`ConfigError` if it has none."""
-        ...
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read JSON: {exc}") from None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(path: Path, what: str, text: Any) -> bytes:
-    try:
-        return base64.b64decode(str(text), validate=True)
-    except ValueError:
-        raise ConfigError(f"{path}: {what} is not valid base64") from None
-
-
-# --- the local trust store ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PublicKeyCard:
-    """A node's public keys as exchanged between operators (the ``.pub`` file)."""
-
-    node: str
-    key: VerifyKey
-    encryption_key: SealPublicKey | None = None
-
-    def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "format": CARD_FORMAT,
-            "node": self.node,
-            "algorithm": "Ed25519",
-            "key_id": self.key.key_id.hex(),
-            "public_key": self.key.b64,
-        }
-        if self.encryption_key is not None:
-            data["encryption_key"] = self.encryption_key.b64
-            data["encryption_key_id"] = self.encryption_key.key_id.hex()
-        return json.dumps(data, indent=2) + "\n"
-
-    @classmethod
-    def load(cls, path: Path) -> PublicKeyCard:
-        data = _read_json(path)
-        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
-            raise ConfigError(f"{path}: not an op7 public key file (format {CARD_FORMAT})")
-        node = check_node_id(str(data.get("node")))
-        return cls(node, _key_entry(path, node, data), _enc_entry(path, node, data))
-
-
-def _key_entry(path: Path, node: str, entry: Any) -> VerifyKey:
-    if not isinstance(entry, dict) or not isinstance(entry.get("public_key"), str):
-        raise ConfigError(f"{path}: {node}: each key needs a base64 public_key")
-    try:
-        key = VerifyKey.from_b64(entry["public_key"])
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {node}: {exc}") from None
-    if "key_id" in entry and entry["key_id"] != key.key_id.hex():
-        raise ConfigError(f"{path}: {node}: key_id {entry['key_id']} does not match its public key")
-    return key
-
-
-def _enc_entry(path: Path, node: str, entry: dict[str, Any]) -> SealPublicKey | None:
-    if entry.get("encryption_key") is None:
-        return None
-    try:
-        return SealPublicKey.from_b64(str(entry["encryption_key"]))
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {node}: {exc}") from None
-
-
-class TrustStore:
-    """Node id -> public keys, kept by hand. Every key is valid at all times and may sign every type."""
-
-    def __init__(self, nodes: dict[str, list[VerifyKey]] | None = None) -> None:
-        self._nodes: dict[str, dict[bytes, VerifyKey]] = {}
-        self._encryption: dict[str, SealPublicKey] = {}
-        for node, keys in (nodes or {}).items():
-            for key in keys:
-                self.add(node, key)
-
-    def add(self, node: str, key: VerifyKey, encryption_key: SealPublicKey | None = None) -> None:
-        self._nodes.setdefault(check_node_id(node), {})[key.key_id] = key
-        if encryption_key is not None:
-            self._encryption[node] = encryption_key
-
-    def remove(self, node: str) -> None:
-        self._nodes.pop(node, None)
-        self._encryption.pop(node, None)
-
-    def nodes(self) -> Iterable[tuple[str, list[VerifyKey]]]:
-        return ((n, list(keys.values())) for n, keys in sorted(self._nodes.items()))
-
-    def __contains__(self, node: object) -> bool:
-        return node in self._nodes
-
-    def key_for(self, node: str, key_id: bytes) -> VerifyKey:
-        keys = self._nodes.get(node)
-        if keys is None:
-            raise VerificationError(f"unknown sender {node}: not in the trust store", reason="unknown-sender")
-        key = keys.get(key_id)
-        if key is None:
-            raise VerificationError(f"key {key_id.hex()} is not a trusted key of {node}", reason="unknown-key")
-        return key
-
-    def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
-        return None
-
-    def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
-        key = self._encryption.get(node)
-        if key is None:
-            raise ConfigError(
-                f"no encryption key for {node} in the trust store; trust its card again "
-                "after it ran 'op7 keys new' with an encryption key"
-            )
-        return key
-
-    @classmethod
-    def load(cls, path: Path) -> TrustStore:
-        data = _read_json(path)
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("nodes"), dict):
-            raise ConfigError(f"{path}: not an op7 trust store (format {FORMAT})")
-        store = cls()
-        for node, entries in data["nodes"].items():
-            try:
-                check_node_id(node)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            if not isinstance(entries, list):
-                raise ConfigError(f"{path}: {node}: expected a list of keys")
-            for entry in entries:
-                store.add(node, _key_entry(path, node, entry), _enc_entry(path, node, entry))
-        return store
-
-    @classmethod
-    def load_or_empty(cls, path: Path) -> TrustStore:
-        return cls.load(path) if path.exists() else cls()
-
-    def save(self, path: Path) -> None:
-        nodes: dict[str, list[dict[str, str]]] = {}
-        for node, keys in self.nodes():
-            nodes[node] = []
-            for key in keys:
-                entry = {"key_id": key.key_id.hex(), "public_key": key.b64}
-                if node in self._encryption:
-                    entry["encryption_key"] = self._encryption[node].b64
-                nodes[node].append(entry)
-        _write_json(path, {"format": FORMAT, "nodes": nodes})
 
 
 # --- the signed network directory -----------------------------------------------------------------------
@@ -312,17 +112,17 @@ class DirectoryAnchor:
             "format": ANCHOR_FORMAT,
             "network": self.network,
             "threshold": self.threshold,
-            "authorities": [{"key_id": a.key_id, "public_key": _b64(a.public_key)} for a in self.authorities],
+            "authorities": [{"key_id": a.key_id, "public_key": b64(a.public_key)} for a in self.authorities],
         }
 
     @classmethod
     def load(cls, path: Path) -> DirectoryAnchor:
-        data = _read_json(path)
+        data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != ANCHOR_FORMAT:
             raise ConfigError(f"{path}: not an op7 directory anchor (format {ANCHOR_FORMAT})")
         authorities = []
         for entry in data.get("authorities") or []:
-            raw = _unb64(path, "an authority key", entry.get("public_key"))
+            raw = unb64(path, "an authority key", entry.get("public_key"))
             key = VerifyKey.from_raw(raw) if len(raw) == 32 else None
             if key is None or entry.get("key_id", key.key_id.hex()) != key.key_id.hex():
                 raise ConfigError(f"{path}: authority key {entry.get('key_id')} is not a valid Ed25519 key")
@@ -458,26 +258,26 @@ def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None
 
 
 def save_signed_directory(path: Path, signed: SignedDirectory) -> None:
-    _write_json(
+    write_json(
         path,
         {
             "format": SIGNED_FORMAT,
-            "body": _b64(signed.body),
-            "signatures": [{"key_id": s.key_id, "signature": _b64(s.signature)} for s in signed.signatures],
+            "body": b64(signed.body),
+            "signatures": [{"key_id": s.key_id, "signature": b64(s.signature)} for s in signed.signatures],
         },
     )
 
 
 def load_signed_directory(path: Path) -> SignedDirectory:
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
         raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
     try:
         return SignedDirectory.model_validate(
             {
-                "body": _unb64(path, "body", data.get("body")),
+                "body": unb64(path, "body", data.get("body")),
                 "signatures": [
-                    {"key_id": s.get("key_id"), "signature": _unb64(path, "a signature", s.get("signature"))}
+                    {"key_id": s.get("key_id"), "signature": unb64(path, "a signature", s.get("signature"))}
                     for s in data.get("signatures") or []
                 ],
             }

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from .errors import HandlingRuleError
-from .models import ControlledAction, DisseminationDecision, Envelope, Tlp, UseRestriction
+from broker.errors import HandlingRuleError
+from broker.models import ControlledAction, DisseminationDecision, Envelope, Tlp, UseRestriction
 
 __all__ = ["RULES", "check_forward", "check_grant", "check_use"]
 

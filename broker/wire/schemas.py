@@ -20,7 +20,7 @@ from typing import Any
 
 from fastavro.schema import SchemaParseException, UnknownType, parse_schema, to_parsing_canonical_form
 
-from .errors import SchemaError
+from broker.errors import SchemaError
 
 __all__ = ["Schema", "SchemaRegistry", "default_registry", "schema_dir"]
 
@@ -33,7 +33,7 @@ def schema_dir() -> Path:
     packaged = resources.files("broker") / "_schemas"
     if packaged.is_dir():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / "schemas"
+    source = Path(__file__).resolve().parents[2] / "schemas"
     if source.is_dir():
         return source
     raise SchemaError("the op7 schemas are not installed: neither broker/_schemas nor ./schemas exists")

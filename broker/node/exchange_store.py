@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ._sqlite import open_database
-from .errors import ConfigError
+from broker._sqlite import open_database
+from broker.errors import ConfigError
 
 __all__ = ["Direction", "Event", "ExchangeRecord", "ExchangeState", "ExchangeStore"]
 
