@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from broker.clock import Clock, parse_duration
+from broker.clock import Clock
 from broker.errors import ConfigError, MessageError
 from broker.models import (
     Authority,
@@ -36,12 +34,14 @@ from broker.models import (
     ReceiptState,
     Reminder,
     Request,
-    RequestUrgency,
     Response,
     new_message_id,
 )
+from broker.node.deadlines import DeadlinePolicy, ResendPolicy
 from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
-from broker.node.node import Delivery, Node, Published, SubscriptionStats
+from broker.node.node import Node, Published
+from broker.node.subscription import Delivery, SubscriptionStats, maybe_await
+from broker.node.topics import record_key
 from broker.transport import Record
 from broker.wire.codec import decode_datum
 from broker.wire.envelope import Opened, build, parse_frame
@@ -53,62 +53,6 @@ log = logging.getLogger("op7.exchange")
 
 _ANSWERS = (Response, DisseminationDecision)
 _BOOKKEEPING = (Receipt, ErrorReport)
-
-
-@dataclass(frozen=True)
-class DeadlinePolicy:
-    """Default answer deadlines per request urgency, and per message type where a network sets them.
-
-    The defaults follow the EU rules on information exchange between law-enforcement authorities: 8 hours
-    for the most urgent requests, 3 days for urgent ones, 7 days for the rest. A request's own earlier
-    ``deadline`` field wins.
-    """
-
-    by_urgency: Mapping[str, timedelta] = field(
-        default_factory=lambda: {
-            RequestUrgency.LIFE_THREATENING.value: timedelta(hours=8),
-            RequestUrgency.URGENT.value: timedelta(days=3),
-            RequestUrgency.ROUTINE.value: timedelta(days=7),
-        }
-    )
-    by_type: Mapping[str, Mapping[str, timedelta]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> DeadlinePolicy:
-        """``{"default": {"Urgent": "3d", ...}, "op7.extradition.ExtraditionRequest": {"Urgent": "1d"}}``."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            default = cls()
-            by_urgency = {**default.by_urgency, **{k: parse_duration(v) for k, v in data.pop("default", {}).items()}}
-            by_type = {t: {k: parse_duration(v) for k, v in table.items()} for t, table in data.items()}
-        except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{path}: deadlines: {exc}") from None
-        return cls(by_urgency, by_type)
-
-    def deadline(self, message: Message, sent_at: datetime, *, override: datetime | None = None) -> datetime | None:
-        """When the answer to ``message`` is due: ``override`` or the policy's, or the message's own if earlier."""
-        if not isinstance(message, Request):
-            return override
-        urgency = message.urgency.value
-        table = self.by_type.get(message.avro_name, {})
-        default = override or sent_at + (table.get(urgency) or self.by_urgency[urgency])
-        own: datetime | None = getattr(message, "deadline", None)
-        return min(default, own) if own else default
-
-
-@dataclass(frozen=True)
-class ResendPolicy:
-    """Resend an unacknowledged message after ``first``, then ``factor`` times longer each time, ``attempts``
-    times in all; then the exchange is undeliverable."""
-
-    first: timedelta = timedelta(seconds=30)
-    factor: float = 4.0
-    attempts: int = 6
-
-    def next_after(self, attempt: int, now: datetime) -> datetime | None:
-        if attempt >= self.attempts:
-            return None
-        return now + self.first * (self.factor ** (attempt - 1))
 
 
 @dataclass(frozen=True)
@@ -350,7 +294,7 @@ class ExchangeAgent:
         # The handler runs once per message: a redelivery after a crash between here and the commit finds the
         # 'handled' mark and only gets its receipt (the same one, if it was already made).
         if not self.store.handled(env.sender, env.message_id):
-            await _call(handler, delivery)
+            await maybe_await(handler(delivery))
             self.store.mark_handled(env.sender, env.message_id, now)
             self._event(env.message_id, "received", f"{env.message_type} from {env.sender}")
         await self._send_receipt(env, delivery.raw, now)
@@ -404,21 +348,26 @@ class ExchangeAgent:
         ):
             self._event(record.message_id, state.value, f"receipt from {env.sender}")
 
+    def _about(self, env: Envelope, raw: bytes, now: datetime) -> dict[str, Any]:
+        """What a receipt or an error report says of the message it is about: which bytes from whom, when, and under
+        the same status and handling code, signed by this node's authority."""
+        return {
+            "sent_at": now,
+            "status": env.status,
+            "message_id": env.message_id,
+            "message_sender": env.sender,
+            "message_sha256": hashlib.sha256(raw).digest(),
+            "case_id": env.case_id,
+            "handling": env.handling,
+            "issuer": self.authority,
+        }
+
     async def _send_receipt(self, env: Envelope, raw: bytes, now: datetime) -> None:
         """The receipt for a handled message: made once, kept, and sent again as it is for every copy."""
         kept = self.store.receipt_for(env.sender, env.message_id)
         if kept is None:
             receipt = Receipt(
-                receipt_id=new_message_id(now),
-                sent_at=now,
-                status=env.status,
-                message_id=env.message_id,
-                message_sender=env.sender,
-                message_sha256=hashlib.sha256(raw).digest(),
-                case_id=env.case_id,
-                state=ReceiptState.DELIVERED,
-                handling=env.handling,
-                issuer=self.authority,
+                receipt_id=new_message_id(now), state=ReceiptState.DELIVERED, **self._about(env, raw, now)
             )
             assert self.node.identity is not None
             _, kept = build(
@@ -433,7 +382,8 @@ class ExchangeAgent:
             self.store.keep_receipt(env.sender, env.message_id, kept)
         else:
             self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", now)
-        await self.node.send_frame(kept, (env.sender,), key=(env.conversation_id or env.message_id).encode())
+        key = record_key(env.conversation_id or env.message_id, env.case_id, env.message_id)
+        await self.node.send_frame(kept, (env.sender,), key=key)
 
     async def _on_duplicate(self, record: Record, env: Envelope) -> None:
         """A copy of something already handled: its receipt again, nothing for the application."""
@@ -447,16 +397,9 @@ class ExchangeAgent:
         now = self.clock.now()
         report = ErrorReport(
             error_id=new_message_id(now),
-            sent_at=now,
-            status=env.status,
-            message_id=env.message_id,
-            message_sender=env.sender,
-            message_sha256=hashlib.sha256(record.value).digest(),
-            case_id=env.case_id,
             reason=error.reason,
             detail=str(error)[:2000],
-            handling=env.handling,
-            issuer=self.authority,
+            **self._about(env, record.value, now),
         )
         await self.node.publish(
             report,
@@ -472,11 +415,8 @@ class ExchangeAgent:
         """Resend what is due, and turn exchanges past their deadline overdue (with a signed reminder)."""
         now = now or self.clock.now()
         for record in self.store.due_for_resend(now):
-            await self.node.transport.send(
-                self.node.topic(Node.inbox_of(record.peer)),
-                record.frame,
-                key=(record.conversation_id or record.case_id or record.message_id).encode(),
-            )
+            key = record_key(record.conversation_id, record.case_id, record.message_id)
+            await self.node.send_frame(record.frame, (record.peer,), key=key)
             following = self.resend.next_after(record.attempts + 1, now)
             self.store.retried(record.message_id, now, following)
             self.store.event(record.message_id, "resent", f"attempt {record.attempts + 1}, no receipt yet", now)
@@ -520,7 +460,7 @@ class ExchangeAgent:
                 only_from=(ExchangeState.SENT, ExchangeState.DELIVERED, ExchangeState.ACCEPTED),
             ):
                 self._event(record.message_id, "overdue", f"reminder sent to {record.peer}")
-        self.node.replay_guard.prune(now - self.node.freshness.max_age - self.node.freshness.max_skew)
+        self.node.prune_replay_store(now)
 
     def close(self, message_id: str, note: str = "closed") -> bool:
         return self.store.move(message_id, ExchangeState.CLOSED, note, self.clock.now())
@@ -530,9 +470,3 @@ def _own_header(frame: bytes) -> dict[str, Any]:
     """The header of a frame this node built and stored itself (local data: no verification needed)."""
     datum: dict[str, Any] = decode_datum(default_registry().get("op7.Envelope"), parse_frame(frame).header)
     return datum
-
-
-async def _call(handler: AppHandler, delivery: Delivery) -> None:
-    result = handler(delivery)
-    if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
-        await result

@@ -7,12 +7,12 @@ against :class:`Transport` and :class:`Consumer` only.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
-from typing import Self
+
+from broker.lifecycle import Lifecycle
 
 __all__ = ["Consumer", "Record", "Sent", "Transport"]
 
@@ -38,24 +38,7 @@ class Sent:
     offset: int
 
 
-class _Lifecycle(ABC):
-    @abstractmethod
-    async def start(self) -> None: ...
-
-    @abstractmethod
-    async def stop(self) -> None: ...
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-
-class Consumer(_Lifecycle):
+class Consumer(Lifecycle):
     """A member of a consumer group. Nothing is committed unless :meth:`commit` is called."""
 
     @abstractmethod
@@ -75,7 +58,7 @@ class Consumer(_Lifecycle):
         return True
 
 
-class Transport(_Lifecycle):
+class Transport(Lifecycle):
     """Topics, producing and consumer groups."""
 
     name: str

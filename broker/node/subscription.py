@@ -1,0 +1,241 @@
+"""Subscriptions: verified messages of some topics for one consumer group, at least once, refusals quarantined.
+
+A subscription hands a message to application code only after every stage of the receive path passed
+(:mod:`broker.node.receive`). Offsets are committed only after the handler returned: a consumer that dies
+mid-handler gets the message again after a restart. Refused records are written to the node's quarantine topic with
+their reason before they are committed, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import inspect
+import json
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.errors import HandlerError, MessageError
+from broker.lifecycle import Lifecycle
+from broker.models import Envelope, Message
+from broker.node.receive import Outcome, Received, receive, received
+from broker.transport.base import Consumer, Record
+from broker.wire.envelope import MAX_FRAME_SIZE
+
+if TYPE_CHECKING:
+    from broker.node.node import Node
+
+__all__ = [
+    "Delivery",
+    "DuplicateHook",
+    "Handler",
+    "RefusalHook",
+    "Subscription",
+    "SubscriptionStats",
+    "maybe_await",
+    "quarantine_entry",
+]
+
+log = logging.getLogger("op7.node")
+
+#: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
+_KEEP_OF_KEY = 1024
+_KEEP_OF_OVERSIZED = 65_536
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified, decoded message handed to application code."""
+
+    envelope: Envelope
+    message: Message
+    raw: bytes
+    record: Record
+
+
+Handler = Callable[[Delivery], Awaitable[None] | None]
+RefusalHook = Callable[[Record, MessageError], Awaitable[None] | None]
+DuplicateHook = Callable[[Record, Envelope], Awaitable[None] | None]
+
+
+async def maybe_await(result: Awaitable[Any] | None) -> None:
+    """Await what an application callback returned when it is awaitable: handlers may be plain or async."""
+    if inspect.isawaitable(result):
+        await result
+
+
+@dataclass
+class SubscriptionStats:
+    received: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    #: Directed messages for other nodes (on a shared topic), passed over without being opened.
+    not_addressed: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+
+def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime) -> bytes:
+    """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes."""
+    entry: dict[str, Any] = {
+        "reason": error.reason,
+        "detail": str(error),
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "record_timestamp_ms": record.timestamp_ms,
+        "quarantined_at": now.isoformat(),
+        "consumer_group": group,
+        "key": base64.b64encode(record.key[:_KEEP_OF_KEY]).decode() if record.key is not None else None,
+        "value_sha256": hashlib.sha256(record.value).hexdigest(),
+        "value_length": len(record.value),
+    }
+    if len(record.value) <= MAX_FRAME_SIZE:
+        entry["value"] = base64.b64encode(record.value).decode()
+    else:
+        # Too large to keep whole in one record: keep its digest, its length and its beginning.
+        entry["value_prefix"] = base64.b64encode(record.value[:_KEEP_OF_OVERSIZED]).decode()
+    return json.dumps(entry).encode()
+
+
+class Subscription(Lifecycle):
+    """Verified messages of some topics for one consumer group.
+
+    Records fetched but not yet handled stay in this subscription, in order: a run that ends early (on a
+    handler error, after ``limit``) leaves them for the next run, and nothing is skipped. Records of a
+    partition that a Kafka rebalance moved to another member are dropped here: their new owner reads
+    them from the last commit.
+    """
+
+    def __init__(self, node: Node, consumer: Consumer, group: str) -> None:
+        self._node = node
+        self._consumer = consumer
+        self._group = group
+        self._stopping = False
+        self._pending: deque[Record] = deque()
+        self.stats = SubscriptionStats()
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._pending.clear()
+        await self._consumer.stop()
+
+    async def run(
+        self,
+        handler: Handler,
+        *,
+        limit: int | None = None,
+        idle_timeout: float | None = None,
+        poll: float = 0.5,
+        on_refused: RefusalHook | None = None,
+        on_duplicate: DuplicateHook | None = None,
+    ) -> SubscriptionStats:
+        """Hand each verified message to ``handler`` and commit it once the handler returned.
+
+        Returns after ``limit`` deliveries in this run, after ``idle_timeout`` seconds without a record,
+        or when the subscription is stopped. ``on_refused`` is told of each record quarantined. A handler
+        exception ends the run with :class:`HandlerError`; that message is not committed, and the next
+        run (or, after a restart, the next consumer of the group) gets it again.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        loop = asyncio.get_running_loop()
+        last_seen = loop.time()
+        delivered = 0
+        while not self._stopping:
+            if not self._pending:
+                want = 500 if limit is None else min(500, limit - delivered)
+                records = await self._consumer.fetch(timeout=poll, max_records=want)
+                if not records:
+                    if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
+                        break
+                    continue
+                self._pending.extend(records)
+                last_seen = loop.time()
+            while self._pending and not self._stopping:
+                record = self._pending[0]
+                if not self._consumer.owns(record):
+                    self._drop_partition(record)
+                    continue
+                handled = await self._handle(record, handler, on_refused, on_duplicate)
+                self._pending.popleft()
+                if handled:
+                    delivered += 1
+                    if limit is not None and delivered >= limit:
+                        return self.stats
+        return self.stats
+
+    def _drop_partition(self, record: Record) -> None:
+        kept = [r for r in self._pending if (r.topic, r.partition) != (record.topic, record.partition)]
+        log.info(
+            "partition %s[%d] moved to another member; %d fetched records left to it",
+            record.topic,
+            record.partition,
+            len(self._pending) - len(kept),
+        )
+        self._pending = deque(kept)
+
+    async def _commit(self, record: Record) -> None:
+        if not await self._consumer.commit(record):
+            log.info(
+                "%s[%d]@%d handled but not committed: the partition moved; its new owner gets it again",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+
+    async def _handle(
+        self, record: Record, handler: Handler, on_refused: RefusalHook | None, on_duplicate: DuplicateHook | None
+    ) -> bool:
+        """Handle one record; True if it went to the handler, False if it was quarantined, a duplicate or not ours."""
+        self.stats.received += 1
+        state = received(record.value)
+        try:
+            outcome = receive(self._node, state)
+        except MessageError as exc:
+            await self._refuse(record, state, exc, on_refused)
+            return False
+        if outcome is Outcome.NOT_ADDRESSED:
+            self.stats.not_addressed += 1
+        elif outcome is Outcome.DUPLICATE:
+            # The same bytes again (a resend, a redelivery, a replay): handled once already.
+            self.stats.duplicates += 1
+            if on_duplicate is not None and state.envelope is not None:
+                await maybe_await(on_duplicate(record, state.envelope))
+        else:
+            await self._deliver(record, state, handler)
+        await self._commit(record)
+        return outcome is Outcome.DELIVER
+
+    async def _refuse(
+        self, record: Record, state: Received, error: MessageError, on_refused: RefusalHook | None
+    ) -> None:
+        # The verified header, when there is one: the sender is then known and can be told.
+        error.envelope = state.envelope
+        await self._node.quarantine(record, error, self._group)
+        self.stats.quarantined[error.reason] += 1
+        if on_refused is not None:
+            await maybe_await(on_refused(record, error))
+        await self._commit(record)
+
+    async def _deliver(self, record: Record, state: Received, handler: Handler) -> None:
+        opened = state.opened
+        assert opened is not None
+        try:
+            await maybe_await(handler(Delivery(opened.envelope, opened.message, opened.raw, record)))
+        except Exception as exc:
+            self.stats.received -= 1  # it will be received again
+            raise HandlerError(
+                f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
+                f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
+            ) from exc
+        self._node.replay_guard.remember(opened.envelope, state.digest, self._node.clock.now())
+        self.stats.delivered += 1
