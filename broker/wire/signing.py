@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import Generic, Self, TypeVar
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -90,46 +91,6 @@ class VerifyKey:
             raise VerificationError("signature does not verify", reason="bad-signature") from None
 
 
-class SigningKey:
-    """An Ed25519 private key. Its repr never shows key material."""
-
-    __slots__ = ("_key", "_signer", "public")
-
-    def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
-        seed = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        self._signer = _NaclSigningKey(seed)
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self.public = VerifyKey.from_raw(raw)
-
-    def __repr__(self) -> str:
-        return f"SigningKey(key_id={self.public.key_id.hex()})"
-
-    @classmethod
-    def generate(cls) -> SigningKey:
-        return cls(Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> SigningKey:
-        """Deterministic key from a 32-byte seed (test vectors only)."""
-        return cls(Ed25519PrivateKey.from_private_bytes(seed))
-
-    @classmethod
-    def from_pem(cls, data: bytes, password: bytes | None = None) -> SigningKey:
-        key = _load_private_pem(data, password)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError("private key: not an Ed25519 key")
-        return cls(key)
-
-    def to_pem(self, password: bytes | None = None) -> bytes:
-        return _private_pem(self._key, password)
-
-    def sign(self, data: bytes) -> bytes:
-        return self._signer.sign(data).signature
-
-
 def _private_pem(key: Ed25519PrivateKey | X25519PrivateKey, password: bytes | None) -> bytes:
     """PEM PKCS#8, encrypted with the best available scheme when a password is given."""
     encryption: serialization.KeySerializationEncryption = (
@@ -175,38 +136,72 @@ class SealPublicKey:
         return key_id_of(self.raw)
 
 
-class EncryptionKey:
-    """An X25519 private key: opens what was sealed to its public half. Its repr never shows key material."""
+PublicT = TypeVar("PublicT", VerifyKey, SealPublicKey)
+KeyT = TypeVar("KeyT", Ed25519PrivateKey, X25519PrivateKey)
+
+
+class _PrivateKey(Generic[KeyT, PublicT]):
+    """What both private key types share: creation, PEM in and out, and a repr that never shows key material."""
 
     __slots__ = ("_key", "public")
+    #: Set by each subclass: the cryptography key class and the public key class.
+    _key_type: type[KeyT]
+    _public_type: type[PublicT]
 
-    def __init__(self, key: X25519PrivateKey) -> None:
-        self._key = key
-        self.public = SealPublicKey(
-            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        )
+    def __init__(self, key: KeyT) -> None:
+        self._key: KeyT = key
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.public: PublicT = self._public_type.from_raw(raw)
 
     def __repr__(self) -> str:
-        return f"EncryptionKey(key_id={self.public.key_id.hex()})"
+        return f"{type(self).__name__}(key_id={self.public.key_id.hex()})"
 
     @classmethod
-    def generate(cls) -> EncryptionKey:
-        return cls(X25519PrivateKey.generate())
+    def generate(cls) -> Self:
+        return cls(cls._key_type.generate())
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> EncryptionKey:
-        """Deterministic key from 32 bytes (test vectors only)."""
-        return cls(X25519PrivateKey.from_private_bytes(seed))
+    def from_seed(cls, seed: bytes) -> Self:
+        """Deterministic key from a 32-byte seed (test vectors only)."""
+        return cls(cls._key_type.from_private_bytes(seed))
 
     @classmethod
-    def from_pem(cls, data: bytes, password: bytes | None = None) -> EncryptionKey:
+    def from_pem(cls, data: bytes, password: bytes | None = None) -> Self:
         key = _load_private_pem(data, password)
-        if not isinstance(key, X25519PrivateKey):
-            raise ConfigError("private key: not an X25519 key")
+        if not isinstance(key, cls._key_type):
+            algorithm = cls._key_type.__name__.removesuffix("PrivateKey")  # "Ed25519", "X25519"
+            raise ConfigError(f"private key: not an {algorithm} key")
         return cls(key)
 
     def to_pem(self, password: bytes | None = None) -> bytes:
         return _private_pem(self._key, password)
+
+
+class SigningKey(_PrivateKey[Ed25519PrivateKey, VerifyKey]):
+    """An Ed25519 private key. Its repr never shows key material."""
+
+    __slots__ = ("_signer",)
+    _key_type = Ed25519PrivateKey
+    _public_type = VerifyKey
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        super().__init__(key)
+        # Signing goes through libsodium: the seed is handed to PyNaCl once.
+        seed = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        self._signer = _NaclSigningKey(seed)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer.sign(data).signature
+
+
+class EncryptionKey(_PrivateKey[X25519PrivateKey, SealPublicKey]):
+    """An X25519 private key: opens what was sealed to its public half. Its repr never shows key material."""
+
+    __slots__ = ()
+    _key_type = X25519PrivateKey
+    _public_type = SealPublicKey
 
     def agree(self, peer: SealPublicKey) -> bytes:
         """X25519 shared secret with ``peer``; refuses the all-zero result of a small-order point."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError, VerificationError
-from broker.wire.signing import SigningKey, VerifyKey, key_id_of
+from broker.wire.signing import EncryptionKey, SigningKey, VerifyKey, key_id_of
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "rfc8032-ed25519.json").read_text())["vectors"]
 
@@ -55,6 +55,20 @@ def test_repr_never_shows_key_material() -> None:
     body = "".join(pem.splitlines()[1:-1])
     assert body not in repr(key) and bytes(range(32)).hex() not in repr(key)
     assert key.public.key_id.hex() in repr(key)
+
+
+@pytest.mark.parametrize(
+    ("kind", "other", "algorithm"), [(SigningKey, EncryptionKey, "Ed25519"), (EncryptionKey, SigningKey, "X25519")]
+)
+def test_both_key_types_share_seed_pem_and_repr(
+    kind: type[SigningKey | EncryptionKey], other: type[SigningKey | EncryptionKey], algorithm: str
+) -> None:
+    key = kind.from_seed(bytes(range(32)))
+    assert kind.from_seed(bytes(range(32))).public == key.public
+    assert kind.from_pem(key.to_pem(b"pw"), b"pw").public == key.public
+    assert repr(key) == f"{kind.__name__}(key_id={key.public.key_id.hex()})"
+    with pytest.raises(ConfigError, match=f"not an {algorithm} key"):
+        kind.from_pem(other.generate().to_pem())
 
 
 def test_key_id_is_sha256_prefix_of_raw_public_key() -> None:
