@@ -131,34 +131,14 @@ class ExchangeAgent:
             raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
         # Every message of a conversation shares its id, which is also the partition key: they stay in order.
         conversation_id = conversation_id or new_message_id(now)
-        deadline = self.deadlines.deadline(message, now, override=deadline)
-        if deadline is not None and deadline <= now and not late:
-            raise ConfigError(
-                f"the answer deadline {deadline:%Y-%m-%dT%H:%M:%SZ} is already past ({now:%Y-%m-%dT%H:%M:%SZ} now); "
-                "give a later one, or send it as a late request"
-            )
+        deadline = self._answer_deadline(message, now, deadline, late)
         detail = f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else "")
         if deadline is not None and deadline <= now:
             detail += " (sent late: the deadline had already passed)"
 
         def record(env: Envelope, frame: bytes) -> None:
             # Recorded before it leaves: if the process dies in between, the next tick sends it.
-            self.store.add(
-                message_id=env.message_id,
-                direction=Direction.OUT,
-                peer=recipients[0],
-                message_type=env.message_type,
-                case_id=env.case_id,
-                conversation_id=env.conversation_id,
-                in_reply_to=in_reply_to,
-                state=ExchangeState.SENT,
-                deadline=deadline,
-                sha256=hashlib.sha256(frame).digest(),
-                frame=frame,
-                now=now,
-                next_attempt_at=self.resend.next_after(1, now),
-                detail=detail,
-            )
+            self._record(env, frame, Direction.OUT, recipients[0], now, detail, deadline=deadline, reply_to=in_reply_to)
 
         published = await self.node.publish(
             message,
@@ -181,6 +161,46 @@ class ExchangeAgent:
             )
         self._event(env.message_id, "sent", f"{env.message_type} to {recipients[0]}")
         return published
+
+    def _answer_deadline(self, message: Message, now: datetime, given: datetime | None, late: bool) -> datetime | None:
+        deadline = self.deadlines.deadline(message, now, override=given)
+        if deadline is not None and deadline <= now and not late:
+            raise ConfigError(
+                f"the answer deadline {deadline:%Y-%m-%dT%H:%M:%SZ} is already past ({now:%Y-%m-%dT%H:%M:%SZ} now); "
+                "give a later one, or send it as a late request"
+            )
+        return deadline
+
+    def _record(
+        self,
+        env: Envelope,
+        frame: bytes,
+        direction: Direction,
+        peer: str,
+        now: datetime,
+        detail: str,
+        *,
+        deadline: datetime | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        """Record an exchange: one this node sends (with its deadline and resend schedule) or receives."""
+        outgoing = direction is Direction.OUT
+        self.store.add(
+            message_id=env.message_id,
+            direction=direction,
+            peer=peer,
+            message_type=env.message_type,
+            case_id=env.case_id,
+            conversation_id=env.conversation_id,
+            in_reply_to=reply_to if outgoing else env.in_reply_to,
+            state=ExchangeState.SENT if outgoing else ExchangeState.RECEIVED,
+            deadline=deadline,
+            sha256=hashlib.sha256(frame).digest(),
+            frame=frame,
+            now=now,
+            next_attempt_at=self.resend.next_after(1, now) if outgoing else None,
+            detail=detail,
+        )
 
     async def reply(self, request: Delivery | Opened, response: Message, *, seal: bool | None = None) -> Published:
         """Answer a received message: same conversation, addressed to its sender, sealed if it was."""
@@ -243,7 +263,6 @@ class ExchangeAgent:
         if isinstance(message, ErrorReport):
             self._error_report(env, message, now)
             return
-        digest = hashlib.sha256(delivery.raw).digest()
         known = self.store.get(env.message_id)
         if known is not None and (known.peer != env.sender or known.direction is not Direction.IN):
             log.warning(
@@ -251,21 +270,7 @@ class ExchangeAgent:
                 env.sender,
                 env.message_id,
             )
-        self.store.add(
-            message_id=env.message_id,
-            direction=Direction.IN,
-            peer=env.sender,
-            message_type=env.message_type,
-            case_id=env.case_id,
-            conversation_id=env.conversation_id,
-            in_reply_to=env.in_reply_to,
-            state=ExchangeState.RECEIVED,
-            deadline=None,
-            sha256=digest,
-            frame=delivery.raw,
-            now=now,
-            detail=f"received from {env.sender}",
-        )
+        self._record(env, delivery.raw, Direction.IN, env.sender, now, f"received from {env.sender}")
         if isinstance(message, Reminder) and self._received_from(message.message_id, env.sender):
             self.store.event(
                 message.message_id,
@@ -274,23 +279,7 @@ class ExchangeAgent:
                 now,
                 env.message_id,
             )
-        answers_ours = (
-            env.in_reply_to and isinstance(message, _ANSWERS) and self._outgoing_to(env.in_reply_to, env.sender)
-        )
-        if (
-            answers_ours
-            and env.in_reply_to
-            and self.store.move(
-                env.in_reply_to,
-                ExchangeState.ANSWERED,
-                f"answered by {env.sender} ({env.message_id})",
-                now,
-                env.message_id,
-                only_from=OPEN_OUT,
-            )
-        ):
-            self.store.stop_retrying(env.in_reply_to)
-            self._event(env.in_reply_to, "answered", f"{env.message_type} from {env.sender}")
+        self._answered(env, message, now)
         # The handler runs once per message: a redelivery after a crash between here and the commit finds the
         # 'handled' mark and only gets its receipt (the same one, if it was already made).
         if not self.store.handled(env.sender, env.message_id):
@@ -298,6 +287,16 @@ class ExchangeAgent:
             self.store.mark_handled(env.sender, env.message_id, now)
             self._event(env.message_id, "received", f"{env.message_type} from {env.sender}")
         await self._send_receipt(env, delivery.raw, now)
+
+    def _answered(self, env: Envelope, message: Message, now: datetime) -> None:
+        """An answer from the addressee closes this node's open request."""
+        request = env.in_reply_to
+        if request is None or not isinstance(message, _ANSWERS) or not self._outgoing_to(request, env.sender):
+            return
+        detail = f"answered by {env.sender} ({env.message_id})"
+        if self.store.move(request, ExchangeState.ANSWERED, detail, now, env.message_id, only_from=OPEN_OUT):
+            self.store.stop_retrying(request)
+            self._event(request, "answered", f"{env.message_type} from {env.sender}")
 
     def _received_from(self, message_id: str, peer: str) -> bool:
         record = self.store.get(message_id)

@@ -140,15 +140,7 @@ def _prepare(
     only those recipients can read it (:mod:`broker.wire.sealing`); the header stays readable and signed.
     """
     registry = registry or default_registry()
-    if handling is not None and handling != message.handling:
-        raise ConfigError(
-            f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
-        )
-    if "expires_at" in type(message).model_fields:
-        own_expiry = getattr(message, "expires_at", None)
-        if expires_at is not None and expires_at != own_expiry:
-            raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
-        expires_at = own_expiry
+    expires_at = _restated(message, handling, expires_at)
     message_id = message_id or new_message_id(now)
     plan = None
     if seal_to is not None:
@@ -174,8 +166,31 @@ def _prepare(
     }
     envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
     header = encode_datum(registry.get("op7.Envelope"), envelope.model_dump(exclude={"sender", "key_id"}))
+    head = _head(identity, scheme, header)
+    if plan is not None:
+        payload = plan.encrypt(payload, aad=head)
+    return envelope, head + _U32.pack(len(payload)) + payload
+
+
+def _restated(message: Message, handling: Handling | None, expires_at: datetime | None) -> datetime | None:
+    """The header restates the payload: a handling code or expiry given for the envelope must be the payload's.
+    Returns the expiry the header carries."""
+    if handling is not None and handling != message.handling:
+        raise ConfigError(
+            f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
+        )
+    if "expires_at" not in type(message).model_fields:
+        return expires_at
+    own_expiry: datetime | None = getattr(message, "expires_at", None)
+    if expires_at is not None and expires_at != own_expiry:
+        raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
+    return own_expiry
+
+
+def _head(identity: NodeIdentity, scheme: int, header: bytes) -> bytes:
+    """The frame up to the end of the header (docs/PROTOCOL.md §2); a sealed payload's associated data."""
     sender = identity.node_id.encode("ascii")
-    head = b"".join(
+    return b"".join(
         (
             MAGIC,
             bytes((FORMAT_VERSION, scheme, len(sender))),
@@ -185,9 +200,6 @@ def _prepare(
             header,
         )
     )
-    if plan is not None:
-        payload = plan.encrypt(payload, aad=head)
-    return envelope, head + _U32.pack(len(payload)) + payload
 
 
 def _framed(signed: bytes, block: bytes) -> bytes:
