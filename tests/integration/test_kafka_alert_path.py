@@ -63,7 +63,7 @@ CRASHING_CONSUMER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from broker.trust.directory import TrustStore
+    from broker.trust.store import TrustStore
     from broker.node.node import Node
     from broker.transport import KafkaSettings, KafkaTransport
 
