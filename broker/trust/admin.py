@@ -15,7 +15,7 @@ from broker.errors import ConfigError, DecodeError
 from broker.models import MESSAGE_MODELS, message_model
 from broker.models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
 from broker.models.inputs import first_problem
-from broker.trust.directory import _decode_directory, encode_directory, sign_directory
+from broker.trust.directory import DirectoryDocument
 from broker.trust.store import PublicKeyCard
 from broker.wire.signing import SigningKey
 
@@ -39,9 +39,9 @@ def _validated(data: dict[str, Any]) -> Directory:
 
 
 def read(signed: SignedDirectory) -> Directory:
-    """Decode a directory's body (for editing and showing; trust comes from :func:`verify_directory`)."""
+    """Decode a directory's body (for editing and showing; trust comes from :meth:`DirectoryDocument.verify`)."""
     try:
-        return _decode_directory(signed.body)
+        return DirectoryDocument(signed).directory
     except DecodeError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -56,7 +56,7 @@ def create(network: str, threshold: int, authorities: Iterable[PublicKeyCard], *
     directory = _validated(
         {"network": network, "version": 1, "issued_at": now, "threshold": threshold, "authorities": keys, "nodes": []}
     )
-    return SignedDirectory(body=encode_directory(directory))
+    return DirectoryDocument.draft(directory).signed
 
 
 def edit(signed: SignedDirectory, change: Callable[[dict[str, Any]], None], *, now: datetime) -> SignedDirectory:
@@ -66,7 +66,7 @@ def edit(signed: SignedDirectory, change: Callable[[dict[str, Any]], None], *, n
     if signed.signatures:
         data["version"] += 1
     data["issued_at"] = now
-    return SignedDirectory(body=encode_directory(_validated(data)))
+    return DirectoryDocument.draft(_validated(data)).signed
 
 
 def _lists(value: Any) -> Any:
@@ -185,5 +185,5 @@ def revoke_key(
 def sign(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
     """Add a signature. Whether it counts is the verifier's decision: the authorities of the version a node holds
     sign the next one, so when a version replaces the authorities, the outgoing ones sign it."""
-    read(signed)
-    return sign_directory(signed, key)
+    read(signed)  # never sign a body that does not decode
+    return DirectoryDocument(signed).sign(key).signed

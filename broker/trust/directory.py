@@ -7,7 +7,8 @@ Two sources sit behind one :class:`Trust` interface:
 - :class:`DirectoryTrust`, the signed **network directory**: members, roles, signing and encryption keys with
   validity windows and revocations, and the message types each node may send. A new version is accepted only
   if it is newer than the one held and signed by at least ``threshold`` of the authority keys of the version
-  held (or of the anchor, for the first). It is distributed on a compacted topic and as a file.
+  held (or of the anchor, for the first). It is distributed on a compacted topic and as a file, each version
+  as one :class:`DirectoryDocument` (bytes and files in and out, signing, verification).
 
 File formats (JSON)::
 
@@ -26,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -41,13 +42,14 @@ from broker.wire.signing import SealPublicKey, SigningKey, VerifyKey
 __all__ = [
     "DIRECTORY_SIGNING_CONTEXT",
     "DirectoryAnchor",
+    "DirectoryDocument",
     "DirectoryTrust",
     "decode_signed_directory",
     "encode_signed_directory",
     "keep_directory",
+    "load_signed_directory",
     "restore_directory",
-    "sign_directory",
-    "verify_directory",
+    "save_signed_directory",
 ]
 
 log = logging.getLogger("op7.directory")
@@ -58,41 +60,7 @@ SIGNED_FORMAT = "op7-signed-directory/1"
 DIRECTORY_SIGNING_CONTEXT = b"op7 directory v1\x00"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-# --- the signed network directory -----------------------------------------------------------------------
-
-
-def encode_signed_directory(signed: SignedDirectory) -> bytes:
-    """Avro bytes of a SignedDirectory: the value written to the directory topic."""
-    return encode_datum(default_registry().get("op7.directory.SignedDirectory"), signed.model_dump())
-
-
-def decode_signed_directory(data: bytes) -> SignedDirectory:
-    datum = decode_datum(default_registry().get("op7.directory.SignedDirectory"), data)
-    try:
-        return SignedDirectory.model_validate(datum)
-    except ValidationError as exc:
-        raise DecodeError(f"not a signed directory: {first_problem(exc)}", reason="bad-directory") from exc
-
-
-def encode_directory(directory: Directory) -> bytes:
-    return encode_datum(default_registry().get("op7.directory.Directory"), directory.model_dump())
-
-
-def _decode_directory(body: bytes) -> Directory:
-    datum = decode_datum(default_registry().get("op7.directory.Directory"), body)
-    try:
-        return Directory.model_validate(datum)
-    except ValidationError as exc:
-        raise DecodeError(f"invalid directory: {first_problem(exc)}", reason="bad-directory") from exc
-
-
-def sign_directory(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
-    """Add ``key``'s signature over the body (replacing an earlier one by the same key)."""
-    signature = key.sign(DIRECTORY_SIGNING_CONTEXT + signed.body)
-    others = tuple(s for s in signed.signatures if s.key_id != key.public.key_id.hex())
-    entry = {"key_id": key.public.key_id.hex(), "signature": signature}
-    return SignedDirectory.model_validate({"body": signed.body, "signatures": [*others, entry]})
+_DirectoryRecord = TypeVar("_DirectoryRecord", Directory, SignedDirectory)
 
 
 @dataclass(frozen=True)
@@ -133,34 +101,124 @@ class DirectoryAnchor:
         return cls(str(data.get("network")), threshold, tuple(authorities))
 
 
-def verify_directory(signed: SignedDirectory, base: DirectoryAnchor, at: datetime) -> Directory:
-    """Check a signed directory against the authority keys and threshold of ``base``; return it decoded.
+@dataclass(frozen=True)
+class DirectoryDocument:
+    """One signed directory version as it travels and is kept (after python-tuf's ``Metadata``).
 
-    Signatures are checked over the exact body bytes before the body is decoded. Raises
-    :class:`VerificationError` naming the problem (too few valid authority signatures, another network).
+    It carries the exact body bytes the authorities sign and their signatures; it is read from and written to
+    the Avro value of the directory topic and the JSON file. The body is decoded on demand and trusted only as
+    :meth:`verify` returns it.
     """
-    valid: set[bytes] = set()  # distinct public keys, not key ids: one key never counts twice
-    authorities = {a.key_id: a for a in base.authorities}
-    for entry in signed.signatures:
-        authority = authorities.get(entry.key_id)
-        if authority is None or authority.public_key in valid or authority.problem_at(at) is not None:
-            continue
+
+    signed: SignedDirectory
+
+    @classmethod
+    def draft(cls, directory: Directory) -> DirectoryDocument:
+        """An unsigned document whose body is ``directory``."""
+        return cls(SignedDirectory(body=_encode(directory)))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DirectoryDocument:
+        """From the Avro bytes of a SignedDirectory (the value on the directory topic)."""
+        return cls(_decode(SignedDirectory, data, "not a signed directory"))
+
+    def to_bytes(self) -> bytes:
+        return _encode(self.signed)
+
+    @classmethod
+    def from_file(cls, path: Path) -> DirectoryDocument:
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
+            raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
         try:
-            VerifyKey.from_raw(authority.public_key).verify(entry.signature, DIRECTORY_SIGNING_CONTEXT + signed.body)
-        except VerificationError:
-            continue
-        valid.add(authority.public_key)
-    if len(valid) < base.threshold:
-        raise VerificationError(
-            f"directory has {len(valid)} valid authority signature(s); {base.threshold} are required",
-            reason="directory-signatures",
+            body = unb64(path, "body", data.get("body"))
+            signatures = [
+                {"key_id": s.get("key_id"), "signature": unb64(path, "a signature", s.get("signature"))}
+                for s in data.get("signatures") or []
+            ]
+            return cls(SignedDirectory.model_validate({"body": body, "signatures": signatures}))
+        except (ValidationError, AttributeError) as exc:
+            raise ConfigError(f"{path}: malformed directory file: {exc}") from None
+
+    def to_file(self, path: Path) -> None:
+        signatures = [{"key_id": s.key_id, "signature": b64(s.signature)} for s in self.signed.signatures]
+        write_json(path, {"format": SIGNED_FORMAT, "body": b64(self.signed.body), "signatures": signatures})
+
+    @property
+    def directory(self) -> Directory:
+        """The decoded body, not checked against any authority (for editing and showing)."""
+        return _decode(Directory, self.signed.body, "invalid directory")
+
+    def sign(self, key: SigningKey) -> DirectoryDocument:
+        """A copy with ``key``'s signature over the body added (replacing an earlier one by the same key)."""
+        key_id = key.public.key_id.hex()
+        others = [s for s in self.signed.signatures if s.key_id != key_id]
+        entry = {"key_id": key_id, "signature": key.sign(DIRECTORY_SIGNING_CONTEXT + self.signed.body)}
+        return DirectoryDocument(
+            SignedDirectory.model_validate({"body": self.signed.body, "signatures": [*others, entry]})
         )
-    directory = _decode_directory(signed.body)
-    if directory.network != base.network:
-        raise VerificationError(
-            f"directory is for network {directory.network!r}, not {base.network!r}", reason="directory-network"
-        )
-    return directory
+
+    def verify(self, anchor: DirectoryAnchor, at: datetime) -> Directory:
+        """Check the signatures against the authority keys and threshold of ``anchor``; return the body decoded.
+
+        Signatures are checked over the exact body bytes before the body is decoded. Raises
+        :class:`VerificationError` naming the problem (too few valid authority signatures, another network).
+        """
+        valid: set[bytes] = set()  # distinct public keys, not key ids: one key never counts twice
+        authorities = {a.key_id: a for a in anchor.authorities}
+        signed_bytes = DIRECTORY_SIGNING_CONTEXT + self.signed.body
+        for entry in self.signed.signatures:
+            authority = authorities.get(entry.key_id)
+            if authority is None or authority.public_key in valid or authority.problem_at(at) is not None:
+                continue
+            try:
+                VerifyKey.from_raw(authority.public_key).verify(entry.signature, signed_bytes)
+            except VerificationError:
+                continue
+            valid.add(authority.public_key)
+        if len(valid) < anchor.threshold:
+            raise VerificationError(
+                f"directory has {len(valid)} valid authority signature(s); {anchor.threshold} are required",
+                reason="directory-signatures",
+            )
+        directory = self.directory
+        if directory.network != anchor.network:
+            raise VerificationError(
+                f"directory is for network {directory.network!r}, not {anchor.network!r}", reason="directory-network"
+            )
+        return directory
+
+
+def _encode(record: Directory | SignedDirectory) -> bytes:
+    return encode_datum(default_registry().get(f"op7.directory.{type(record).__name__}"), record.model_dump())
+
+
+def _decode(model: type[_DirectoryRecord], data: bytes, problem: str) -> _DirectoryRecord:
+    datum = decode_datum(default_registry().get(f"op7.directory.{model.__name__}"), data)
+    try:
+        return model.model_validate(datum)
+    except ValidationError as exc:
+        raise DecodeError(f"{problem}: {first_problem(exc)}", reason="bad-directory") from exc
+
+
+# kept for callers outside broker/trust until they move
+def encode_signed_directory(signed: SignedDirectory) -> bytes:
+    return DirectoryDocument(signed).to_bytes()
+
+
+# kept for callers outside broker/trust until they move
+def decode_signed_directory(data: bytes) -> SignedDirectory:
+    return DirectoryDocument.from_bytes(data).signed
+
+
+# kept for callers outside broker/trust until they move
+def save_signed_directory(path: Path, signed: SignedDirectory) -> None:
+    DirectoryDocument(signed).to_file(path)
+
+
+# kept for callers outside broker/trust until they move
+def load_signed_directory(path: Path) -> SignedDirectory:
+    return DirectoryDocument.from_file(path).signed
 
 
 class DirectoryTrust:
@@ -182,7 +240,7 @@ class DirectoryTrust:
     def offer(self, signed: SignedDirectory, at: datetime) -> bool:
         """Take ``signed`` if it is a newer valid version; False if it is not newer; raise if it is invalid."""
         base = DirectoryAnchor.of(self.directory) if self.directory else self.anchor
-        directory = verify_directory(signed, base, at)
+        directory = DirectoryDocument(signed).verify(base, at)
         if directory.version <= self.version:
             if directory.version < self.version:
                 log.warning("ignored directory version %d: version %d is held", directory.version, self.version)
@@ -244,7 +302,7 @@ def keep_directory(folder: Path, trust: DirectoryTrust) -> Path:
     assert trust.directory is not None
     assert trust.signed is not None
     path = folder / f"{trust.directory.version:010d}.json"
-    save_signed_directory(path, trust.signed)
+    DirectoryDocument(trust.signed).to_file(path)
     return path
 
 
@@ -252,35 +310,6 @@ def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None
     """Walk the versions kept in ``folder`` from the anchor, in order; each must verify against the one before."""
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         try:
-            trust.offer(load_signed_directory(path), at)
+            trust.offer(DirectoryDocument.from_file(path).signed, at)
         except (VerificationError, DecodeError) as exc:
             raise ConfigError(f"{path}: does not follow from the versions before it: {exc}") from None
-
-
-def save_signed_directory(path: Path, signed: SignedDirectory) -> None:
-    write_json(
-        path,
-        {
-            "format": SIGNED_FORMAT,
-            "body": b64(signed.body),
-            "signatures": [{"key_id": s.key_id, "signature": b64(s.signature)} for s in signed.signatures],
-        },
-    )
-
-
-def load_signed_directory(path: Path) -> SignedDirectory:
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
-        raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
-    try:
-        return SignedDirectory.model_validate(
-            {
-                "body": unb64(path, "body", data.get("body")),
-                "signatures": [
-                    {"key_id": s.get("key_id"), "signature": unb64(path, "a signature", s.get("signature"))}
-                    for s in data.get("signatures") or []
-                ],
-            }
-        )
-    except (ValidationError, AttributeError) as exc:
-        raise ConfigError(f"{path}: malformed directory file: {exc}") from None

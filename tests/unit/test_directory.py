@@ -1,26 +1,34 @@
-"""The signed network directory: threshold signatures, versions, key windows, rotation, revocation, permissions."""
+"""The signed network directory: the document (bytes, files, signing), threshold signatures, versions, key windows,
+rotation, revocation, permissions."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from broker.errors import ConfigError, VerificationError
+from broker.errors import ConfigError, DecodeError, VerificationError
 from broker.models import KidnappingAlert
 from broker.models.directory import Directory, KeyEntry, Role, SignedDirectory
 from broker.trust import admin
 from broker.trust.directory import (
     DirectoryAnchor,
+    DirectoryDocument,
     DirectoryTrust,
+    decode_signed_directory,
+    encode_signed_directory,
     keep_directory,
+    load_signed_directory,
     restore_directory,
-    sign_directory,
-    verify_directory,
+    save_signed_directory,
 )
 from broker.trust.store import PublicKeyCard
+from broker.wire.codec import encode_datum
 from broker.wire.envelope import NodeIdentity, build, open_frame
+from broker.wire.schemas import default_registry
 from broker.wire.signing import EncryptionKey, SigningKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -48,29 +56,75 @@ def anchor(signed: SignedDirectory) -> DirectoryAnchor:
     return DirectoryAnchor.of(admin.read(signed))
 
 
+def test_the_document_round_trips_through_bytes_and_files(tmp_path: Path) -> None:
+    document = DirectoryDocument(genesis()).sign(AUTHORITIES[0])
+    assert DirectoryDocument.from_bytes(document.to_bytes()) == document
+    document.to_file(tmp_path / "d.json")
+    assert DirectoryDocument.from_file(tmp_path / "d.json") == document
+    assert json.loads((tmp_path / "d.json").read_text())["format"] == "op7-signed-directory/1"
+
+
+def test_the_names_kept_for_outside_callers_delegate_to_the_document(tmp_path: Path) -> None:
+    signed = DirectoryDocument(genesis()).sign(AUTHORITIES[1]).signed
+    assert encode_signed_directory(signed) == DirectoryDocument(signed).to_bytes()
+    assert decode_signed_directory(encode_signed_directory(signed)) == signed
+    save_signed_directory(tmp_path / "d.json", signed)
+    assert load_signed_directory(tmp_path / "d.json") == signed
+
+
+def test_signing_adds_or_replaces_one_signature_per_key() -> None:
+    draft = DirectoryDocument(genesis())
+    once = draft.sign(AUTHORITIES[0])
+    assert draft.signed.signatures == ()  # the document signed is left as it was
+    again = once.sign(AUTHORITIES[0]).sign(AUTHORITIES[1])
+    assert [s.key_id for s in again.signed.signatures] == [k.public.key_id.hex() for k in AUTHORITIES[:2]]
+    assert again.signed.body == draft.signed.body
+
+
+def test_verification_returns_the_body_only_for_the_anchor_network() -> None:
+    draft = DirectoryDocument(genesis())
+    signed = draft.sign(AUTHORITIES[0]).sign(AUTHORITIES[1])
+    assert signed.verify(anchor(draft.signed), T0) == draft.directory
+    with pytest.raises(VerificationError) as info:
+        signed.verify(replace(anchor(draft.signed), network="other"), T0)
+    assert info.value.reason == "directory-network"
+
+
+def test_bad_bytes_and_bodies_are_decode_errors() -> None:
+    with pytest.raises(DecodeError, match="SignedDirectory"):
+        DirectoryDocument.from_bytes(b"\x07garbage")
+    with pytest.raises(DecodeError, match="Directory"):
+        _ = DirectoryDocument(SignedDirectory(body=b"\x00")).directory
+    too_high = {**admin.read(genesis()).model_dump(), "threshold": 4}  # valid Avro, not a valid directory
+    body = encode_datum(default_registry().get("op7.directory.Directory"), too_high)
+    with pytest.raises(DecodeError, match=r"invalid directory: .*threshold 4 exceeds") as info:
+        _ = DirectoryDocument(SignedDirectory(body=body)).directory
+    assert info.value.reason == "bad-directory"
+
+
 def test_threshold_of_authority_signatures() -> None:
     draft = genesis()
     base = anchor(draft)
     with pytest.raises(VerificationError, match="0 valid authority signature") as info:
-        verify_directory(draft, base, T0)
+        DirectoryDocument(draft).verify(base, T0)
     assert info.value.reason == "directory-signatures"
     with pytest.raises(VerificationError, match="1 valid"):
-        verify_directory(signed_by(draft, AUTHORITIES[0]), base, T0)
+        DirectoryDocument(signed_by(draft, AUTHORITIES[0])).verify(base, T0)
     one = signed_by(draft, AUTHORITIES[0])
     with pytest.raises(VerificationError, match="1 valid"):  # the same authority twice counts once
-        verify_directory(SignedDirectory(body=one.body, signatures=one.signatures * 2), base, T0)
-    assert verify_directory(signed_by(draft, *AUTHORITIES[:2]), base, T0).version == 1
+        DirectoryDocument(SignedDirectory(body=one.body, signatures=one.signatures * 2)).verify(base, T0)
+    assert DirectoryDocument(signed_by(draft, *AUTHORITIES[:2])).verify(base, T0).version == 1
 
 
 def test_a_signature_by_a_stranger_or_over_other_bytes_does_not_count() -> None:
     draft = genesis()
     stranger = SigningKey.generate()
     with pytest.raises(VerificationError, match="1 valid"):
-        verify_directory(admin.sign(admin.sign(draft, stranger), AUTHORITIES[0]), anchor(draft), T0)
+        DirectoryDocument(admin.sign(admin.sign(draft, stranger), AUTHORITIES[0])).verify(anchor(draft), T0)
     good = signed_by(draft, *AUTHORITIES[:2])
     tampered = SignedDirectory(body=good.body[:-1] + bytes([good.body[-1] ^ 1]), signatures=good.signatures)
     with pytest.raises(VerificationError, match="0 valid"):
-        verify_directory(tampered, anchor(draft), T0)
+        DirectoryDocument(tampered).verify(anchor(draft), T0)
 
 
 def test_versions_only_move_forward() -> None:
@@ -110,13 +164,13 @@ def test_authorities_of_the_held_version_sign_the_next() -> None:
     with pytest.raises(VerificationError):
         trust.offer(v2, T0)  # unsigned
 
-    by_new = sign_directory(sign_directory(v2, new_authorities[0]), new_authorities[1])
+    by_new = signed_by(v2, *new_authorities)
     with pytest.raises(VerificationError):  # the new authorities cannot appoint themselves
         trust.offer(by_new, T0)
-    by_old = sign_directory(sign_directory(v2, AUTHORITIES[0]), AUTHORITIES[2])
+    by_old = signed_by(v2, AUTHORITIES[0], AUTHORITIES[2])
     assert trust.offer(by_old, T0)
     v3 = admin.edit(by_old, lambda d: None, now=T0)
-    assert trust.offer(sign_directory(sign_directory(v3, new_authorities[0]), new_authorities[1]), T0)
+    assert trust.offer(signed_by(v3, *new_authorities), T0)
 
 
 def _trust_with(signed: SignedDirectory) -> DirectoryTrust:

@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from broker.config import Home
 from broker.errors import ConfigError, VerificationError
+from broker.trust.directory import DirectoryDocument
 from broker.trust.store import PublicKeyCard, TrustStore
 from broker.wire.signing import SigningKey
 
@@ -24,25 +26,35 @@ def test_trust_store_round_trip(tmp_path: Path) -> None:
     assert info.value.reason == "unknown-sender"
 
 
+_DIRECTORY = '{"format": "op7-signed-directory/1", '
+
+
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("load", "content", "fragment"),
     [
-        ("{", "cannot read JSON"),
-        ('{"format": "other", "nodes": {}}', "not an op7 trust store"),
-        ('{"format": "op7-trust-store/1", "nodes": {"france": []}}', "CC.AGENCY"),
-        ('{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"public_key": "AAAA"}]}}', "32 bytes"),
+        (TrustStore.load, "{", "cannot read JSON"),
+        (TrustStore.load, '{"format": "other", "nodes": {}}', "not an op7 trust store"),
+        (TrustStore.load, '{"format": "op7-trust-store/1", "nodes": {"france": []}}', "CC.AGENCY"),
+        (TrustStore.load, '{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"public_key": "AAAA"}]}}', "32 bytes"),
         (
+            TrustStore.load,
             '{"format": "op7-trust-store/1", "nodes": {"FR.GN": [{"key_id": "00", '
             '"public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}}',
             "does not match",
         ),
+        (DirectoryDocument.from_file, '{"format": "other"}', "not an op7 directory file"),
+        (DirectoryDocument.from_file, _DIRECTORY + '"body": "not base64!"}', "body is not valid base64"),
+        (DirectoryDocument.from_file, _DIRECTORY + '"body": "", "signatures": [{"key_id": "00"}]}', "malformed"),
+        (DirectoryDocument.from_file, _DIRECTORY + '"body": "", "signatures": ["x"]}', "malformed"),
     ],
 )
-def test_bad_trust_stores_name_the_file_and_problem(tmp_path: Path, content: str, fragment: str) -> None:
+def test_bad_trust_files_name_the_file_and_problem(
+    tmp_path: Path, load: Callable[[Path], object], content: str, fragment: str
+) -> None:
     path = tmp_path / "trust.json"
     path.write_text(content)
     with pytest.raises(ConfigError, match=fragment) as info:
-        TrustStore.load(path)
+        load(path)
     assert str(path) in str(info.value)
 
 
