@@ -7,6 +7,9 @@ closed. Every change is an event with its time, so that ``op7 exchanges show`` t
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,6 +50,7 @@ CREATE TABLE IF NOT EXISTS exchanges (
     next_attempt_at INTEGER, sha256 BLOB NOT NULL, frame BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exchanges_case ON exchanges (case_id);
+CREATE INDEX IF NOT EXISTS exchanges_reply ON exchanges (in_reply_to);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL,
     detail TEXT NOT NULL, related_message_id TEXT
@@ -135,6 +139,15 @@ class ExchangeStore:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction around several statements (the connection is in autocommit mode): all of them are
+        committed, or none when one fails. IMMEDIATE takes the write lock at once, so what is read inside
+        (the state a move starts from) cannot change before the write."""
+        self._db.execute("BEGIN IMMEDIATE")
+        with self._db:  # commits, or rolls back on an exception
+            yield self._db
+
     def add(
         self,
         *,
@@ -153,28 +166,29 @@ class ExchangeStore:
         next_attempt_at: datetime | None = None,
         detail: str = "",
     ) -> bool:
-        """Record a new exchange; False if it is already known (a resend or redelivery)."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO exchanges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            (
-                message_id,
-                direction.value,
-                peer,
-                message_type,
-                case_id,
-                conversation_id,
-                in_reply_to,
-                state.value,
-                _us(deadline),
-                _us(now),
-                _us(now),
-                _us(next_attempt_at),
-                sha256,
-                frame,
-            ),
-        )
-        if cursor.rowcount:
-            self.event(message_id, state.value, detail or f"{direction.value} {message_type}", now)
+        """Record a new exchange with its first event; False if it is already known (a resend or redelivery)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO exchanges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                (
+                    message_id,
+                    direction.value,
+                    peer,
+                    message_type,
+                    case_id,
+                    conversation_id,
+                    in_reply_to,
+                    state.value,
+                    _us(deadline),
+                    _us(now),
+                    _us(now),
+                    _us(next_attempt_at),
+                    sha256,
+                    frame,
+                ),
+            )
+            if cursor.rowcount:
+                self.event(message_id, state.value, detail or f"{direction.value} {message_type}", now)
         return bool(cursor.rowcount)
 
     def event(self, message_id: str, state: str, detail: str, at: datetime, related: str | None = None) -> None:
@@ -193,19 +207,23 @@ class ExchangeStore:
         *,
         only_from: tuple[ExchangeState, ...] | None = None,
     ) -> bool:
-        """Change an exchange's state (if it is in one of ``only_from``), recording the event either way."""
-        record = self.get(message_id)
-        if record is None:
-            return False
-        if only_from is not None and record.state not in only_from:
-            # Kept in the history, marked as not changing the state (e.g. a receipt after the answer).
-            self.event(message_id, f"{state.value} (no change)", detail, at, related)
-            return False
-        self.event(message_id, state.value, detail, at, related)
-        self._db.execute(
-            "UPDATE exchanges SET state = ?, updated_at = ? WHERE message_id = ?", (state.value, _us(at), message_id)
-        )
-        return True
+        """Change an exchange's state (if it is in one of ``only_from``), recording the event either way.
+
+        The event and the new state are written in one transaction: both or neither."""
+        with self._transaction() as db:
+            record = self.get(message_id)
+            if record is None:
+                return False
+            if only_from is not None and record.state not in only_from:
+                # Kept in the history, marked as not changing the state (e.g. a receipt after the answer).
+                self.event(message_id, f"{state.value} (no change)", detail, at, related)
+                return False
+            self.event(message_id, state.value, detail, at, related)
+            db.execute(
+                "UPDATE exchanges SET state = ?, updated_at = ? WHERE message_id = ?",
+                (state.value, _us(at), message_id),
+            )
+            return True
 
     def retried(self, message_id: str, at: datetime, next_attempt_at: datetime | None) -> None:
         self._db.execute(
@@ -261,13 +279,11 @@ class ExchangeStore:
         return self._rows(" AND ".join(where), tuple(args))
 
     def conversation(self, record: ExchangeRecord) -> list[ExchangeRecord]:
-        """The exchange, what it answers and what answers it."""
-        ids = {record.message_id}
-        if record.in_reply_to:
-            ids.add(record.in_reply_to)
-        replies = self._rows("in_reply_to = ?", (record.message_id,))
-        rows = [r for r in self._rows() if r.message_id in ids] + replies
-        return sorted({r.message_id: r for r in rows}.values(), key=lambda r: r.created_at)
+        """The exchange, what it answers and what answers it, oldest first."""
+        # A NULL in_reply_to matches nothing in IN, so one query serves both cases.
+        return self._rows(
+            "message_id IN (?, ?) OR in_reply_to = ?", (record.message_id, record.in_reply_to, record.message_id)
+        )
 
     def events(self, message_id: str) -> list[Event]:
         rows = self._db.execute(
