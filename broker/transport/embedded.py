@@ -124,42 +124,22 @@ class EmbeddedTransport(Transport):
     def _delete(self, topic: str) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        for table, column in (("records", "topic"), ("offsets", "topic"), ("topics", "name")):
-            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic,))  # noqa: S608 (fixed names)
-        db.execute("COMMIT")
+        with db:  # commits, or rolls back on an exception (never leaves the transaction open)
+            for table, column in (("records", "topic"), ("offsets", "topic"), ("topics", "name")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic,))  # noqa: S608 (fixed names)
 
     async def delete_topic(self, topic: str) -> None:
         await self._call(self._delete, topic)
 
-    def _append(self, topic: str, key: bytes | None, value: bytes) -> int:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if db.execute("SELECT 1 FROM topics WHERE name = ?", (topic,)).fetchone() is None:
-                raise TransportError(f"embedded transport: unknown topic {topic!r}")
-            (offset,) = db.execute(
-                "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?", (topic,)
-            ).fetchone()
-            db.execute(
-                "INSERT INTO records (topic, offset, key, value, ts) VALUES (?, ?, ?, ?, ?)",
-                (topic, offset, key, value, self._now_ms()),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return int(offset)
-
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
-        offset = await self._call(self._append, topic, key, value)
-        self._written.set()
-        self._written = asyncio.Event()
-        return Sent(topic, 0, offset)
+        (sent,) = await self.send_many(topic, [(key, value)])
+        return sent
 
-    def _append_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[int]:
+    def _append(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[int]:
+        """Append ``records`` in one transaction: all of them at consecutive offsets, or none."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        try:
+        with db:  # commits, or rolls back on an exception
             if db.execute("SELECT 1 FROM topics WHERE name = ?", (topic,)).fetchone() is None:
                 raise TransportError(f"embedded transport: unknown topic {topic!r}")
             (first,) = db.execute(
@@ -170,14 +150,11 @@ class EmbeddedTransport(Transport):
                 "INSERT INTO records (topic, offset, key, value, ts) VALUES (?, ?, ?, ?, ?)",
                 [(topic, first + i, key, value, now) for i, (key, value) in enumerate(records)],
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return [int(first) + i for i in range(len(records))]
 
     async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
-        offsets = await self._call(self._append_many, topic, list(records))
+        offsets = await self._call(self._append, topic, list(records))
+        # Wake this process's consumers waiting in fetch; the next writes get a fresh event to wait on.
         self._written.set()
         self._written = asyncio.Event()
         return [Sent(topic, 0, o) for o in offsets]
