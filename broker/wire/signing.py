@@ -51,10 +51,24 @@ def key_id_of(raw_public_key: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class VerifyKey:
-    """An Ed25519 public key, parsed once."""
+class _PublicKey:
+    """What both public key types share: the 32 raw bytes, shown as base64 and named by their key id."""
 
     raw: bytes
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.raw).decode()
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id_of(self.raw)
+
+
+@dataclass(frozen=True)
+class VerifyKey(_PublicKey):
+    """An Ed25519 public key, parsed once."""
+
     _key: _NaclVerifyKey = field(repr=False, compare=False)
 
     @classmethod
@@ -74,14 +88,6 @@ class VerifyKey:
         if len(raw) != 32:
             raise ConfigError(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
         return cls.from_raw(raw)
-
-    @property
-    def b64(self) -> str:
-        return base64.b64encode(self.raw).decode()
-
-    @property
-    def key_id(self) -> bytes:
-        return key_id_of(self.raw)
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise :class:`VerificationError` unless ``signature`` is this key's signature of ``data``."""
@@ -109,10 +115,8 @@ def _load_private_pem(data: bytes, password: bytes | None) -> object:
 
 
 @dataclass(frozen=True)
-class SealPublicKey:
+class SealPublicKey(_PublicKey):
     """An X25519 public key that messages can be sealed to."""
-
-    raw: bytes
 
     @classmethod
     def from_raw(cls, raw: bytes) -> SealPublicKey:
@@ -126,14 +130,6 @@ class SealPublicKey:
             return cls.from_raw(base64.b64decode(text, validate=True))
         except ValueError as exc:
             raise ConfigError("encryption key is not valid base64") from exc
-
-    @property
-    def b64(self) -> str:
-        return base64.b64encode(self.raw).decode()
-
-    @property
-    def key_id(self) -> bytes:
-        return key_id_of(self.raw)
 
 
 PublicT = TypeVar("PublicT", VerifyKey, SealPublicKey)

@@ -56,6 +56,11 @@ def anchor(signed: SignedDirectory) -> DirectoryAnchor:
     return DirectoryAnchor.of(admin.read(signed))
 
 
+def authority_entries(keys: list[SigningKey]) -> list[dict[str, object]]:
+    """The directory data of ``keys`` as authority keys valid from T0."""
+    return [KeyEntry(key_id=k.public.key_id.hex(), public_key=k.public.raw, valid_from=T0).model_dump() for k in keys]
+
+
 def test_the_document_round_trips_through_bytes_and_files(tmp_path: Path) -> None:
     document = DirectoryDocument(genesis()).sign(AUTHORITIES[0])
     assert DirectoryDocument.from_bytes(document.to_bytes()) == document
@@ -145,17 +150,7 @@ def test_authorities_of_the_held_version_sign_the_next() -> None:
     new_authorities = [SigningKey.generate() for _ in range(2)]
 
     def replace_authorities(data: dict[str, object]) -> None:
-        data["authorities"] = [
-            {
-                "key_id": k.public.key_id.hex(),
-                "public_key": k.public.raw,
-                "valid_from": T0,
-                "valid_until": None,
-                "revoked_at": None,
-                "revocation_reason": None,
-            }
-            for k in new_authorities
-        ]
+        data["authorities"] = authority_entries(new_authorities)
 
     v1 = signed_by(genesis(), *AUTHORITIES[:2])
     trust = DirectoryTrust(anchor(v1))
@@ -249,17 +244,7 @@ def test_a_restarted_node_verifies_the_chain_it_kept_across_an_authority_handove
         v1,
         lambda d: d.update(
             threshold=2,
-            authorities=[
-                {
-                    "key_id": k.public.key_id.hex(),
-                    "public_key": k.public.raw,
-                    "valid_from": T0,
-                    "valid_until": None,
-                    "revoked_at": None,
-                    "revocation_reason": None,
-                }
-                for k in new_authorities
-            ],
+            authorities=authority_entries(new_authorities),
         ),
         now=T0,
     )
