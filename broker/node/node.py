@@ -26,7 +26,7 @@ from broker.node.forwarding import ForwardCheck, forwarded_message
 from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats, quarantine_entry
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
-from broker.trust.directory import DirectoryTrust, decode_signed_directory, encode_signed_directory, keep_directory
+from broker.trust.directory import DirectoryDocument, DirectoryTrust, keep_directory
 from broker.trust.replay import Freshness, ReplayGuard
 from broker.wire.envelope import NodeIdentity, Opened, build, build_batch
 from broker.wire.schemas import SchemaRegistry, default_registry
@@ -150,7 +150,7 @@ class Node(Lifecycle):
         anchor can then verify the whole chain, authority changes included.
         """
         key = f"{network}/{version:010d}".encode()
-        return await self.transport.send(self.topic(DIRECTORY), encode_signed_directory(signed), key=key)
+        return await self.transport.send(self.topic(DIRECTORY), DirectoryDocument(signed).to_bytes(), key=key)
 
     async def _follow_directory(self) -> None:
         trust = self.trust
@@ -170,7 +170,7 @@ class Node(Lifecycle):
 
     def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
         try:
-            signed = decode_signed_directory(record.value)
+            signed = DirectoryDocument.from_bytes(record.value).signed
             if trust.offer(signed, self.clock.now()):
                 self._directory_arrived.set()
                 if self._directory_dir is not None:

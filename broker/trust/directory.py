@@ -44,8 +44,6 @@ __all__ = [
     "DirectoryAnchor",
     "DirectoryDocument",
     "DirectoryTrust",
-    "decode_signed_directory",
-    "encode_signed_directory",
     "keep_directory",
     "load_signed_directory",
     "restore_directory",
@@ -199,16 +197,6 @@ def _decode(model: type[_DirectoryRecord], data: bytes, problem: str) -> _Direct
         return model.model_validate(datum)
     except ValidationError as exc:
         raise DecodeError(f"{problem}: {first_problem(exc)}", reason="bad-directory") from exc
-
-
-# kept for callers outside broker/trust until they move
-def encode_signed_directory(signed: SignedDirectory) -> bytes:
-    return DirectoryDocument(signed).to_bytes()
-
-
-# kept for callers outside broker/trust until they move
-def decode_signed_directory(data: bytes) -> SignedDirectory:
-    return DirectoryDocument.from_bytes(data).signed
 
 
 # kept for callers outside broker/trust until they move
