@@ -26,7 +26,11 @@ class Translation(Generic[M]):
 
 
 class InboundAdapter(ABC, Generic[M]):
-    """Translates a local record (a file, a request body) into a shared-schema message."""
+    """Translates a local record (a file, a request body) into a shared-schema message.
+
+    A subclass built from a message model (``Adapter(model)``) is what the ``op7.adapters`` entry points name;
+    it fits ``broker.plugins.AdapterFactory``.
+    """
 
     #: Short name used on the command line and in logs.
     name: str

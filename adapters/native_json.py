@@ -12,10 +12,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from adapters.base import InboundAdapter, M, Translation
 from broker.errors import InputError, Problem
 from broker.models.inputs import validate_outgoing
-
-from .base import InboundAdapter, M, Translation
 
 __all__ = ["NativeJsonAdapter"]
 

@@ -1,4 +1,4 @@
-"""Where a node keeps its state: the op7 home folder.
+"""op7's settings (:class:`Settings`, from ``OP7_*`` variables) and where a node keeps its state: the op7 home folder.
 
 ::
 
@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from broker.clock import Clock, default_clock
 from broker.errors import ConfigError
@@ -30,14 +34,63 @@ from broker.wire.sealing import Opener
 from broker.wire.signing import EncryptionKey, SigningKey
 from broker.wire.trust import Trust
 
-__all__ = ["Home"]
+__all__ = ["ENV_PREFIX", "Home", "Settings"]
 
-PASSPHRASE_ENV = "OP7_KEY_PASSPHRASE"  # noqa: S105 (the variable name, not a secret)
+#: Every setting is read from the variable of its name in capitals with this prefix (``home``: ``OP7_HOME``).
+ENV_PREFIX = "OP7_"
+
+
+def _default_home() -> Path:
+    return Path.home() / ".op7"
+
+
+class Settings(BaseSettings):
+    """op7's settings, in one place: each from its ``OP7_*`` environment variable (an empty one counts as unset),
+    or from keyword arguments (the command line's options), which take precedence.
+
+    The ``kafka_*`` settings are the ones :meth:`broker.transport.KafkaSettings.from_env` reads when a command
+    reaches Kafka; they are kept here as text, checked only when used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=_default_home, description="state folder")
+    bootstrap: str | None = Field(None, description="Kafka bootstrap servers; without them, the embedded transport")
+    topic_prefix: str = Field("op7", description="topic names start with this and a dot")
+    embedded_path: Path | None = Field(None, description="the embedded transport's file (default: in the home)")
+    key_passphrase: SecretStr | None = Field(None, description="passphrase of the private key files")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_ca: str | None = Field(None, description="CA certificates (PEM) of the brokers; default: the system's")
+    kafka_cert: str | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_key: str | None = Field(None, description="client key (PEM) for mutual TLS")
+    kafka_key_password: SecretStr | None = Field(None, description="password of the client key")
+    kafka_sasl_mechanism: str | None = Field(None, description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_replication_factor: str | None = Field(
+        None, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
+    )
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """The settings from the environment, with ``overrides`` (those that are not None) on top."""
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"settings: {problems}") from None
+
+    @staticmethod
+    def variable(name: str) -> str:
+        """The environment variable of the setting ``name``."""
+        return f"{ENV_PREFIX}{name.upper()}"
 
 
 def _passphrase() -> bytes | None:
-    value = os.environ.get(PASSPHRASE_ENV)
-    return value.encode() if value else None
+    value = Settings.load().key_passphrase
+    return value.get_secret_value().encode() if value else None
 
 
 @dataclass(frozen=True)
@@ -48,10 +101,7 @@ class Home:
 
     @classmethod
     def from_env(cls, override: Path | None = None) -> Home:
-        if override is not None:
-            return cls(override)
-        env = os.environ.get("OP7_HOME")
-        return cls(Path(env) if env else Path.home() / ".op7")
+        return cls(override if override is not None else Settings.load().home)
 
     @property
     def keys_dir(self) -> Path:
@@ -64,8 +114,8 @@ class Home:
     @property
     def embedded_path(self) -> Path:
         """The embedded transport's file; ``OP7_EMBEDDED_PATH`` lets several homes on one host share one."""
-        override = os.environ.get("OP7_EMBEDDED_PATH")
-        return Path(override) if override else self.root / "embedded.db"
+        override = Settings.load().embedded_path
+        return override if override is not None else self.root / "embedded.db"
 
     def key_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.key"

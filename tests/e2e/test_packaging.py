@@ -35,7 +35,7 @@ def test_wheel_ships_the_schemas_inside_the_package(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {Path(n).name for n in names if n.startswith("broker/_schemas/")}
     assert shipped == {p.name for p in (ROOT / "schemas").glob("*.avsc")}
-    assert "broker/cli.py" in names and "adapters/base.py" in names
+    assert "broker/cli/__init__.py" in names and "adapters/base.py" in names
     assert not any(n.endswith((".key", ".pem")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "op7 = broker.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,4 +1,4 @@
-"""``op7 demo``: the whole path on one screen.
+"""``op7 demo``: the whole path on one screen (the command, and the program it runs).
 
 Two national nodes (FR.GN issues, ES.PN listens) and an operations centre (NL.NCC) share a transport. FR.GN
 issues a kidnapping alert (status Exercise), updates it, then gives the all-clear; a copy of the update
@@ -15,16 +15,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import click
+
+from broker.cli._click import POSITIVE_SECONDS
+from broker.cli._common import Env, command, global_options, pass_env
 from broker.clock import Clock, default_clock
 from broker.errors import MessageError
 from broker.models import AlertMessageType, KidnappingAlert
 from broker.node.node import Delivery, Node, Subscription, SubscriptionStats
-from broker.transport import Record, Transport
+from broker.transport import Record, Transport, make_transport
 from broker.trust.store import TrustStore
 from broker.wire.envelope import NodeIdentity
 from broker.wire.signing import SigningKey
 
-__all__ = ["DemoResult", "demo_alert", "run_demo"]
+__all__ = ["DemoResult", "demo", "demo_alert", "run_demo"]
 
 ISSUER, PEER, OPS = "FR.GN", "ES.PN", "NL.NCC"
 
@@ -258,3 +262,13 @@ async def _play(
             if task.done():
                 task.result()  # re-raises a failure
         await asyncio.sleep(0.05)
+
+
+@command(None, "demo", "two national nodes and an operations centre exchange an alert lifecycle")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=60.0, help="seconds to wait for deliveries (default 60)")
+@global_options
+@pass_env
+def demo(env: Env, timeout: float) -> int:
+    transport = make_transport(env.bootstrap, None)
+    result = asyncio.run(run_demo(transport, out=click.echo, timeout=timeout))
+    return 0 if result.ok else 1

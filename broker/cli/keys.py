@@ -1,0 +1,116 @@
+"""``op7 keys``: a node's signing and encryption keys, and the local trust store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from broker.cli._click import argument
+from broker.cli._common import Env, command, echo_json, global_options, new_group, pass_env, show_table, table
+from broker.models import check_node_id
+from broker.models.directory import KeyEntry
+from broker.trust.directory import DirectoryTrust
+from broker.trust.store import PublicKeyCard, TrustStore
+
+__all__ = ["keys"]
+
+keys = new_group("keys", "signing keys and the trust store")
+
+_NO_TRUST = "do not add the public key to the local trust store"
+
+
+@command(keys, "new", "create signing and encryption keys for a node id (CC.AGENCY)")
+@argument("node_id", "the node id, CC.AGENCY: an ISO 3166-1 country code and the agency, e.g. FR.GN")
+@click.option("--force", is_flag=True, help="replace existing keys (they are lost)")
+@click.option("--no-trust", is_flag=True, help=_NO_TRUST)
+@global_options
+@pass_env
+def keys_new(env: Env, node_id: str, force: bool, no_trust: bool) -> int:
+    return _new_keys(env, node_id, force=force, no_trust=no_trust, rotate=False)
+
+
+@command(keys, "rotate", "replace a node's keys, keeping the old ones to open old sealed messages")
+@argument("node_id", "the node id whose keys in this home are replaced")
+@click.option("--no-trust", is_flag=True, help=_NO_TRUST)
+@global_options
+@pass_env
+def keys_rotate(env: Env, node_id: str, no_trust: bool) -> int:
+    return _new_keys(env, node_id, force=False, no_trust=no_trust, rotate=True)
+
+
+def _new_keys(env: Env, node_id: str, *, force: bool, no_trust: bool, rotate: bool) -> int:
+    home = env.home
+    node_id = check_node_id(node_id)
+    key, key_path, card_path = home.new_key(node_id, overwrite=force, rotate=rotate)
+    trust_locally = not no_trust and not home.uses_directory()
+    if trust_locally:
+        store = TrustStore.load_or_empty(home.trust_path)
+        store.add(node_id, key.public, PublicKeyCard.load(card_path).encryption_key)
+        store.save(home.trust_path)
+    verb = "rotated the keys of" if rotate else "created keys for"
+    click.echo(f"{verb} {node_id}: signing key {key.public.key_id.hex()} (Ed25519), encryption key (X25519)")
+    click.echo(f"  private keys: {key_path} and {home.enc_key_path(node_id)} (mode 0600; never share them)")
+    click.echo(f"  public card:  {card_path} (give this to other operators, or to the network authority)")
+    if trust_locally:
+        click.echo(f"  trusted in:   {home.trust_path}")
+    elif home.uses_directory():
+        click.echo(
+            f"  the network directory decides trust: ask the authority to run "
+            f"'op7 directory {'rotate-key' if rotate else 'add-node'}' with the card"
+        )
+    return 0
+
+
+@command(keys, "trust", "trust another node's public key card (.pub file)")
+@argument("file", "the card, as 'op7 keys new' wrote it (keys/CC.AGENCY.pub in the other node's home)")
+@global_options
+@pass_env
+def keys_trust(env: Env, file: str) -> int:
+    home = env.home
+    card = PublicKeyCard.load(Path(file))
+    store = TrustStore.load_or_empty(home.trust_path)
+    store.add(card.node, card.key, card.encryption_key)
+    store.save(home.trust_path)
+    click.echo(f"trusted {card.node} key {card.key.key_id.hex()} in {home.trust_path}")
+    return 0
+
+
+@command(keys, "list", "list trusted nodes and key ids")
+@click.option("--json", "as_json", is_flag=True, help="a JSON list of {node, key_id, state}")
+@global_options
+@pass_env
+def keys_list(env: Env, as_json: bool) -> int:
+    home = env.home
+    trust = home.trust()
+    if isinstance(trust, DirectoryTrust):
+        directory = trust.directory
+        rows = [
+            (n.node_id, k.key_id, _key_state(k, home.clock.now()))
+            for n in (directory.nodes if directory else ())
+            for k in n.signing_keys
+        ]
+        source = f"network directory version {trust.version}" if directory else "network directory (none accepted)"
+    else:
+        assert isinstance(trust, TrustStore)
+        rows = [(node, key.key_id.hex(), "valid") for node, keys in trust.nodes() for key in keys]
+        source = f"trust store {home.trust_path}"
+    if as_json:
+        echo_json([{"node": n, "key_id": k, "state": s} for n, k, s in rows], indent=2)
+        return 0
+    click.echo(f"# {source}")
+    mine = {node: " (private key here)" if home.key_path(node).exists() else "" for node, _, _ in rows}
+    show_table(
+        table("NODE", "KEY ID", "STATE"),
+        [(node, key_id, state + mine[node]) for node, key_id, state in rows],
+        whole=[1],
+    )
+    return 0
+
+
+def _key_state(key: KeyEntry, now: datetime) -> str:
+    problem = key.problem_at(now)
+    if problem is not None:
+        return problem[0].removeprefix("key-")
+    return f"valid until {key.valid_until:%Y-%m-%dT%H:%MZ}" if key.valid_until else "valid"
