@@ -3,6 +3,7 @@ and the value types of today's options (with their error messages)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,6 +21,7 @@ __all__ = [
     "Op7Command",
     "Op7Group",
     "argument",
+    "expand_abbreviations",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,8 +47,48 @@ def argument(name: str, help: str, **attrs: Any) -> Callable[[F], F]:
     return click.argument(name, cls=HelpArgument, help=help, **attrs)
 
 
+def expand_abbreviations(params: list[click.Parameter], args: list[str], *, words_end: bool) -> list[str]:
+    """Long options written as an unambiguous prefix (``--dead`` for ``--deadline-in``), spelled out, as argparse
+    accepted them. ``words_end``: the options stop at the first word (a group's, before its command word)."""
+    longs = {
+        name: p
+        for p in params
+        if isinstance(p, click.Option)
+        for name in (*p.opts, *p.secondary_opts)
+        if name.startswith("--")
+    }
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--" or (words_end and not arg.startswith("-")):
+            out += [arg, *rest]
+            break
+        name, eq, value = arg.partition("=")
+        if name.startswith("--") and name not in longs:
+            matches = [n for n in longs if n.startswith(name)]
+            name = matches[0] if len(matches) == 1 else name
+        out.append(name + eq + value)
+        option = longs.get(name)
+        if option is not None and not eq and not (option.is_flag or option.count):
+            out += list(itertools.islice(rest, 1))  # its value, whatever it looks like
+    return out
+
+
+def _argparse_help(option: click.Option | None) -> click.Option | None:
+    if option is not None:
+        option.help = "show this help message and exit"
+    return option
+
+
 class Op7Command(click.Command):
-    """A command whose help lists its arguments, with their help, before its options."""
+    """A command whose help lists its arguments, with their help, before its options; abbreviated long options
+    are accepted."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_abbreviations(self.get_params(ctx), args, words_end=False))
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        return _argparse_help(super().get_help_option(ctx))
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
@@ -67,6 +109,12 @@ class Op7Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_abbreviations(self.get_params(ctx), args, words_end=True))
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        return _argparse_help(super().get_help_option(ctx))
 
 
 Op7Group.group_class = Op7Group

@@ -125,10 +125,15 @@ def send_message(env: Env, out: Outgoing) -> int:
     identity = env.home.identity(sender)
 
     async def publish() -> Published:
+        home = env.home
         node = Node(
-            transport(env), env.home.trust(), identity, topic_prefix=env.topic_prefix, follow_directory=False,
-            clock=env.home.clock,
-        )  # fmt: skip
+            transport(env),
+            home.trust(),
+            identity,
+            topic_prefix=env.topic_prefix,
+            follow_directory=False,
+            clock=home.clock,
+        )
         async with node:
             if not exchange:
                 return await node.publish(message, recipients=recipients, seal=out.seal)

@@ -125,3 +125,12 @@ def test_global_options_count_before_or_after_the_command(home: Path, capsys: py
     assert json.loads(capsys.readouterr().out)["topic_prefix"] == "c"
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("op7 ")
+
+
+def test_long_options_may_be_abbreviated_as_with_argparse(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--topic", "a", "config", "show", "--js", "--boot=h:1"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["topic_prefix"] == "a" and shown["bootstrap"] == "h:1"
+    # Ambiguous (--to or --topic-prefix): a usage error, as argparse had it.
+    assert main(["send", "KidnappingAlert", "x.json", "--t", "ES.PN"]) == 2
+    assert "--t" in capsys.readouterr().err
