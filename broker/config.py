@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from broker.clock import Clock, default_clock
 from broker.errors import ConfigError
 from broker.models import check_node_id
+from broker.transport import EmbeddedTransport, KafkaSettings, KafkaTransport, Transport, check_bootstrap
 from broker.trust.directory import DirectoryAnchor, DirectoryTrust, restore_directory
 from broker.trust.store import PublicKeyCard, TrustStore
 from broker.wire.envelope import NodeIdentity
@@ -48,8 +50,8 @@ class Settings(BaseSettings):
     """op7's settings, in one place: each from its ``OP7_*`` environment variable (an empty one counts as unset),
     or from keyword arguments (the command line's options), which take precedence.
 
-    The ``kafka_*`` settings are the ones :meth:`broker.transport.KafkaSettings.from_env` reads when a command
-    reaches Kafka; they are kept here as text, checked only when used.
+    The ``kafka_*`` settings become the :class:`~broker.transport.KafkaSettings` of a command that reaches Kafka
+    (:meth:`kafka`); they are checked when used.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True)
@@ -67,8 +69,8 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
     kafka_sasl_username: str | None = Field(None, description="SASL user name")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
-    kafka_replication_factor: str | None = Field(
-        None, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
+    kafka_replication_factor: int | None = Field(
+        None, ge=1, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
     )
 
     @classmethod
@@ -81,6 +83,34 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
             )
             raise ConfigError(f"settings: {problems}") from None
+
+    def kafka(self, **overrides: Any) -> KafkaSettings:
+        """The Kafka client settings of :attr:`bootstrap` (which must be set), with ``overrides`` not None on top."""
+        if not self.bootstrap:
+            raise ConfigError("no Kafka bootstrap servers: give --bootstrap or OP7_BOOTSTRAP")
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        settings = KafkaSettings(
+            bootstrap_servers=check_bootstrap(self.bootstrap),
+            security_protocol=self.kafka_security_protocol.upper(),
+            ssl_cafile=self.kafka_ca,
+            ssl_certfile=self.kafka_cert,
+            ssl_keyfile=self.kafka_key,
+            ssl_password=secret(self.kafka_key_password),
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=secret(self.kafka_sasl_password),
+            replication_factor=self.kafka_replication_factor,
+        )
+        return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+    def transport(self, embedded_path: Path | None, *, clock: Clock | None = None, **kafka: Any) -> Transport:
+        """Kafka when bootstrap servers are set, otherwise the embedded transport (``embedded_path``, or memory)."""
+        if self.bootstrap:
+            return KafkaTransport(self.kafka(**kafka))
+        return EmbeddedTransport(embedded_path, clock=clock)
 
     @staticmethod
     def variable(name: str) -> str:

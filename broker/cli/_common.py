@@ -24,7 +24,7 @@ from broker.node.deadlines import DeadlinePolicy
 from broker.node.exchange import EventHook, ExchangeAgent
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Node
-from broker.transport import Transport, make_transport
+from broker.transport import Transport
 from broker.trust.replay import ReplayGuard
 from broker.wire.trust import Trust
 
@@ -150,7 +150,7 @@ def pass_env(f: Callable[Concatenate[Env, P], int | None]) -> Callable[P, int]:
 
 
 def transport(env: Env) -> Transport:
-    return make_transport(env.bootstrap, env.home.embedded_path, clock=env.home.clock)
+    return env.settings.transport(env.home.embedded_path, clock=env.home.clock)
 
 
 def make_node(

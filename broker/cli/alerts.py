@@ -11,6 +11,7 @@ from broker.cli._common import Env, command, delivery_json, echo_json, global_op
 from broker.cli.send import Listening, Outgoing, format_option, listen_options, listen_topics, send_message
 from broker.models import KidnappingAlert
 from broker.node.node import Delivery
+from broker.node.topics import TopicLayout
 
 __all__ = ["alert", "alerts"]
 
@@ -59,4 +60,4 @@ def alerts_listen(env: Env, /, **options: Any) -> int:
         else:
             click.echo(_alert_line(d))
 
-    return listen_topics(env, how, ["alerts"], show, "alerts")
+    return listen_topics(env, how, [TopicLayout(env.topic_prefix).alerts], show, "alerts")

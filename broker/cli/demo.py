@@ -23,7 +23,7 @@ from broker.clock import Clock, default_clock
 from broker.errors import MessageError
 from broker.models import AlertMessageType, KidnappingAlert
 from broker.node.node import Delivery, Node, Subscription, SubscriptionStats
-from broker.transport import Record, Transport, make_transport
+from broker.transport import Record, Transport
 from broker.trust.store import TrustStore
 from broker.wire.envelope import NodeIdentity
 from broker.wire.signing import SigningKey
@@ -269,6 +269,6 @@ async def _play(
 @global_options
 @pass_env
 def demo(env: Env, timeout: float) -> int:
-    transport = make_transport(env.bootstrap, None)
+    transport = env.settings.transport(None)  # the embedded demo runs in memory
     result = asyncio.run(run_demo(transport, out=click.echo, timeout=timeout))
     return 0 if result.ok else 1

@@ -13,19 +13,14 @@ import click
 
 from broker.cli._click import POSITIVE_INT, argument
 from broker.cli._common import Env, command, global_options, new_group, pass_env, transport
-from broker.clock import parse_duration
+from broker.clock import parse_duration, parse_offset
 from broker.errors import ConfigError, MessageError
 from broker.models import check_node_id
 from broker.models.directory import Role, SignedDirectory
 from broker.node.node import Node
 from broker.trust import admin
-from broker.trust.directory import (
-    DirectoryAnchor,
-    DirectoryTrust,
-    keep_directory,
-    load_signed_directory,
-    save_signed_directory,
-)
+from broker.trust.directory import DirectoryAnchor, DirectoryDocument, DirectoryTrust, keep_directory
+from broker.trust.files import write_json
 from broker.trust.store import PublicKeyCard
 
 __all__ = ["directory"]
@@ -40,11 +35,11 @@ def _file(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _draft(path: str) -> SignedDirectory:
-    return load_signed_directory(Path(path))
+    return DirectoryDocument.from_file(Path(path)).signed
 
 
 def _save_draft(path: str, signed: SignedDirectory) -> None:
-    save_signed_directory(Path(path), signed)
+    DirectoryDocument(signed).to_file(Path(path))
     current = admin.read(signed)
     state = f"{len(signed.signatures)}/{current.threshold} signatures" if signed.signatures else "unsigned"
     click.echo(f"{path}: network {current.network} version {current.version}, {len(current.nodes)} node(s), {state}")
@@ -118,16 +113,31 @@ def directory_rotate_key(env: Env, file: str, card: str, overlap: str) -> int:
 @argument("node_id", "the node whose key is revoked")
 @argument("key_id", "the key id (hex), as 'op7 keys list' shows it")
 @click.option("--reason", required=True, help="why, recorded in the directory")
-@click.option("--at", help="from when (ISO 8601 with zone; default now)")
+@click.option("--at", help="from when: ISO 8601 with its zone, or relative to now such as -2h (default now)")
 @global_options
 @pass_env
 def directory_revoke_key(env: Env, file: str, node_id: str, key_id: str, reason: str, at: str | None) -> int:
-    when = datetime.fromisoformat(at) if at else None
-    if when is not None and when.tzinfo is None:
-        raise ConfigError(f"--at {at}: give a time with its zone, e.g. 2026-12-01T10:00:00+00:00")
-    signed = admin.revoke_key(_draft(file), check_node_id(node_id), key_id, reason, when, now=env.home.clock.now())
+    now = env.home.clock.now()
+    when = _instant(at, now) if at else None
+    signed = admin.revoke_key(_draft(file), check_node_id(node_id), key_id, reason, when, now=now)
     _save_draft(file, signed)
     return 0
+
+
+def _instant(text: str, now: datetime) -> datetime:
+    """``--at``: an ISO 8601 time with its zone, or an offset from now (``-2h``)."""
+    offset = parse_offset(text) if text.strip()[:1] in "+-" else None
+    if offset is not None:
+        return now + offset
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ConfigError(
+            f"--at {text}: give a time with its zone, e.g. 2026-12-01T10:00:00+00:00, or an offset such as -2h"
+        )
+    return when
 
 
 @command(directory, "sign", "add an authority's signature")
@@ -149,11 +159,7 @@ def directory_anchor(env: Env, file: str, out: str | None) -> int:
     current = admin.read(_draft(file))
     target = Path(out) if out else env.home.anchor_path
     anchor = DirectoryAnchor.of(current)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(anchor.to_json(), indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    write_json(target, anchor.to_json())
     click.echo(
         f"{target}: anchor of network {current.network} ({len(current.authorities)} authority keys, "
         f"threshold {current.threshold})"

@@ -14,6 +14,7 @@ from broker.cli._common import Env, command, echo_json, global_options, new_grou
 from broker.cli._common import transport as make_transport
 from broker.errors import ConfigError
 from broker.models import check_node_id
+from broker.node.topics import TopicLayout
 
 __all__ = ["quarantine"]
 
@@ -24,7 +25,8 @@ _AS = "whose quarantine (default: the shared one)"
 
 def _topic(env: Env, as_node: str | None) -> str:
     node_id = check_node_id(as_node) if as_node else None
-    return f"{env.topic_prefix}.quarantine.{node_id}" if node_id else f"{env.topic_prefix}.quarantine"
+    layout = TopicLayout(env.topic_prefix)
+    return layout.name(layout.quarantine_of(node_id))
 
 
 async def _read(env: Env, topic: str) -> list[dict[str, Any]]:

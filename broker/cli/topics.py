@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import click
 
 from broker.cli._click import POSITIVE_INT
 from broker.cli._common import Env, command, global_options, new_group, pass_env
 from broker.models import check_node_id
-from broker.transport import make_transport
+from broker.node.topics import TopicLayout
 from broker.trust.directory import DirectoryTrust
-from broker.wire.schemas import default_registry
 
-__all__ = ["RETENTION", "topics"]
+__all__ = ["topics"]
 
 topics = new_group("topics", "Kafka topics")
-
-#: Retention of each kind of topic: alerts matter for days, directed exchanges until answered and audited.
-RETENTION = {
-    "alerts": timedelta(days=7),
-    "cases": timedelta(days=90),
-    "requests": timedelta(days=90),
-    "reports": timedelta(days=400),
-    "receipts": timedelta(days=90),
-    "inbox": timedelta(days=90),
-    "quarantine": timedelta(days=400),
-}
 
 
 @command(topics, "create", "create the shared topics, and an inbox and quarantine per directory node")
@@ -44,33 +31,25 @@ def topics_create(
     nodes = [check_node_id(n) for n in node]
     if isinstance(trust, DirectoryTrust) and trust.directory is not None:
         nodes += [n.node_id for n in trust.directory.nodes]
-    prefix = env.topic_prefix
-    registry = default_registry()
-    names = [
-        f"{prefix}.{topic}" for topic in sorted({registry.topic_of(t) for t in registry.message_types} | {"quarantine"})
+    layout = TopicLayout(env.topic_prefix, partitions=partitions)
+    specs = [layout.spec(t) for t in layout.shared] + [
+        layout.spec(t) for n in sorted(set(nodes)) for t in layout.of_node(n)
     ]
-    names.append(f"{prefix}.directory")
-    for node_id in sorted(set(nodes)):
-        names += [f"{prefix}.inbox.{node_id}", f"{prefix}.quarantine.{node_id}"]
 
     async def create() -> None:
-        transport = make_transport(
-            env.bootstrap,
+        transport = env.settings.transport(
             env.home.embedded_path,
+            clock=env.home.clock,
             replication_factor=replication_factor,
             min_insync_replicas=min_insync_replicas,
         )
         async with transport:
-            for name in names:
-                kind = name.removeprefix(f"{prefix}.").split(".")[0]
+            for spec in specs:
                 await transport.create_topic(
-                    name,
-                    partitions=1 if kind == "directory" else partitions,
-                    compacted=kind == "directory",
-                    retention=RETENTION.get(kind),
+                    spec.name, partitions=spec.partitions, compacted=spec.compacted, retention=spec.retention
                 )
 
     asyncio.run(create())
-    for name in names:
-        click.echo(name)
+    for spec in specs:
+        click.echo(spec.name)
     return 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 from broker.clock import Clock
 from broker.transport.base import Consumer, Record, Sent, Transport
@@ -25,11 +23,9 @@ __all__ = [
 
 
 def make_transport(
-    bootstrap: str | None = None, embedded_path: Path | None = None, *, clock: Clock | None = None, **kafka: Any
+    kafka: KafkaSettings | None = None, embedded_path: Path | None = None, *, clock: Clock | None = None
 ) -> Transport:
-    """Kafka when ``bootstrap`` servers are given (settings from ``OP7_KAFKA_*``, then ``kafka`` overrides),
-    otherwise the embedded transport (file, or memory; its record times from ``clock``)."""
-    if bootstrap:
-        settings = KafkaSettings.from_env(bootstrap)
-        return KafkaTransport(dataclasses.replace(settings, **{k: v for k, v in kafka.items() if v is not None}))
+    """Kafka with ``kafka`` settings, otherwise the embedded transport (a file, or memory)."""
+    if kafka is not None:
+        return KafkaTransport(kafka)
     return EmbeddedTransport(embedded_path, clock=clock)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,31 +57,6 @@ class KafkaSettings:
     #: Seconds before a silent group member is considered dead and its partitions reassigned.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
-
-    @classmethod
-    def from_env(cls, bootstrap_servers: str, environ: Mapping[str, str] | None = None) -> KafkaSettings:
-        """Settings from ``OP7_KAFKA_*`` variables: SECURITY_PROTOCOL, CA, CERT, KEY, KEY_PASSWORD,
-        SASL_MECHANISM, SASL_USERNAME, SASL_PASSWORD, REPLICATION_FACTOR."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            return env.get(f"OP7_KAFKA_{name}") or None
-
-        replicas = get("REPLICATION_FACTOR")
-        if replicas is not None and not replicas.isdigit():
-            raise ConfigError(f"OP7_KAFKA_REPLICATION_FACTOR={replicas!r}: a whole number is needed")
-        return cls(
-            bootstrap_servers=check_bootstrap(bootstrap_servers),
-            security_protocol=(get("SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
-            ssl_cafile=get("CA"),
-            ssl_certfile=get("CERT"),
-            ssl_keyfile=get("KEY"),
-            ssl_password=get("KEY_PASSWORD"),
-            sasl_mechanism=get("SASL_MECHANISM"),
-            sasl_username=get("SASL_USERNAME"),
-            sasl_password=get("SASL_PASSWORD"),
-            replication_factor=int(replicas) if replicas else None,
-        )
 
     def common(self) -> dict[str, Any]:
         options: dict[str, Any] = {

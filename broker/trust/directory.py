@@ -45,9 +45,7 @@ __all__ = [
     "DirectoryDocument",
     "DirectoryTrust",
     "keep_directory",
-    "load_signed_directory",
     "restore_directory",
-    "save_signed_directory",
 ]
 
 log = logging.getLogger("op7.directory")
@@ -197,16 +195,6 @@ def _decode(model: type[_DirectoryRecord], data: bytes, problem: str) -> _Direct
         return model.model_validate(datum)
     except ValidationError as exc:
         raise DecodeError(f"{problem}: {first_problem(exc)}", reason="bad-directory") from exc
-
-
-# kept for callers outside broker/trust until they move
-def save_signed_directory(path: Path, signed: SignedDirectory) -> None:
-    DirectoryDocument(signed).to_file(path)
-
-
-# kept for callers outside broker/trust until they move
-def load_signed_directory(path: Path) -> SignedDirectory:
-    return DirectoryDocument.from_file(path).signed
 
 
 class DirectoryTrust:

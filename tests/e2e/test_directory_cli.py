@@ -113,3 +113,18 @@ def test_a_type_the_directory_does_not_allow_is_refused(net: dict[str, Any]) -> 
     assert sent.returncode == 0
     refused = op7("ops", "listen", "--timeout", "3")
     assert "FR.GN is not allowed to send op7.case.CaseInformation" in refused.stderr
+
+
+def test_a_revocation_time_is_an_instant_with_its_zone_or_an_offset(net: dict[str, Any]) -> None:
+    op7, draft, homes = net["op7"], net["draft"], net["homes"]
+    key_id = json.loads((homes["fr"] / "keys" / "FR.GN.pub").read_text())["key_id"]
+    revoke = ("authority", "directory", "revoke-key", draft, "FR.GN", key_id, "--reason", "laptop lost")
+    for bad in ("yesterday", "2026-12-01T10:00:00"):
+        refused = op7(*revoke, "--at", bad)
+        assert refused.returncode == 1, refused.stderr
+        assert f"op7: error: --at {bad}: give a time with its zone" in refused.stderr
+        assert "Traceback" not in refused.stderr and "internal error" not in refused.stderr
+    assert op7(*revoke, "--at=-2h").returncode == 0
+    shown = json.loads(op7("authority", "directory", "show", draft).stdout)
+    (entry,) = [k for n in shown["nodes"] for k in n["signing_keys"] if k["key_id"] == key_id]
+    assert entry["revoked_at"] is not None and entry["revocation_reason"] == "laptop lost"

@@ -19,9 +19,7 @@ from broker.trust.directory import (
     DirectoryDocument,
     DirectoryTrust,
     keep_directory,
-    load_signed_directory,
     restore_directory,
-    save_signed_directory,
 )
 from broker.trust.store import PublicKeyCard
 from broker.wire.codec import encode_datum
@@ -65,12 +63,6 @@ def test_the_document_round_trips_through_bytes_and_files(tmp_path: Path) -> Non
     document.to_file(tmp_path / "d.json")
     assert DirectoryDocument.from_file(tmp_path / "d.json") == document
     assert json.loads((tmp_path / "d.json").read_text())["format"] == "op7-signed-directory/1"
-
-
-def test_the_names_kept_for_outside_callers_delegate_to_the_document(tmp_path: Path) -> None:
-    signed = DirectoryDocument(genesis()).sign(AUTHORITIES[1]).signed
-    save_signed_directory(tmp_path / "d.json", signed)
-    assert load_signed_directory(tmp_path / "d.json") == signed
 
 
 def test_signing_adds_or_replaces_one_signature_per_key() -> None:
