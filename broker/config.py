@@ -118,9 +118,6 @@ class Settings(BaseSettings):
         return f"{ENV_PREFIX}{name.upper()}"
 
 
-def _passphrase() -> bytes | None:
-    value = Settings.load().key_passphrase
-    return value.get_secret_value().encode() if value else None
 
 
 @dataclass(frozen=True)
@@ -128,10 +125,17 @@ class Home:
     root: Path
     #: What this home's commands read the time from (the system clock unless a program gives another).
     clock: Clock = field(default_factory=default_clock, compare=False)
+    #: The settings this home was opened with (the embedded file, the key passphrase): read once.
+    settings: Settings = field(default_factory=Settings.load, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, override: Path | None = None) -> Home:
-        return cls(override if override is not None else Settings.load().home)
+        settings = Settings.load()
+        return cls(override if override is not None else settings.home, settings=settings)
+
+    def _passphrase(self) -> bytes | None:
+        value = self.settings.key_passphrase
+        return value.get_secret_value().encode() if value else None
 
     @property
     def keys_dir(self) -> Path:
@@ -144,7 +148,7 @@ class Home:
     @property
     def embedded_path(self) -> Path:
         """The embedded transport's file; ``OP7_EMBEDDED_PATH`` lets several homes on one host share one."""
-        override = Settings.load().embedded_path
+        override = self.settings.embedded_path
         return override if override is not None else self.root / "embedded.db"
 
     def key_path(self, node_id: str) -> Path:
@@ -214,10 +218,10 @@ class Home:
                 old = self.identity(node_id).key.public.key_id.hex()
                 os.replace(key_path, key_path.with_name(f"{node_id}.{old}.old.key"))
                 if enc_path.exists():
-                    old_enc = EncryptionKey.from_pem(enc_path.read_bytes(), _passphrase()).public.key_id.hex()
+                    old_enc = EncryptionKey.from_pem(enc_path.read_bytes(), self._passphrase()).public.key_id.hex()
                     os.replace(enc_path, enc_path.with_name(f"{node_id}.enc.{old_enc}.old.key"))
-            self._write_private(key_path, key.to_pem(_passphrase()))
-            self._write_private(enc_path, enc.to_pem(_passphrase()))
+            self._write_private(key_path, key.to_pem(self._passphrase()))
+            self._write_private(enc_path, enc.to_pem(self._passphrase()))
             card_path.write_text(PublicKeyCard(node_id, key.public, enc.public).to_json(), encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write the keys of {node_id} in {self.keys_dir}: {exc.strerror or exc}") from None
@@ -239,7 +243,7 @@ class Home:
         path = self.key_path(node_id)
         data = self._read_private(path, node_id)
         try:
-            key = SigningKey.from_pem(data, _passphrase())
+            key = SigningKey.from_pem(data, self._passphrase())
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         return NodeIdentity(node_id, key)
@@ -247,5 +251,5 @@ class Home:
     def opener(self, node_id: str) -> Opener | None:
         """What opens messages sealed to ``node_id``: its current and earlier encryption keys; None if none."""
         paths = [self.enc_key_path(node_id), *sorted(self.keys_dir.glob(f"{node_id}.enc.*.old.key"))]
-        keys = [EncryptionKey.from_pem(self._read_private(p, node_id), _passphrase()) for p in paths if p.exists()]
+        keys = [EncryptionKey.from_pem(self._read_private(p, node_id), self._passphrase()) for p in paths if p.exists()]
         return Opener(node_id, keys) if keys else None

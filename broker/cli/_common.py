@@ -86,7 +86,7 @@ class Globals:
         if self.env is None:
             _start_logging(self.verbose)
             settings = Settings.load(**self.options())
-            self.env = Env(settings, Home(settings.home), self.verbose)
+            self.env = Env(settings, Home(settings.home, settings=settings), self.verbose)
         return self.env
 
 

@@ -83,4 +83,4 @@ def test_passphrase_protected_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     home.identity("FR.GN")
     monkeypatch.setenv("OP7_KEY_PASSPHRASE", "wrong")
     with pytest.raises(ConfigError, match="passphrase"):
-        home.identity("FR.GN")
+        Home(tmp_path).identity("FR.GN")  # a home reads its settings once, when it is opened
