@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from broker.errors import ConfigError
@@ -20,3 +22,18 @@ def open_database(path: Path | None, schema: str, what: str) -> sqlite3.Connecti
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"{what} {path or 'in memory'}: {exc}") from exc
     return db
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on an autocommit connection: committed, or rolled back when anything fails, the
+    COMMIT included (a connection is never left inside a transaction). IMMEDIATE takes the write lock at once, so
+    what is read inside cannot change before the write."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -110,15 +110,20 @@ def using(clock: Clock) -> Iterator[Clock]:
 
 _DURATION = re.compile(r"^([+-]?)(\d{1,6}(?:\.\d{1,6})?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Longer offsets are refused: no deadline or validity lies a century away, and dates past year 9999 do not exist.
+MAX_OFFSET = timedelta(days=36_525)
 
 
 def parse_offset(text: str) -> timedelta | None:
-    """``+6h``, ``-35m``, ``14d``, ``2w`` as a signed offset; None when ``text`` is not of that form."""
+    """``+6h``, ``-35m``, ``14d``, ``2w`` as a signed offset; None when ``text`` is not of that form, or is longer
+    than a century."""
     match = _DURATION.match(text.strip())
     if match is None:
         return None
     sign, amount, unit = match.groups()
     offset = timedelta(**{_UNITS[unit]: float(amount)})
+    if offset > MAX_OFFSET:
+        return None
     return -offset if sign == "-" else offset
 
 
@@ -126,5 +131,5 @@ def parse_duration(text: str) -> timedelta:
     """A duration such as ``90s``, ``15m``, ``12h``, ``7d`` or ``2w``; ValueError naming the text otherwise."""
     offset = parse_offset(text)
     if offset is None or text.strip().startswith("-"):
-        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 12h, 7d or 2w")
+        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 12h, 7d or 2w (at most a century)")
     return offset

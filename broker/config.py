@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
     kafka_sasl_username: str | None = Field(None, description="SASL user name")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
-    kafka_replication_factor: int | None = Field(
-        None, ge=1, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
+    # Text, checked by kafka(): a bad Kafka setting fails the commands that reach Kafka, not every command.
+    kafka_replication_factor: str | None = Field(
+        None, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
     )
 
     @classmethod
@@ -92,6 +93,10 @@ class Settings(BaseSettings):
         def secret(value: SecretStr | None) -> str | None:
             return value.get_secret_value() if value is not None else None
 
+        replicas = self.kafka_replication_factor
+        if replicas is not None and not (replicas.isdigit() and int(replicas) >= 1):
+            raise ConfigError(f"{self.variable('kafka_replication_factor')}={replicas!r}: a whole number from 1")
+
         settings = KafkaSettings(
             bootstrap_servers=check_bootstrap(self.bootstrap),
             security_protocol=self.kafka_security_protocol.upper(),
@@ -102,7 +107,7 @@ class Settings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=secret(self.kafka_sasl_password),
-            replication_factor=self.kafka_replication_factor,
+            replication_factor=int(replicas) if replicas else None,
         )
         return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -116,8 +121,6 @@ class Settings(BaseSettings):
     def variable(name: str) -> str:
         """The environment variable of the setting ``name``."""
         return f"{ENV_PREFIX}{name.upper()}"
-
-
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ alerts = new_group("alerts", "receive kidnapping alerts")
 @argument("file", "the alert, as a file in the --format (default: op7's JSON form, see examples/)")
 @click.option("--as", "as_node", metavar="NODE_ID", help="signing node (default: the alert's issuer.node)")
 @click.option("--json", "as_json", is_flag=True, help="print where it was sent as JSON")
+@click.option("--force", is_flag=True, help="send although the alert's expires_at is already past")
 @format_option
 @global_options
 @pass_env
-def alert_send(env: Env, file: str, as_node: str | None, as_json: bool, input_format: str) -> int:
+def alert_send(env: Env, file: str, as_node: str | None, as_json: bool, force: bool, input_format: str) -> int:
     return send_message(
-        env, Outgoing("KidnappingAlert", file, as_node=as_node, as_json=as_json, input_format=input_format)
+        env,
+        Outgoing("KidnappingAlert", file, as_node=as_node, as_json=as_json, input_format=input_format, force=force),
     )
 
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from broker._sqlite import open_database
+from broker._sqlite import immediate, open_database
 from broker.errors import ConfigError
 
 __all__ = ["Direction", "Event", "ExchangeRecord", "ExchangeState", "ExchangeStore"]
@@ -144,9 +144,8 @@ class ExchangeStore:
         """One transaction around several statements (the connection is in autocommit mode): all of them are
         committed, or none when one fails. IMMEDIATE takes the write lock at once, so what is read inside
         (the state a move starts from) cannot change before the write."""
-        self._db.execute("BEGIN IMMEDIATE")
-        with self._db:  # commits, or rolls back on an exception
-            yield self._db
+        with immediate(self._db) as db:
+            yield db
 
     def add(
         self,

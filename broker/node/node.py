@@ -48,10 +48,6 @@ __all__ = [
 
 log = logging.getLogger("op7.node")
 
-#: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
-_KEEP_OF_KEY = 1024
-_KEEP_OF_OVERSIZED = 65_536
-
 #: Kept for programs that name the alert and quarantine topics through these constants.
 TOPIC_ALERTS = ALERTS
 TOPIC_QUARANTINE = QUARANTINE

@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from broker._sqlite import immediate
 from broker.clock import Clock, default_clock
 from broker.errors import TransportError
 from broker.transport.base import Consumer, Record, Sent, Transport
@@ -49,7 +50,7 @@ class EmbeddedTransport(Transport):
 
     def __init__(self, path: Path | str | None = None, *, clock: Clock | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        #: Record timestamps (as Kafka's CreateTime) and retention read this clock.
+        #: Record timestamps (as Kafka's CreateTime) read this clock.
         self.clock: Clock = clock or default_clock()
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -122,9 +123,7 @@ class EmbeddedTransport(Transport):
         )
 
     def _delete(self, topic: str) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        with db:  # commits, or rolls back on an exception (never leaves the transaction open)
+        with immediate(self.db) as db:
             for table, column in (("records", "topic"), ("offsets", "topic"), ("topics", "name")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (topic,))  # noqa: S608 (fixed names)
 
@@ -137,9 +136,7 @@ class EmbeddedTransport(Transport):
 
     def _append(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[int]:
         """Append ``records`` in one transaction: all of them at consecutive offsets, or none."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        with db:  # commits, or rolls back on an exception
+        with immediate(self.db) as db:
             if db.execute("SELECT 1 FROM topics WHERE name = ?", (topic,)).fetchone() is None:
                 raise TransportError(f"embedded transport: unknown topic {topic!r}")
             (first,) = db.execute(

@@ -110,11 +110,15 @@ def test_a_message_dated_in_the_future_is_refused(op7: Any, tmp_path: Path) -> N
     assert op7("send", "NationalReport", str(near)).returncode == 0
 
 
-def test_an_expired_grant_is_refused_unless_forced(op7: Any, tmp_path: Path) -> None:
+def test_an_expired_grant_or_alert_is_refused_unless_forced(op7: Any, tmp_path: Path) -> None:
     path = _with(tmp_path, "dissemination-decision.json", valid_until="-1h")
     refused = op7("send", "DisseminationDecision", str(path))
     assert refused.returncode == 1 and f"{path}: valid_until: is already past" in refused.stderr
     assert op7("send", "DisseminationDecision", str(path), "--force").returncode == 0
+    alert = _with(tmp_path, "kidnapping-alert.json", sent_at=_stamp(now() - timedelta(hours=3)), expires_at="+1h")
+    expired = op7("alert", "send", str(alert))
+    assert expired.returncode == 1 and f"{alert}: expires_at: is already past" in expired.stderr
+    assert op7("alert", "send", str(alert), "--force").returncode == 0  # the option the error suggests
 
 
 def test_deadline_in_sets_the_request_field_and_the_exchange(op7: Any) -> None:
@@ -142,7 +146,12 @@ def test_deadline_in_sets_the_request_field_and_the_exchange(op7: Any) -> None:
 
 
 def test_a_malformed_relative_time_names_the_field(op7: Any, tmp_path: Path) -> None:
-    path = _with(tmp_path, "mla-request.json", deadline="+6 years")
-    refused = op7("send", "MutualLegalAssistanceRequest", str(path))
-    assert refused.returncode == 1
-    assert f"op7: error: {path}: deadline:" in refused.stderr and '"+6 years"' in refused.stderr
+    for wrong in ("+6 years", "+999999w"):
+        path = _with(tmp_path, "mla-request.json", deadline=wrong)
+        refused = op7("send", "MutualLegalAssistanceRequest", str(path))
+        assert refused.returncode == 1
+        assert f"op7: error: {path}: deadline:" in refused.stderr and f'"{wrong}"' in refused.stderr
+    too_far = op7(
+        "send", "MutualLegalAssistanceRequest", str(EXAMPLES_DIR / "mla-request.json"), "--deadline-in=999999w"
+    )
+    assert too_far.returncode == 2 and "at most a century" in too_far.stderr

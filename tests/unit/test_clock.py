@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from broker.clock import ManualClock, SystemClock, default_clock, parse_duration, parse_offset, using
+from broker.errors import InputError
 from broker.models import KidnappingAlert, MutualLegalAssistanceRequest, Reminder
 from broker.models.inputs import outgoing_problems, validate_outgoing
 from tests.conftest import ROOT, example
@@ -65,7 +66,8 @@ def test_durations_and_offsets() -> None:
     assert parse_offset("-35m") == -timedelta(minutes=35)
     assert parse_offset("+1.5h") == timedelta(hours=1, minutes=30)
     assert parse_offset("2026-11-30") is None
-    for bad in ("-2h", "6 h", "6y", "", "h"):
+    assert parse_offset("+999999w") is None  # past year 9999: refused, not an overflow
+    for bad in ("-2h", "6 h", "6y", "", "h", "999999w"):
         with pytest.raises(ValueError, match="not a duration"):
             parse_duration(bad)
 
@@ -85,6 +87,13 @@ def test_input_files_resolve_relative_times_from_their_sending() -> None:
     }
     given = validate_outgoing(MutualLegalAssistanceRequest, data, "x.json", now=T)
     assert given.deadline == datetime(2031, 5, 2, tzinfo=UTC)
+
+
+def test_a_relative_time_beyond_a_century_names_its_field() -> None:
+    data = example("MutualLegalAssistanceRequest", now=T).model_dump(mode="json") | {"deadline": "+999999w"}
+    with pytest.raises(InputError) as info:
+        validate_outgoing(MutualLegalAssistanceRequest, data, "x.json", now=T)
+    assert [p.path for p in info.value.problems] == ["deadline"]
 
 
 def test_relative_times_never_come_off_the_wire() -> None:
