@@ -78,3 +78,13 @@ def test_format_names_an_installed_adapter(tmp_path: Path) -> None:
     sent = run_op7(tmp_path, "send", "KidnappingAlert", str(EXAMPLE_ALERT), "--format", "json", "--json")
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["message_type"] == "op7.alert.KidnappingAlert"
+
+
+def test_a_bad_kafka_setting_fails_only_what_reaches_kafka(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OP7_KAFKA_REPLICATION_FACTOR", "three")
+    assert run_op7(tmp_path, "schemas", "list").returncode == 0
+    assert run_op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    result = run_op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT), bootstrap="127.0.0.1:1")
+    assert result.returncode == 1
+    assert "op7: error: OP7_KAFKA_REPLICATION_FACTOR='three': a whole number from 1" in result.stderr
+    assert "Traceback" not in result.stderr
