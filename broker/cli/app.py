@@ -25,6 +25,7 @@ from broker.cli.keys import keys
 from broker.cli.quarantine import quarantine
 from broker.cli.schemas import schemas
 from broker.cli.send import listen, reply, send
+from broker.cli.show import show
 from broker.cli.topics import topics
 from broker.errors import HandlerError, InputError, Op7Error
 
@@ -70,6 +71,7 @@ for _command in (
     alerts,
     directory,
     send,
+    show,
     listen,
     exchanges,
     inbox,

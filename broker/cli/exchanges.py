@@ -61,7 +61,7 @@ def _find(store: ExchangeStore, message_id: str, node_id: str) -> ExchangeRecord
 
 
 @command(exchanges, "show", "one exchange, its conversation and its history")
-@argument("message_id", "message id (or its first characters)", metavar="ID")
+@argument("message_id", "message id (or its first or last characters)", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="the conversation as a JSON list, each with its events")
 @_as_option
 @global_options
@@ -89,7 +89,7 @@ def exchanges_show(env: Env, message_id: str, as_json: bool, as_node: str | None
 
 
 @command(exchanges, "close", "mark an exchange closed")
-@argument("message_id", "message id (or its first characters)", metavar="ID")
+@argument("message_id", "message id (or its first or last characters)", metavar="ID")
 @click.option("--note", help="why it is closed, kept in its history (default: closed)")
 @_as_option
 @global_options
