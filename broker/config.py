@@ -10,17 +10,25 @@
     ├── trust.json                  the local trust store, used when there is no network directory
     ├── anchor.json                 the network authorities' keys and threshold: switches to the signed directory
     ├── directory/NNNNNNNNNN.json   every signed network directory version accepted, one file each
-    ├── state/replay-GROUP.db       message ids already handled by a consumer group
-    └── embedded.db                 the embedded transport's topics, when no Kafka is configured
+    └── state/NETWORK/              what this home did on one network (transport, cluster, topic prefix), e.g.
+        ├── network.json                kafka-op7-1a2b3c4d: the network it is (transport, address, topic prefix)
+        ├── exchanges-CC.AGENCY.db      the requests a node sent and received, and their answers
+        └── replay-GROUP.db             message ids already handled by a consumer group
+
+    $OP7_EMBEDDED_PATH (default $XDG_DATA_HOME/op7/embedded.db, else ~/.local/share/op7/embedded.db)
+                                    the embedded transport's topics when no Kafka is configured: one file per
+                                    machine user, so that the homes of one user on one machine form one network
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +44,9 @@ from broker.wire.sealing import Opener
 from broker.wire.signing import EncryptionKey, SigningKey
 from broker.wire.trust import Trust
 
-__all__ = ["ENV_PREFIX", "Home", "Settings"]
+__all__ = ["ENV_PREFIX", "Home", "Network", "Settings"]
+
+_Private = TypeVar("_Private", SigningKey, EncryptionKey)
 
 #: Every setting is read from the variable of its name in capitals with this prefix (``home``: ``OP7_HOME``).
 ENV_PREFIX = "OP7_"
@@ -44,6 +54,38 @@ ENV_PREFIX = "OP7_"
 
 def _default_home() -> Path:
     return Path.home() / ".op7"
+
+
+def _default_embedded_path() -> Path:
+    """One embedded file per machine user, where the XDG base directories put a user's data."""
+    data = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data) if data and Path(data).is_absolute() else Path.home() / ".local" / "share"
+    return base / "op7" / "embedded.db"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network a home's commands talk to: its transport, where it is, and the topic prefix. State kept about
+    one network (exchanges, replay) is kept apart from another's, so that a trial never leaks into a real one."""
+
+    #: ``embedded`` or ``kafka``.
+    transport: str
+    #: The embedded file (absolute), or the Kafka bootstrap servers (sorted, lower case).
+    address: str
+    topic_prefix: str
+
+    def describe(self) -> dict[str, str]:
+        return {"transport": self.transport, "address": self.address, "topic_prefix": self.topic_prefix}
+
+    @property
+    def key(self) -> str:
+        """A short readable name of the network, e.g. ``kafka-op7-1a2b3c4d`` (the digest tells addresses apart)."""
+        digest = hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.transport}-{_safe(self.topic_prefix)}-{digest}"
 
 
 class Settings(BaseSettings):
@@ -59,7 +101,10 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home, description="state folder")
     bootstrap: str | None = Field(None, description="Kafka bootstrap servers; without them, the embedded transport")
     topic_prefix: str = Field("op7", description="topic names start with this and a dot")
-    embedded_path: Path | None = Field(None, description="the embedded transport's file (default: in the home)")
+    embedded_path: Path = Field(
+        default_factory=_default_embedded_path,
+        description="the embedded transport's file, one per machine user (default $XDG_DATA_HOME/op7/embedded.db)",
+    )
     key_passphrase: SecretStr | None = Field(None, description="passphrase of the private key files")
     kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     kafka_ca: str | None = Field(None, description="CA certificates (PEM) of the brokers; default: the system's")
@@ -117,6 +162,13 @@ class Settings(BaseSettings):
             return KafkaTransport(self.kafka(**kafka))
         return EmbeddedTransport(embedded_path, clock=clock)
 
+    def network(self) -> Network:
+        """The network these settings reach: Kafka at :attr:`bootstrap` if set, otherwise the embedded file."""
+        if self.bootstrap:
+            servers = sorted({s.strip().lower() for s in self.bootstrap.split(",") if s.strip()})
+            return Network("kafka", ",".join(servers), self.topic_prefix)
+        return Network("embedded", str(self.embedded_path.expanduser().resolve()), self.topic_prefix)
+
     @staticmethod
     def variable(name: str) -> str:
         """The environment variable of the setting ``name``."""
@@ -130,6 +182,13 @@ class Home:
     clock: Clock = field(default_factory=default_clock, compare=False)
     #: The settings this home was opened with (the embedded file, the key passphrase): read once.
     settings: Settings = field(default_factory=Settings.load, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"home {self.root}: a file, not a folder; {Settings.variable('home')} (or --home) names the folder "
+                "where a node keeps its keys, trust and state"
+            )
 
     @classmethod
     def from_env(cls, override: Path | None = None) -> Home:
@@ -150,9 +209,26 @@ class Home:
 
     @property
     def embedded_path(self) -> Path:
-        """The embedded transport's file; ``OP7_EMBEDDED_PATH`` lets several homes on one host share one."""
-        override = self.settings.embedded_path
-        return override if override is not None else self.root / "embedded.db"
+        """The embedded transport's file: one per machine user, shared by all the user's homes (OP7_EMBEDDED_PATH)."""
+        return self.settings.embedded_path
+
+    @property
+    def network(self) -> Network:
+        """The network this home's commands reach (from the settings it was opened with)."""
+        return self.settings.network()
+
+    def state_dir(self) -> Path:
+        """This home's state about :attr:`network`, created with a ``network.json`` that names the network."""
+        network = self.network
+        folder = self.root / "state" / network.key
+        label = folder / "network.json"
+        if not label.exists():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                label.write_text(json.dumps({"format": "op7-network/1", **network.describe()}, indent=2) + "\n")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {label}: {exc.strerror or exc}") from None
+        return folder
 
     def key_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.key"
@@ -173,11 +249,11 @@ class Home:
         return self.keys_dir / f"{check_node_id(node_id)}.enc.key"
 
     def replay_path(self, group: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in group)
-        return self.root / "state" / f"replay-{safe}.db"
+        return self.state_dir() / f"replay-{_safe(group)}.db"
 
     def exchanges_path(self, node_id: str) -> Path:
-        return self.root / "state" / f"exchanges-{check_node_id(node_id)}.db"
+        """The exchanges of ``node_id`` on this home's network."""
+        return self.state_dir() / f"exchanges-{check_node_id(node_id)}.db"
 
     @property
     def deadlines_path(self) -> Path:
@@ -221,7 +297,7 @@ class Home:
                 old = self.identity(node_id).key.public.key_id.hex()
                 os.replace(key_path, key_path.with_name(f"{node_id}.{old}.old.key"))
                 if enc_path.exists():
-                    old_enc = EncryptionKey.from_pem(enc_path.read_bytes(), self._passphrase()).public.key_id.hex()
+                    old_enc = self._open_private(EncryptionKey, enc_path, node_id).public.key_id.hex()
                     os.replace(enc_path, enc_path.with_name(f"{node_id}.enc.{old_enc}.old.key"))
             self._write_private(key_path, key.to_pem(self._passphrase()))
             self._write_private(enc_path, enc.to_pem(self._passphrase()))
@@ -241,18 +317,31 @@ class Home:
             raise ConfigError(f"{path}: private key is readable by other users; run: chmod 600 {path}")
         return data
 
+    def _open_private(self, kind: type[_Private], path: Path, node_id: str) -> _Private:
+        """The private key in ``path``; an error names the file and, when it is the cause, OP7_KEY_PASSPHRASE."""
+        data = self._read_private(path, node_id)
+        passphrase = self._passphrase()
+        try:
+            return kind.from_pem(data, passphrase)
+        except ConfigError as exc:
+            variable = Settings.variable("key_passphrase")
+            encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data
+            if encrypted and passphrase is None:
+                problem = f"the private key is encrypted and {variable} is not set: set it to the key's passphrase"
+            elif encrypted:
+                problem = f"cannot decrypt the private key with the passphrase in {variable}: wrong passphrase?"
+            elif passphrase is not None and b"PRIVATE KEY" in data:
+                problem = f"the private key is not encrypted, but {variable} is set: unset it for this home"
+            else:
+                problem = str(exc)
+            raise ConfigError(f"{path}: {problem}") from None
+
     def identity(self, node_id: str) -> NodeIdentity:
         """The signing identity of a node whose private key is in this home."""
-        path = self.key_path(node_id)
-        data = self._read_private(path, node_id)
-        try:
-            key = SigningKey.from_pem(data, self._passphrase())
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        return NodeIdentity(node_id, key)
+        return NodeIdentity(node_id, self._open_private(SigningKey, self.key_path(node_id), node_id))
 
     def opener(self, node_id: str) -> Opener | None:
         """What opens messages sealed to ``node_id``: its current and earlier encryption keys; None if none."""
         paths = [self.enc_key_path(node_id), *sorted(self.keys_dir.glob(f"{node_id}.enc.*.old.key"))]
-        keys = [EncryptionKey.from_pem(self._read_private(p, node_id), self._passphrase()) for p in paths if p.exists()]
+        keys = [self._open_private(EncryptionKey, p, node_id) for p in paths if p.exists()]
         return Opener(node_id, keys) if keys else None

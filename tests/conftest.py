@@ -68,6 +68,17 @@ def clock() -> Iterator[ManualClock]:
         yield manual
 
 
+@pytest.fixture(autouse=True)
+def user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The machine user's data folder of every test (XDG_DATA_HOME), a fresh one per test: the default embedded
+    file (``op7/embedded.db`` in it) is shared by every home of the test, as by a user's homes on one machine, and
+    never by the real user's. A developer's own OP7_EMBEDDED_PATH does not reach the tests either."""
+    data = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.delenv("OP7_EMBEDDED_PATH", raising=False)
+    return data
+
+
 def under_ci() -> bool:
     """Under CI a missing service fails the run: a skipped test there would prove nothing."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -159,12 +170,14 @@ def alert(alert_data: dict[str, Any]) -> KidnappingAlert:
 
 
 def run_op7(home: Path, *args: str, bootstrap: str | None = None, timeout: float = 90) -> Any:
-    """Run the op7 command in a real process with ``home`` as OP7_HOME (embedded transport unless ``bootstrap``)."""
+    """Run the op7 command in a real process with ``home`` as OP7_HOME (embedded transport unless ``bootstrap``: the
+    test's one embedded file, which every home of the test shares as a user's homes on one machine do)."""
     import subprocess
     import sys
 
     env = {**os.environ, "OP7_HOME": str(home)}
     env.pop("OP7_BOOTSTRAP", None)
+    # XDG_DATA_HOME comes from the autouse fixture user_data: one data folder per test, shared by its homes.
     if bootstrap:
         env["OP7_BOOTSTRAP"] = bootstrap
     return subprocess.run(

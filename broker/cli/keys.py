@@ -9,6 +9,7 @@ import click
 
 from broker.cli._click import argument
 from broker.cli._common import Env, command, echo_json, global_options, new_group, pass_env, show_table, table
+from broker.errors import ConfigError
 from broker.models import check_node_id
 from broker.models.directory import KeyEntry
 from broker.trust.directory import DirectoryTrust
@@ -65,12 +66,23 @@ def _new_keys(env: Env, node_id: str, *, force: bool, no_trust: bool, rotate: bo
 
 @command(keys, "trust", "trust another node's public key card (.pub file)")
 @argument("file", "the card, as 'op7 keys new' wrote it (keys/CC.AGENCY.pub in the other node's home)")
+@click.option("--force", is_flag=True, help="trust the key even if it is already trusted under another node id")
 @global_options
 @pass_env
-def keys_trust(env: Env, file: str) -> int:
+def keys_trust(env: Env, file: str, force: bool) -> int:
     home = env.home
     card = PublicKeyCard.load(Path(file))
     store = TrustStore.load_or_empty(home.trust_path)
+    others = [node for node in store.holders(card.key.key_id) if node != card.node]
+    if others:
+        # One key under two ids lets its holder sign as either: a card edited to another node id, most likely.
+        problem = (
+            f"{file}: key {card.key.key_id.hex()} of {card.node} is already trusted as {', '.join(others)} "
+            f"in {home.trust_path}"
+        )
+        if not force:
+            raise ConfigError(f"{problem}; one key must not speak for two nodes (check the card; --force to trust it)")
+        click.echo(f"op7: warning: {problem}; trusted under both ids (--force)", err=True)
     store.add(card.node, card.key, card.encryption_key)
     store.save(home.trust_path)
     click.echo(f"trusted {card.node} key {card.key.key_id.hex()} in {home.trust_path}")

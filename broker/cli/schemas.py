@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sysconfig
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +97,33 @@ def schemas_check(env: Env, tree: str | None) -> int:
     return 0
 
 
+def _installed(root: Path) -> Path | None:
+    """The installed place ``root`` lies in (the op7 package or site-packages), None for a folder of one's own."""
+    resolved = root.resolve()
+    places = {Path(str(resources.files("broker"))), *(Path(sysconfig.get_path(p)) for p in ("purelib", "platlib"))}
+    return next((place for place in places if resolved.is_relative_to(place.resolve())), None)
+
+
+def _release_root(tree: str | None) -> Path:
+    """Where a release is written: a schema folder one keeps (``--schemas``, or a source checkout's ``schemas/``),
+    never the installed package, whose copy the next upgrade replaces."""
+    root = _root(tree)
+    place = _installed(root)
+    if place is not None:
+        raise ConfigError(
+            f"{root}: the schemas installed with op7 (in {place}); a release is written into a schema folder you keep: "
+            "give it with --schemas DIR (e.g. the schemas/ folder of the network's source checkout)"
+        )
+    return root
+
+
 @command(schemas, "release", "snapshot the current schemas as a released version")
-@_schemas_option
+@click.option("--schemas", "tree", metavar="DIR", help="schema tree you keep (default: the source checkout's)")
 @argument("version", "the release's number, such as 2 or 1.1 (never reused)")
 @global_options
 @pass_env
 def schemas_release(env: Env, tree: str | None, version: str) -> int:
-    root = _root(tree)
+    root = _release_root(tree)
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", version):
         raise ConfigError(f"release version {version!r}: use numbers such as 2 or 1.1")
     target = root / "released" / version

@@ -100,6 +100,10 @@ class TrustStore:
     def nodes(self) -> Iterable[tuple[str, list[VerifyKey]]]:
         return ((n, list(keys.values())) for n, keys in sorted(self._nodes.items()))
 
+    def holders(self, key_id: bytes) -> list[str]:
+        """The node ids this signing key is trusted under (one, unless a card was trusted under another id)."""
+        return [node for node, keys in sorted(self._nodes.items()) if key_id in keys]
+
     def __contains__(self, node: object) -> bool:
         return node in self._nodes
 

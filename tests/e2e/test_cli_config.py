@@ -37,7 +37,7 @@ def _shown(home: Path, *args: str) -> dict[str, Any]:
 
 
 @pytest.mark.usefixtures("environment")
-def test_config_show_lists_the_environment_and_masks_secrets(tmp_path: Path) -> None:
+def test_config_show_lists_the_environment_and_masks_secrets(tmp_path: Path, user_data: Path) -> None:
     result = run_op7(tmp_path, "config", "show")
     assert result.returncode == 0, result.stderr
     assert "s3cret" not in result.stdout
@@ -50,7 +50,7 @@ def test_config_show_lists_the_environment_and_masks_secrets(tmp_path: Path) -> 
     assert rows["OP7_KAFKA_SASL_PASSWORD"] == ["***", "environment"]
     assert rows["OP7_KAFKA_SASL_USERNAME"] == ["op7", "environment"]
     assert rows["OP7_BOOTSTRAP"] == ["(not set)", "default"]
-    assert rows["OP7_EMBEDDED_PATH"] == [str(tmp_path / "embedded.db"), "default"]
+    assert rows["OP7_EMBEDDED_PATH"] == [str(user_data / "op7" / "embedded.db"), "default"]
     assert rows["OP7_KAFKA_KEY_PASSWORD"] == ["(not set)", "default"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import Home
+from broker.config import Home, Settings
 from broker.errors import ConfigError, VerificationError
 from broker.trust.directory import DirectoryDocument
 from broker.trust.store import PublicKeyCard, TrustStore
@@ -84,3 +84,75 @@ def test_passphrase_protected_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OP7_KEY_PASSPHRASE", "wrong")
     with pytest.raises(ConfigError, match="passphrase"):
         Home(tmp_path).identity("FR.GN")  # a home reads its settings once, when it is opened
+
+
+def test_missing_or_wrong_passphrase_names_the_file_and_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OP7_KEY_PASSPHRASE", "s3cret")
+    _, key_path, _ = Home(tmp_path).new_key("FR.GN")
+    monkeypatch.delenv("OP7_KEY_PASSPHRASE")
+    with pytest.raises(ConfigError) as missing:
+        Home(tmp_path).identity("FR.GN")
+    assert str(missing.value).startswith(f"{key_path}: the private key is encrypted and OP7_KEY_PASSPHRASE is not set")
+    with pytest.raises(ConfigError, match="OP7_KEY_PASSPHRASE is not set"):
+        Home(tmp_path).opener("FR.GN")
+    monkeypatch.setenv("OP7_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ConfigError, match=f"{key_path}: cannot decrypt .* OP7_KEY_PASSPHRASE: wrong passphrase"):
+        Home(tmp_path).identity("FR.GN")
+    monkeypatch.delenv("OP7_KEY_PASSPHRASE")
+    _, clear_path, _ = Home(tmp_path / "clear").new_key("ES.PN")
+    monkeypatch.setenv("OP7_KEY_PASSPHRASE", "s3cret")
+    with pytest.raises(ConfigError, match=f"{clear_path}: the private key is not encrypted, but OP7_KEY_PASSPHRASE"):
+        Home(tmp_path / "clear").identity("ES.PN")
+
+
+def test_a_home_must_be_a_folder(tmp_path: Path) -> None:
+    path = tmp_path / "home"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=f"home {path}: a file, not a folder; OP7_HOME"):
+        Home(path)
+    Home(tmp_path / "not-yet")  # created when first written
+
+
+def test_the_embedded_file_is_the_users_by_default(
+    tmp_path: Path, user_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Home(tmp_path / "a").embedded_path == Home(tmp_path / "b").embedded_path == user_data / "op7" / "embedded.db"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Settings.load().embedded_path == tmp_path / ".local" / "share" / "op7" / "embedded.db"
+    monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "exercise.db"))
+    assert Home(tmp_path / "a").embedded_path == tmp_path / "exercise.db"
+
+
+def test_state_is_kept_per_network(tmp_path: Path) -> None:
+    def home(**settings: str) -> Home:
+        return Home(tmp_path, settings=Settings.load(**settings))
+
+    embedded = home().exchanges_path("FR.GN")
+    kafka = home(bootstrap="Kafka1:9092,kafka2:9092").exchanges_path("FR.GN")
+    assert kafka == home(bootstrap="kafka2:9092, kafka1:9092").exchanges_path("FR.GN")  # same cluster, same state
+    paths = {
+        embedded,
+        kafka,
+        home(bootstrap="kafka3:9092").exchanges_path("FR.GN"),
+        home(topic_prefix="op7-exercise").exchanges_path("FR.GN"),
+        home(embedded_path=str(tmp_path / "other.db")).exchanges_path("FR.GN"),
+    }
+    assert len(paths) == 5 and all(p.name == "exchanges-FR.GN.db" for p in paths)
+    assert kafka.parent.name.startswith("kafka-op7-") and embedded.parent.name.startswith("embedded-op7-")
+    assert json.loads((kafka.parent / "network.json").read_text()) == {
+        "format": "op7-network/1",
+        "transport": "kafka",
+        "address": "kafka1:9092,kafka2:9092",
+        "topic_prefix": "op7",
+    }
+    assert home().replay_path("NL.NCC") == embedded.parent / "replay-NL.NCC.db"
+    assert home(bootstrap="kafka3:9092").replay_path("NL.NCC").parent != embedded.parent
+
+
+def test_holders_of_a_key(tmp_path: Path) -> None:
+    key = SigningKey.generate().public
+    store = TrustStore({"FR.GN": [key], "ES.PN": [key], "NL.NCC": [SigningKey.generate().public]})
+    assert store.holders(key.key_id) == ["ES.PN", "FR.GN"]
