@@ -206,7 +206,7 @@ def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     not_a_dir.write_text("x")
     result = op7(tmp_path, "--home", str(not_a_dir), "keys", "new", "ES.PN")
     assert result.returncode == 1
-    assert "Not a directory" in result.stderr and "Traceback" not in result.stderr
+    assert f"home {not_a_dir}: a file, not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_times_out_of_range_are_input_errors(tmp_path: Path) -> None:
