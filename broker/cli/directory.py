@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,35 @@ def _save_draft(path: str, signed: SignedDirectory) -> None:
     DirectoryDocument(signed).to_file(Path(path))
     current = admin.read(signed)
     state = f"{len(signed.signatures)}/{current.threshold} signatures" if signed.signatures else "unsigned"
-    click.echo(f"{path}: network {current.network} version {current.version}, {len(current.nodes)} node(s), {state}")
+    click.echo(
+        f"{path}: network {current.network} version {current.version}, {len(current.nodes)} node(s), "
+        f"expires {_expiry(current.expires_at)}, {state}"
+    )
+
+
+def _expiry(when: datetime | None) -> str:
+    return f"{when:%Y-%m-%dT%H:%M:%SZ}" if when else "never (written before directories expired)"
+
+
+_EXPIRES_HELP = "how long the new version is in force, e.g. 365d or 26w"
+
+
+def _expires_in(default: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--expires-in``: on create (default a year) and on every edit (default: the lifetime of the version
+    edited)."""
+    help_text = (
+        f"{_EXPIRES_HELP} (default {default})" if default else f"{_EXPIRES_HELP} (default: as the version edited)"
+    )
+    return click.option("--expires-in", "expires_in", default=default, metavar="DURATION", help=help_text)
+
+
+def _period(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--expires-in: {exc}") from None
 
 
 @command(directory, "create", "version 1 of a network's directory, unsigned")
@@ -50,11 +78,15 @@ def _save_draft(path: str, signed: SignedDirectory) -> None:
 @click.option("--network", required=True, help="network name, e.g. op7 or op7-exercise")
 @click.option("--threshold", type=POSITIVE_INT, required=True, help="authority signatures a version needs")
 @click.option("--authority", multiple=True, required=True, metavar="CARD.pub", help="an authority's card")
+@_expires_in("365d")
 @global_options
 @pass_env
-def directory_create(env: Env, file: str, network: str, threshold: int, authority: tuple[str, ...]) -> int:
+def directory_create(
+    env: Env, file: str, network: str, threshold: int, authority: tuple[str, ...], expires_in: str
+) -> int:
     cards = [PublicKeyCard.load(Path(p)) for p in authority]
-    _save_draft(file, admin.create(network, threshold, cards, now=env.home.clock.now()))
+    period = _period(expires_in) or admin.DEFAULT_LIFETIME
+    _save_draft(file, admin.create(network, threshold, cards, now=env.home.clock.now(), expires_in=period))
     return 0
 
 
@@ -70,25 +102,45 @@ def directory_create(env: Env, file: str, network: str, threshold: int, authorit
     help="what the node is in the network (repeatable)",
 )
 @click.option("--allow", multiple=True, metavar="TYPE", help="a message type it may send (default: all)")
+@_expires_in(None)
 @global_options
 @pass_env
 def directory_add_node(
-    env: Env, file: str, card: str, agency: str, role: tuple[str, ...], allow: tuple[str, ...]
+    env: Env,
+    file: str,
+    card: str,
+    agency: str,
+    role: tuple[str, ...],
+    allow: tuple[str, ...],
+    expires_in: str | None,
 ) -> int:
     key_card = PublicKeyCard.load(Path(card))
     roles = [Role(r) for r in role]
-    signed = admin.add_node(_draft(file), key_card, agency, roles, list(allow) or ["all"], now=env.home.clock.now())
-    _save_draft(file, signed)
+    allowed = list(allow) or ["all"]
+    now, period = env.home.clock.now(), _period(expires_in)
+    _save_draft(file, admin.add_node(_draft(file), key_card, agency, roles, allowed, now=now, expires_in=period))
     return 0
 
 
 @command(directory, "remove-node", "remove a node")
 @_file
 @argument("node_id", "the node id to remove")
+@_expires_in(None)
 @global_options
 @pass_env
-def directory_remove_node(env: Env, file: str, node_id: str) -> int:
-    _save_draft(file, admin.remove_node(_draft(file), check_node_id(node_id), now=env.home.clock.now()))
+def directory_remove_node(env: Env, file: str, node_id: str, expires_in: str | None) -> int:
+    now, period = env.home.clock.now(), _period(expires_in)
+    _save_draft(file, admin.remove_node(_draft(file), check_node_id(node_id), now=now, expires_in=period))
+    return 0
+
+
+@command(directory, "renew", "issue the directory again with a new expiry (the next version, if signed)")
+@_file
+@_expires_in(None)
+@global_options
+@pass_env
+def directory_renew(env: Env, file: str, expires_in: str | None) -> int:
+    _save_draft(file, admin.renew(_draft(file), now=env.home.clock.now(), expires_in=_period(expires_in)))
     return 0
 
 
@@ -96,15 +148,17 @@ def directory_remove_node(env: Env, file: str, node_id: str) -> int:
 @_file
 @argument("card", "the card with the node's new keys", metavar="CARD.pub")
 @click.option("--overlap", default="7d", show_default=False, help="how long the old keys stay valid (default 7d)")
+@_expires_in(None)
 @global_options
 @pass_env
-def directory_rotate_key(env: Env, file: str, card: str, overlap: str) -> int:
+def directory_rotate_key(env: Env, file: str, card: str, overlap: str, expires_in: str | None) -> int:
     key_card = PublicKeyCard.load(Path(card))
     try:
         period = parse_duration(overlap)
     except ValueError as exc:
         raise ConfigError(f"--overlap: {exc}") from None
-    _save_draft(file, admin.rotate_key(_draft(file), key_card, period, now=env.home.clock.now()))
+    now, lifetime = env.home.clock.now(), _period(expires_in)
+    _save_draft(file, admin.rotate_key(_draft(file), key_card, period, now=now, expires_in=lifetime))
     return 0
 
 
@@ -114,12 +168,16 @@ def directory_rotate_key(env: Env, file: str, card: str, overlap: str) -> int:
 @argument("key_id", "the key id (hex), as 'op7 keys list' shows it")
 @click.option("--reason", required=True, help="why, recorded in the directory")
 @click.option("--at", help="from when: ISO 8601 with its zone, or relative to now such as -2h (default now)")
+@_expires_in(None)
 @global_options
 @pass_env
-def directory_revoke_key(env: Env, file: str, node_id: str, key_id: str, reason: str, at: str | None) -> int:
+def directory_revoke_key(
+    env: Env, file: str, node_id: str, key_id: str, reason: str, at: str | None, expires_in: str | None
+) -> int:
     now = env.home.clock.now()
     when = _instant(at, now) if at else None
-    signed = admin.revoke_key(_draft(file), check_node_id(node_id), key_id, reason, when, now=now)
+    period = _period(expires_in)
+    signed = admin.revoke_key(_draft(file), check_node_id(node_id), key_id, reason, when, now=now, expires_in=period)
     _save_draft(file, signed)
     return 0
 
@@ -138,6 +196,22 @@ def _instant(text: str, now: datetime) -> datetime:
             f"--at {text}: give a time with its zone, e.g. 2026-12-01T10:00:00+00:00, or an offset such as -2h"
         )
     return when
+
+
+@command(directory, "authorities", "replace the network authorities and their threshold")
+@_file
+@click.option("--threshold", type=POSITIVE_INT, required=True, help="authority signatures a version needs")
+@click.option("--authority", multiple=True, required=True, metavar="CARD.pub", help="an authority's card")
+@_expires_in(None)
+@global_options
+@pass_env
+def directory_authorities(
+    env: Env, file: str, threshold: int, authority: tuple[str, ...], expires_in: str | None
+) -> int:
+    cards = [PublicKeyCard.load(Path(p)) for p in authority]
+    now, period = env.home.clock.now(), _period(expires_in)
+    _save_draft(file, admin.replace_authorities(_draft(file), threshold, cards, now=now, expires_in=period))
+    return 0
 
 
 @command(directory, "sign", "add an authority's signature")
@@ -161,8 +235,8 @@ def directory_anchor(env: Env, file: str, out: str | None) -> int:
     anchor = DirectoryAnchor.of(current)
     write_json(target, anchor.to_json())
     click.echo(
-        f"{target}: anchor of network {current.network} ({len(current.authorities)} authority keys, "
-        f"threshold {current.threshold})"
+        f"{target}: anchor of network {current.network} version {current.version} "
+        f"({len(current.authorities)} authority keys, threshold {current.threshold})"
     )
     return 0
 
@@ -213,19 +287,26 @@ def _verify(env: Env, file: str, anchor: str | None, action: str) -> int:
     trust = home.trust() if not anchor else DirectoryTrust(DirectoryAnchor.load(Path(anchor)))
     if not isinstance(trust, DirectoryTrust):
         raise ConfigError(f"no network anchor in {home.root}; install one with 'op7 directory anchor' or pass --anchor")
-    held = trust.version
+    held, now = trust.version, home.clock.now()
     try:
-        newer = trust.offer(signed, home.clock.now())
+        newer = trust.offer(signed, now)
     except MessageError as exc:
         click.echo(f"op7: refused: {file}: {exc}", err=True)
         return 1
     current = admin.read(signed)
     if not newer and current.version != held:
-        click.echo(f"op7: refused: {file}: version {current.version} is older than version {held} held", err=True)
+        base = f"version {held} held" if held else f"the anchor's version {trust.anchor.version}"
+        click.echo(f"op7: refused: {file}: version {current.version} is older than {base}", err=True)
         return 1
+    expired = trust.expired(now)
+    if expired is not None:
+        click.echo(f"op7: refused: {file}: {expired} ({expired.reason})", err=True)
+        return 1
+    before = "the anchor" if not held else f"version {held}"
+    checked = f"thresholds of {before} and of version {current.version} met" if newer else "the version held"
     click.echo(
-        f"{file}: valid: network {current.network} version {current.version}, "
-        f"{len(signed.signatures)} signature(s), threshold {trust.anchor.threshold if not held else 'met'}"
+        f"{file}: valid: network {current.network} version {current.version}, {len(signed.signatures)} "
+        f"signature(s), {checked}, expires {_expiry(current.expires_at)}"
     )
     if action in ("install", "publish"):
         click.echo(f"installed as {keep_directory(home.directory_dir, trust)}")

@@ -79,9 +79,13 @@ class Directory(Record):
     threshold: Annotated[int, Field(ge=1)]
     authorities: Annotated[tuple[KeyEntry, ...], Field(min_length=1)]
     nodes: tuple[NodeEntry, ...] = ()
+    #: When nodes stop trusting this version (None only in versions written before directories expired).
+    expires_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Directory:
+        if self.expires_at is not None and self.expires_at <= self.issued_at:
+            raise ValueError("expires_at is not after issued_at")
         if len({a.public_key for a in self.authorities}) != len(self.authorities):
             raise ValueError("an authority key is listed twice")
         if self.threshold > len(self.authorities):

@@ -1,6 +1,10 @@
 """Editing the network directory, as a network authority does: create, add and remove nodes, rotate and
-revoke keys, sign. Every edit of a signed version starts the next version and drops the signatures, which
-must then be gathered again; an unsigned draft keeps its version while it is edited.
+revoke keys, renew, sign. Every edit of a signed version starts the next version and drops the signatures,
+which must then be gathered again; an unsigned draft keeps its version while it is edited.
+
+Every version expires (``expires_at``): nodes verify nothing with an expired version. A new network's first
+version lives :data:`DEFAULT_LIFETIME` unless told otherwise; an edit keeps the lifetime of the version edited
+(its ``expires_at - issued_at``), counted from the edit, unless ``expires_in`` gives another.
 """
 
 from __future__ import annotations
@@ -15,20 +19,27 @@ from broker.errors import ConfigError, DecodeError
 from broker.models import MESSAGE_MODELS, message_model
 from broker.models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
 from broker.models.inputs import first_problem
-from broker.trust.directory import DirectoryDocument
+from broker.trust.directory_document import DirectoryDocument
 from broker.trust.store import PublicKeyCard
 from broker.wire.signing import SigningKey
 
 __all__ = [
+    "DEFAULT_LIFETIME",
     "add_node",
     "create",
     "edit",
     "read",
     "remove_node",
+    "renew",
+    "replace_authorities",
     "revoke_key",
     "rotate_key",
     "sign",
 ]
+
+#: How long a version is in force when nothing says otherwise: a year, so that the authorities renew the
+#: directory at least yearly and a node cut off from the topic stops trusting what it holds within a year.
+DEFAULT_LIFETIME = timedelta(days=365)
 
 
 def _validated(data: dict[str, Any]) -> Directory:
@@ -50,23 +61,72 @@ def _key(public_key: bytes, key_id: str, valid_from: datetime, valid_until: date
     return KeyEntry(key_id=key_id, public_key=public_key, valid_from=valid_from, valid_until=valid_until)
 
 
-def create(network: str, threshold: int, authorities: Iterable[PublicKeyCard], *, now: datetime) -> SignedDirectory:
-    """Version 1 of a network's directory, unsigned, with its authority keys."""
+def create(
+    network: str,
+    threshold: int,
+    authorities: Iterable[PublicKeyCard],
+    *,
+    now: datetime,
+    expires_in: timedelta = DEFAULT_LIFETIME,
+) -> SignedDirectory:
+    """Version 1 of a network's directory, unsigned, with its authority keys, in force for ``expires_in``."""
     keys = [_key(c.key.raw, c.key.key_id.hex(), now).model_dump() for c in authorities]
-    directory = _validated(
-        {"network": network, "version": 1, "issued_at": now, "threshold": threshold, "authorities": keys, "nodes": []}
-    )
+    data = {"network": network, "version": 1, "issued_at": now, "threshold": threshold, "authorities": keys}
+    directory = _validated({**data, "nodes": [], "expires_at": now + _lifetime(expires_in)})
     return DirectoryDocument.draft(directory).signed
 
 
-def edit(signed: SignedDirectory, change: Callable[[dict[str, Any]], None], *, now: datetime) -> SignedDirectory:
-    """Apply ``change`` to the directory's data; a signed version becomes the next, unsigned version."""
-    data = _lists(read(signed).model_dump())
+def _lifetime(period: timedelta) -> timedelta:
+    if period <= timedelta(0):
+        raise ConfigError(f"a directory must be in force for some time, not {period}")
+    return period
+
+
+def edit(
+    signed: SignedDirectory,
+    change: Callable[[dict[str, Any]], None],
+    *,
+    now: datetime,
+    expires_in: timedelta | None = None,
+) -> SignedDirectory:
+    """Apply ``change`` to the directory's data; a signed version becomes the next, unsigned version. It
+    expires ``expires_in`` from ``now`` (default: the lifetime of the version edited, or a year)."""
+    current = read(signed)
+    data = _lists(current.model_dump())
     change(data)
     if signed.signatures:
         data["version"] += 1
-    data["issued_at"] = now
+    if expires_in is None:
+        expires_in = current.expires_at - current.issued_at if current.expires_at else DEFAULT_LIFETIME
+    data["issued_at"], data["expires_at"] = now, now + _lifetime(expires_in)
     return DirectoryDocument.draft(_validated(data)).signed
+
+
+def renew(signed: SignedDirectory, *, now: datetime, expires_in: timedelta | None = None) -> SignedDirectory:
+    """The same directory issued again at ``now`` with a new expiry (the next version, if ``signed`` is)."""
+    return edit(signed, lambda data: None, now=now, expires_in=expires_in)
+
+
+def replace_authorities(
+    signed: SignedDirectory,
+    threshold: int,
+    authorities: Iterable[PublicKeyCard],
+    *,
+    now: datetime,
+    expires_in: timedelta | None = None,
+) -> SignedDirectory:
+    """The network authorities become ``authorities`` with ``threshold``: a threshold of the outgoing authorities
+    and one of the incoming must then sign the version (the keys both hold keep their entries)."""
+    cards = list(authorities)
+
+    def change(data: dict[str, Any]) -> None:
+        held = {a["key_id"]: a for a in data["authorities"]}
+        data["threshold"] = threshold
+        data["authorities"] = [
+            held.get(c.key.key_id.hex()) or _key(c.key.raw, c.key.key_id.hex(), now).model_dump() for c in cards
+        ]
+
+    return edit(signed, change, now=now, expires_in=expires_in)
 
 
 def _lists(value: Any) -> Any:
@@ -107,6 +167,7 @@ def add_node(
     allowed: Iterable[str],
     *,
     now: datetime,
+    expires_in: timedelta | None = None,
 ) -> SignedDirectory:
 
     def change(data: dict[str, Any]) -> None:
@@ -128,18 +189,27 @@ def add_node(
             ).model_dump()
         )
 
-    return edit(signed, change, now=now)
+    return edit(signed, change, now=now, expires_in=expires_in)
 
 
-def remove_node(signed: SignedDirectory, node_id: str, *, now: datetime) -> SignedDirectory:
+def remove_node(
+    signed: SignedDirectory, node_id: str, *, now: datetime, expires_in: timedelta | None = None
+) -> SignedDirectory:
     def change(data: dict[str, Any]) -> None:
         _node(data, node_id)
         data["nodes"] = [n for n in data["nodes"] if n["node_id"] != node_id]
 
-    return edit(signed, change, now=now)
+    return edit(signed, change, now=now, expires_in=expires_in)
 
 
-def rotate_key(signed: SignedDirectory, card: PublicKeyCard, overlap: timedelta, *, now: datetime) -> SignedDirectory:
+def rotate_key(
+    signed: SignedDirectory,
+    card: PublicKeyCard,
+    overlap: timedelta,
+    *,
+    now: datetime,
+    expires_in: timedelta | None = None,
+) -> SignedDirectory:
     """Add the card's keys, valid from now; the node's current keys stay valid for ``overlap`` more."""
 
     def change(data: dict[str, Any]) -> None:
@@ -156,7 +226,7 @@ def rotate_key(signed: SignedDirectory, card: PublicKeyCard, overlap: timedelta,
                 _key(card.encryption_key.raw, card.encryption_key.key_id.hex(), now).model_dump()
             )
 
-    return edit(signed, change, now=now)
+    return edit(signed, change, now=now, expires_in=expires_in)
 
 
 def revoke_key(
@@ -167,6 +237,7 @@ def revoke_key(
     at: datetime | None = None,
     *,
     now: datetime,
+    expires_in: timedelta | None = None,
 ) -> SignedDirectory:
     """Revoke a key of ``node_id`` from ``at`` (default now): messages signed from then on are refused."""
 
@@ -179,11 +250,12 @@ def revoke_key(
             raise ConfigError(f"{node_id} has no key {key_id}")
         key["revoked_at"], key["revocation_reason"] = at or now, reason
 
-    return edit(signed, change, now=now)
+    return edit(signed, change, now=now, expires_in=expires_in)
 
 
 def sign(signed: SignedDirectory, key: SigningKey) -> SignedDirectory:
-    """Add a signature. Whether it counts is the verifier's decision: the authorities of the version a node holds
-    sign the next one, so when a version replaces the authorities, the outgoing ones sign it."""
+    """Add a signature. Whether it counts is the verifier's decision: a version needs a threshold of the
+    authorities of the version before it and a threshold of its own, so when a version replaces the authorities,
+    both the outgoing and the incoming ones sign it."""
     read(signed)  # never sign a body that does not decode
     return DirectoryDocument(signed).sign(key).signed

@@ -5,39 +5,27 @@ Two sources sit behind one :class:`Trust` interface:
 - :class:`TrustStore`, a local JSON file an operator maintains by hand (``op7 keys trust``), for small or
   bilateral set-ups: every listed key is valid at all times and may send every type.
 - :class:`DirectoryTrust`, the signed **network directory**: members, roles, signing and encryption keys with
-  validity windows and revocations, and the message types each node may send. A new version is accepted only
-  if it is newer than the one held and signed by at least ``threshold`` of the authority keys of the version
-  held (or of the anchor, for the first). It is distributed on a compacted topic and as a file, each version
-  as one :class:`DirectoryDocument` (bytes and files in and out, signing, verification).
+  validity windows and revocations, and the message types each node may send. It is distributed on a compacted
+  topic and as files, each version as one :class:`DirectoryDocument`.
 
-File formats (JSON)::
-
-    trust.json      {"format": "op7-trust-store/1",
-                     "nodes": {"FR.GN": [{"key_id": "<16 hex>", "public_key": "<base64>",
-                                          "encryption_key": "<base64, optional>"}]}}
-    anchor.json     {"format": "op7-directory-anchor/1", "network": "op7", "threshold": 2,
-                     "authorities": [{"key_id": "<16 hex>", "public_key": "<base64>"}]}
-    directory.json  {"format": "op7-signed-directory/1", "body": "<base64 of the Avro Directory>",
-                     "signatures": [{"key_id": "<16 hex>", "signature": "<base64>"}]}
+A new version replaces the one held under the rules of python-tuf's root update: it is the held version plus 1,
+it is signed by a threshold of the authorities of the held version (of the anchor, for the first) *and* by a
+threshold of its own authorities, and a held version that has expired verifies nothing. A version that arrives
+before the one it follows waits for it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
+from broker.clock import Clock, default_clock
 from broker.errors import ConfigError, DecodeError, VerificationError
 from broker.models.directory import Directory, KeyEntry, NodeEntry, SignedDirectory
-from broker.models.inputs import first_problem
-from broker.trust.files import b64, read_json, unb64, write_json
-from broker.wire.codec import decode_datum, encode_datum
-from broker.wire.schemas import default_registry
-from broker.wire.signing import SealPublicKey, SigningKey, VerifyKey
+from broker.trust.directory_document import DIRECTORY_SIGNING_CONTEXT, DirectoryAnchor, DirectoryDocument
+from broker.wire.signing import SealPublicKey, VerifyKey
 
 __all__ = [
     "DIRECTORY_SIGNING_CONTEXT",
@@ -50,160 +38,26 @@ __all__ = [
 
 log = logging.getLogger("op7.directory")
 
-ANCHOR_FORMAT = "op7-directory-anchor/1"
-SIGNED_FORMAT = "op7-signed-directory/1"
-#: Domain separation: a directory signature can never be mistaken for a message signature.
-DIRECTORY_SIGNING_CONTEXT = b"op7 directory v1\x00"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-_DirectoryRecord = TypeVar("_DirectoryRecord", Directory, SignedDirectory)
+#: Versions that arrived before the one they follow, kept in memory at most (the rest are dropped, and read
+#: again from the topic at the next start).
+MAX_WAITING = 64
 
 
-@dataclass(frozen=True)
-class DirectoryAnchor:
-    """The trust a node starts from: the authority keys and threshold its operator installed out of band."""
-
-    network: str
-    threshold: int
-    authorities: tuple[KeyEntry, ...]
-
-    @classmethod
-    def of(cls, directory: Directory) -> DirectoryAnchor:
-        return cls(directory.network, directory.threshold, directory.authorities)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": ANCHOR_FORMAT,
-            "network": self.network,
-            "threshold": self.threshold,
-            "authorities": [{"key_id": a.key_id, "public_key": b64(a.public_key)} for a in self.authorities],
-        }
-
-    @classmethod
-    def load(cls, path: Path) -> DirectoryAnchor:
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("format") != ANCHOR_FORMAT:
-            raise ConfigError(f"{path}: not an op7 directory anchor (format {ANCHOR_FORMAT})")
-        authorities = []
-        for entry in data.get("authorities") or []:
-            raw = unb64(path, "an authority key", entry.get("public_key"))
-            key = VerifyKey.from_raw(raw) if len(raw) == 32 else None
-            if key is None or entry.get("key_id", key.key_id.hex()) != key.key_id.hex():
-                raise ConfigError(f"{path}: authority key {entry.get('key_id')} is not a valid Ed25519 key")
-            authorities.append(KeyEntry(key_id=key.key_id.hex(), public_key=raw, valid_from=_EPOCH))
-        threshold = data.get("threshold")
-        if not isinstance(threshold, int) or not 1 <= threshold <= len(authorities):
-            raise ConfigError(f"{path}: threshold must be between 1 and the {len(authorities)} authority keys")
-        return cls(str(data.get("network")), threshold, tuple(authorities))
-
-
-@dataclass(frozen=True)
-class DirectoryDocument:
-    """One signed directory version as it travels and is kept (after python-tuf's ``Metadata``).
-
-    It carries the exact body bytes the authorities sign and their signatures; it is read from and written to
-    the Avro value of the directory topic and the JSON file. The body is decoded on demand and trusted only as
-    :meth:`verify` returns it.
-    """
-
-    signed: SignedDirectory
-
-    @classmethod
-    def draft(cls, directory: Directory) -> DirectoryDocument:
-        """An unsigned document whose body is ``directory``."""
-        return cls(SignedDirectory(body=_encode(directory)))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> DirectoryDocument:
-        """From the Avro bytes of a SignedDirectory (the value on the directory topic)."""
-        return cls(_decode(SignedDirectory, data, "not a signed directory"))
-
-    def to_bytes(self) -> bytes:
-        return _encode(self.signed)
-
-    @classmethod
-    def from_file(cls, path: Path) -> DirectoryDocument:
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
-            raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
-        try:
-            body = unb64(path, "body", data.get("body"))
-            signatures = [
-                {"key_id": s.get("key_id"), "signature": unb64(path, "a signature", s.get("signature"))}
-                for s in data.get("signatures") or []
-            ]
-            return cls(SignedDirectory.model_validate({"body": body, "signatures": signatures}))
-        except (ValidationError, AttributeError) as exc:
-            raise ConfigError(f"{path}: malformed directory file: {exc}") from None
-
-    def to_file(self, path: Path) -> None:
-        signatures = [{"key_id": s.key_id, "signature": b64(s.signature)} for s in self.signed.signatures]
-        write_json(path, {"format": SIGNED_FORMAT, "body": b64(self.signed.body), "signatures": signatures})
-
-    @property
-    def directory(self) -> Directory:
-        """The decoded body, not checked against any authority (for editing and showing)."""
-        return _decode(Directory, self.signed.body, "invalid directory")
-
-    def sign(self, key: SigningKey) -> DirectoryDocument:
-        """A copy with ``key``'s signature over the body added (replacing an earlier one by the same key)."""
-        key_id = key.public.key_id.hex()
-        others = [s for s in self.signed.signatures if s.key_id != key_id]
-        entry = {"key_id": key_id, "signature": key.sign(DIRECTORY_SIGNING_CONTEXT + self.signed.body)}
-        return DirectoryDocument(
-            SignedDirectory.model_validate({"body": self.signed.body, "signatures": [*others, entry]})
-        )
-
-    def verify(self, anchor: DirectoryAnchor, at: datetime) -> Directory:
-        """Check the signatures against the authority keys and threshold of ``anchor``; return the body decoded.
-
-        Signatures are checked over the exact body bytes before the body is decoded. Raises
-        :class:`VerificationError` naming the problem (too few valid authority signatures, another network).
-        """
-        valid: set[bytes] = set()  # distinct public keys, not key ids: one key never counts twice
-        authorities = {a.key_id: a for a in anchor.authorities}
-        signed_bytes = DIRECTORY_SIGNING_CONTEXT + self.signed.body
-        for entry in self.signed.signatures:
-            authority = authorities.get(entry.key_id)
-            if authority is None or authority.public_key in valid or authority.problem_at(at) is not None:
-                continue
-            try:
-                VerifyKey.from_raw(authority.public_key).verify(entry.signature, signed_bytes)
-            except VerificationError:
-                continue
-            valid.add(authority.public_key)
-        if len(valid) < anchor.threshold:
-            raise VerificationError(
-                f"directory has {len(valid)} valid authority signature(s); {anchor.threshold} are required",
-                reason="directory-signatures",
-            )
-        directory = self.directory
-        if directory.network != anchor.network:
-            raise VerificationError(
-                f"directory is for network {directory.network!r}, not {anchor.network!r}", reason="directory-network"
-            )
-        return directory
-
-
-def _encode(record: Directory | SignedDirectory) -> bytes:
-    return encode_datum(default_registry().get(f"op7.directory.{type(record).__name__}"), record.model_dump())
-
-
-def _decode(model: type[_DirectoryRecord], data: bytes, problem: str) -> _DirectoryRecord:
-    datum = decode_datum(default_registry().get(f"op7.directory.{model.__name__}"), data)
-    try:
-        return model.model_validate(datum)
-    except ValidationError as exc:
-        raise DecodeError(f"{problem}: {first_problem(exc)}", reason="bad-directory") from exc
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%dT%H:%M:%SZ}"
 
 
 class DirectoryTrust:
-    """The network directory a node holds, replaced only by a newer, properly signed version."""
+    """The network directory a node holds, replaced only by the version that follows it, properly signed."""
 
-    def __init__(self, anchor: DirectoryAnchor) -> None:
+    def __init__(self, anchor: DirectoryAnchor, *, clock: Clock | None = None) -> None:
         self.anchor = anchor
         self.directory: Directory | None = None
         self.signed: SignedDirectory | None = None
+        #: Reads "now" for the expiry of the version held (the process default clock when None).
+        self.clock = clock
+        self._accepted: dict[int, SignedDirectory] = {}
+        self._waiting: dict[int, list[SignedDirectory]] = {}
         # Indexes built once per version: every message looks its sender up here.
         self._nodes: dict[str, NodeEntry] = {}
         self._signing: dict[tuple[str, str], tuple[KeyEntry, VerifyKey]] = {}
@@ -213,15 +67,130 @@ class DirectoryTrust:
     def version(self) -> int:
         return self.directory.version if self.directory else 0
 
+    @property
+    def accepted(self) -> Mapping[int, SignedDirectory]:
+        """Every version accepted since this object was made (restored ones included), by version."""
+        return self._accepted
+
+    @property
+    def waiting(self) -> list[int]:
+        """Versions received before the one they follow, waiting for it."""
+        return sorted(self._waiting)
+
+    def _held(self) -> str:
+        if self.directory is not None:
+            return f"version {self.version} held"
+        if self.anchor.version is not None:
+            return f"no version held yet, anchor of version {self.anchor.version}"
+        return "no version held yet"
+
+    def _refused(self, version: int, problem: str, reason: str) -> VerificationError:
+        return VerificationError(f"directory version {version} refused ({self._held()}): {problem}", reason=reason)
+
     def offer(self, signed: SignedDirectory, at: datetime) -> bool:
-        """Take ``signed`` if it is a newer valid version; False if it is not newer; raise if it is invalid."""
-        base = DirectoryAnchor.of(self.directory) if self.directory else self.anchor
-        directory = DirectoryDocument(signed).verify(base, at)
-        if directory.version <= self.version:
-            if directory.version < self.version:
-                log.warning("ignored directory version %d: version %d is held", directory.version, self.version)
+        """Take ``signed`` if it is the version that follows the one held, properly signed; then any version that
+        was waiting for it. False for a version already held or older; raise :class:`VerificationError` naming
+        the version offered, the version held and what is missing otherwise (a version too new also waits)."""
+        document = DirectoryDocument(signed)
+        # Decoded first only to order versions; nothing in it is used before the signatures below verify.
+        claimed = document.directory
+        if self.directory is not None and claimed.version <= self.version:
+            return self._not_newer(claimed, signed)
+        if self.directory is None and self.anchor.version is not None and claimed.version < self.anchor.version:
+            log.debug("ignored directory version %d: older than the anchor's", claimed.version)
             return False
+        expected = self._next()
+        if expected is not None and claimed.version > expected:
+            self._wait(claimed.version, signed)
+            raise self._refused(
+                claimed.version,
+                f"version {expected} must come first (each version is accepted only after the one before it, "
+                "whose authorities sign it); this one waits for it",
+                "directory-gap",
+            )
+        self._accept(document, claimed, at)
+        self._drain(at)
+        return True
+
+    def _next(self) -> int | None:
+        """The highest version that can be taken now (None: any, from an anchor that names no version)."""
+        if self.directory is not None:
+            return self.version + 1
+        return None if self.anchor.version is None else self.anchor.version + 1
+
+    def _not_newer(self, claimed: Directory, signed: SignedDirectory) -> bool:
+        if claimed.version == self.version and self.signed is not None and signed.body != self.signed.body:
+            problem = f"it differs from the version {self.version} held; a version is never replaced"
+            raise self._refused(claimed.version, problem, "directory-fork")
+        log.debug("ignored directory version %d: version %d is held", claimed.version, self.version)
+        return False
+
+    def _wait(self, version: int, signed: SignedDirectory) -> None:
+        queue = self._waiting.setdefault(version, [])
+        if any(s.body == signed.body for s in queue):
+            return
+        if sum(len(q) for q in self._waiting.values()) >= MAX_WAITING:
+            log.warning("dropped directory version %d: %d versions already wait", version, MAX_WAITING)
+            return
+        queue.append(signed)
+        log.info("directory version %d waits for version %d (version %d held)", version, self.version + 1, self.version)
+
+    def _drain(self, at: datetime) -> None:
+        for version in [v for v in self._waiting if v <= self.version]:
+            del self._waiting[version]
+        while self.version + 1 in self._waiting:
+            for signed in self._waiting.pop(self.version + 1):
+                document = DirectoryDocument(signed)
+                try:
+                    self._accept(document, document.directory, at)
+                    break
+                except (VerificationError, DecodeError) as exc:
+                    log.warning("refused a directory version that waited: %s", exc)
+            else:
+                return
+
+    def _accept(self, document: DirectoryDocument, claimed: Directory, at: datetime) -> None:
+        """Check both thresholds and the network, then make ``claimed`` the version held."""
+        if claimed.network != self.anchor.network:
+            raise self._refused(
+                claimed.version,
+                f"it is for network {claimed.network!r}, not {self.anchor.network!r}",
+                "directory-network",
+            )
+        old = self.directory or self.anchor
+        old_name = f"version {self.version} held" if self.directory else "the anchor"
+        held_set = (old.authorities, old.threshold)
+        self._threshold(document, claimed.version, held_set, old_name, at, "directory-signatures")
+        own_set, own_name = (claimed.authorities, claimed.threshold), f"version {claimed.version} itself"
+        self._threshold(document, claimed.version, own_set, own_name, at, "directory-new-signatures")
+        self._take(claimed, document.signed)
+
+    def _threshold(
+        self,
+        document: DirectoryDocument,
+        version: int,
+        authority_set: tuple[tuple[KeyEntry, ...], int],
+        name: str,
+        at: datetime,
+        reason: str,
+    ) -> None:
+        """Raise ``reason`` unless a threshold of distinct keys of the authority set signed the body."""
+        authorities, threshold = authority_set
+        signers = document.signers(authorities, at)
+        if len(signers) >= threshold:
+            return
+        missing = [a.key_id for a in authorities if a.key_id not in signers]
+        raise self._refused(
+            version,
+            f"{len(signers)} valid signature(s) by the authorities of {name}, {threshold} required "
+            f"(threshold {threshold} of {len(authorities)} keys; signed by {', '.join(signers) or 'none of them'}; "
+            f"{threshold - len(signers)} more needed from {', '.join(missing)})",
+            reason,
+        )
+
+    def _take(self, directory: Directory, signed: SignedDirectory) -> None:
         self.directory, self.signed = directory, signed
+        self._accepted[directory.version] = signed
         self._nodes = {n.node_id: n for n in directory.nodes}
         self._signing = {
             (n.node_id, k.key_id): (k, VerifyKey.from_raw(k.public_key))
@@ -229,10 +198,31 @@ class DirectoryTrust:
             for k in n.signing_keys
         }
         self._allowed = {n.node_id: frozenset(n.allowed_types) for n in directory.nodes}
+        expires = _when(directory.expires_at) if directory.expires_at else "never"
         log.info(
-            "directory of %s now at version %d (%d nodes)", directory.network, directory.version, len(directory.nodes)
+            "directory of %s now at version %d (%d nodes, expires %s)",
+            directory.network,
+            directory.version,
+            len(directory.nodes),
+            expires,
         )
-        return True
+
+    def expired(self, at: datetime | None = None) -> VerificationError | None:
+        """The refusal every use of an expired directory meets (None while the version held is in force)."""
+        directory = self.directory
+        now = at or (self.clock or default_clock()).now()
+        if directory is None or directory.expires_at is None or now < directory.expires_at:
+            return None
+        return VerificationError(
+            f"the network directory held (version {directory.version}) expired at {_when(directory.expires_at)}; "
+            f"nothing is verified with it until the network authorities publish version {directory.version + 1}",
+            reason="directory-expired",
+        )
+
+    def _in_force(self) -> None:
+        problem = self.expired()
+        if problem is not None:
+            raise problem
 
     def _node(self, node: str) -> NodeEntry:
         entry = self._nodes.get(node)
@@ -241,6 +231,7 @@ class DirectoryTrust:
         return entry
 
     def _signing_entry(self, node: str, key_id: bytes) -> tuple[KeyEntry, VerifyKey]:
+        self._in_force()
         found = self._signing.get((node, key_id.hex()))
         if found is None:
             self._node(node)
@@ -263,6 +254,7 @@ class DirectoryTrust:
 
     def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
         try:
+            self._in_force()
             entry = self._node(node)
         except VerificationError as exc:
             raise ConfigError(str(exc)) from None
@@ -273,19 +265,36 @@ class DirectoryTrust:
 
 
 def keep_directory(folder: Path, trust: DirectoryTrust) -> Path:
-    """Keep the version ``trust`` holds in ``folder`` (one file per version, so that the chain of versions from
-    the anchor can be verified again after a restart, authority changes included)."""
+    """Keep every version ``trust`` accepted in ``folder``, one file per version, so that the chain of versions
+    from the anchor can be verified again after a restart; returns the file of the version held."""
     assert trust.directory is not None
-    assert trust.signed is not None
-    path = folder / f"{trust.directory.version:010d}.json"
-    DirectoryDocument(trust.signed).to_file(path)
-    return path
+    for version, signed in trust.accepted.items():
+        path = folder / f"{version:010d}.json"
+        if not path.exists():
+            DirectoryDocument(signed).to_file(path)
+    return folder / f"{trust.directory.version:010d}.json"
 
 
 def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None:
-    """Walk the versions kept in ``folder`` from the anchor, in order; each must verify against the one before."""
+    """Walk the versions kept in ``folder`` from the anchor, in order; each must follow the one before.
+
+    A kept version whose predecessor is missing waits for it (it may still arrive on the directory topic, or
+    be installed); any other refusal is a :class:`ConfigError` naming the file.
+    """
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         try:
             trust.offer(DirectoryDocument.from_file(path).signed, at)
-        except (VerificationError, DecodeError) as exc:
+        except VerificationError as exc:
+            if exc.reason != "directory-gap":
+                raise ConfigError(f"{path}: does not follow from the versions before it: {exc}") from None
+        except DecodeError as exc:
             raise ConfigError(f"{path}: does not follow from the versions before it: {exc}") from None
+    if trust.waiting:
+        log.warning(
+            "%s: kept directory version(s) %s wait for version %d, which is not kept; version %d stays in force "
+            "until it arrives on the directory topic or is installed",
+            folder,
+            ", ".join(map(str, trust.waiting)),
+            trust.version + 1,
+            trust.version,
+        )

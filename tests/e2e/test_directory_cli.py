@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.clock import SystemClock
 from tests.conftest import EXAMPLE_ALERT, run_op7
 
 
@@ -58,9 +62,12 @@ def test_unsigned_or_under_signed_directories_are_refused(net: dict[str, Any]) -
     assert op7("ops", "directory", "anchor", draft).returncode == 0
     refused = op7("ops", "directory", "install", draft)
     assert refused.returncode == 1
-    assert "0 valid authority signature(s); 2 are required" in refused.stderr
+    assert (
+        "directory version 1 refused (no version held yet, anchor of version 1): 0 valid signature(s) by the "
+        "authorities of the anchor, 2 required (threshold 2 of 3 keys; signed by none of them; 2 more needed from"
+    ) in refused.stderr
     assert op7("authority", "directory", "sign", draft, "--as", "NL.NA1").returncode == 0
-    assert "1 valid authority signature(s)" in op7("ops", "directory", "verify", draft).stderr
+    assert "1 valid signature(s) by the authorities of the anchor" in op7("ops", "directory", "verify", draft).stderr
     assert op7("authority", "directory", "sign", draft, "--as", "NL.NA3").returncode == 0
     ok = op7("ops", "directory", "install", draft)
     assert ok.returncode == 0, ok.stderr
@@ -128,3 +135,118 @@ def test_a_revocation_time_is_an_instant_with_its_zone_or_an_offset(net: dict[st
     shown = json.loads(op7("authority", "directory", "show", draft).stdout)
     (entry,) = [k for n in shown["nodes"] for k in n["signing_keys"] if k["key_id"] == key_id]
     assert entry["revoked_at"] is not None and entry["revocation_reason"] == "laptop lost"
+
+
+def _signed_copy(net: dict[str, Any], source: str, name: str, *edit: str, signers: tuple[str, ...]) -> str:
+    """A copy of ``source`` edited by ``op7 directory EDIT...`` (the next version) and signed by ``signers``."""
+    target = str(Path(net["draft"]).with_name(name))
+    shutil.copyfile(source, target)
+    op7 = net["op7"]
+    if edit:
+        result = op7("authority", "directory", edit[0], target, *edit[1:])
+        assert result.returncode == 0, result.stderr
+    for authority in signers:
+        assert op7("authority", "directory", "sign", target, "--as", authority).returncode == 0
+    return target
+
+
+def test_a_version_is_installed_only_after_the_one_before(net: dict[str, Any]) -> None:
+    op7, homes = net["op7"], net["homes"]
+    pair = ("NL.NA1", "NL.NA2")
+    v1 = _signed_copy(net, net["draft"], "v1.json", signers=pair)
+    v2 = _signed_copy(net, v1, "v2.json", "renew", signers=pair)
+    v3 = _signed_copy(net, v2, "v3.json", "renew", signers=pair)
+    assert op7("ops", "directory", "anchor", v1).returncode == 0
+    assert op7("ops", "directory", "install", v1).returncode == 0
+    refused = op7("ops", "directory", "install", v3)
+    assert refused.returncode == 1
+    assert f"op7: refused: {v3}: directory version 3 refused (version 1 held): version 2 must come first" in (
+        refused.stderr
+    )
+    assert sorted(p.name for p in (homes["ops"] / "directory").iterdir()) == ["0000000001.json"]
+    assert op7("ops", "directory", "install", v2).returncode == 0
+    installed = op7("ops", "directory", "install", v3)
+    assert installed.returncode == 0, installed.stderr
+    assert "valid: network op7-test version 3, 2 signature(s), thresholds of version 2 and of version 3 met" in (
+        installed.stdout
+    )
+
+
+def test_a_handover_needs_the_outgoing_and_the_incoming_authorities(net: dict[str, Any]) -> None:
+    op7, homes = net["op7"], net["homes"]
+    for node in ("NL.NB1", "NL.NB2"):
+        assert op7("authority", "keys", "new", node).returncode == 0
+    v1 = _signed_copy(net, net["draft"], "v1.json", signers=("NL.NA1", "NL.NA2"))
+    incoming = [a for n in ("NL.NB1", "NL.NB2") for a in ("--authority", str(homes["authority"] / "keys" / f"{n}.pub"))]
+    v2 = _signed_copy(net, v1, "v2.json", "authorities", "--threshold", "2", *incoming, signers=("NL.NA1", "NL.NA3"))
+    assert op7("ops", "directory", "anchor", v1).returncode == 0
+    assert op7("ops", "directory", "install", v1).returncode == 0
+    refused = op7("ops", "directory", "install", v2)
+    assert refused.returncode == 1
+    assert (
+        "directory version 2 refused (version 1 held): 0 valid signature(s) by the authorities of version 2 itself, "
+        "2 required (threshold 2 of 2 keys; signed by none of them; 2 more needed from"
+    ) in refused.stderr
+    op7("authority", "directory", "sign", v2, "--as", "NL.NB1")
+    assert "1 valid signature(s) by the authorities of version 2 itself" in op7("ops", "directory", "verify", v2).stderr
+    op7("authority", "directory", "sign", v2, "--as", "NL.NB2")
+    assert op7("ops", "directory", "install", v2).returncode == 0
+    # From now on the outgoing authorities alone sign nothing this node takes.
+    v3 = _signed_copy(net, v2, "v3.json", "renew", signers=("NL.NA1", "NL.NA2"))
+    refused = op7("ops", "directory", "install", v3)
+    assert "0 valid signature(s) by the authorities of version 2 held, 2 required" in refused.stderr
+
+
+def test_an_expired_directory_verifies_nothing(net: dict[str, Any]) -> None:
+    op7, draft = net["op7"], net["draft"]
+    for bad in ("0s", "-1d", "soon"):
+        refused = op7("authority", "directory", "renew", draft, "--expires-in", bad)
+        assert refused.returncode == 1 and "op7: error: " in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert op7("authority", "directory", "renew", draft, "--expires-in", "20s").returncode == 0
+    expires_at = datetime.fromisoformat(json.loads(op7("authority", "directory", "show", draft).stdout)["expires_at"])
+    for authority in ("NL.NA1", "NL.NA2"):
+        assert op7("authority", "directory", "sign", draft, "--as", authority).returncode == 0
+    assert op7("ops", "directory", "anchor", draft).returncode == 0
+    assert op7("ops", "directory", "install", draft).returncode == 0
+    assert op7("fr", "alert", "send", str(EXAMPLE_ALERT)).returncode == 0
+    assert SystemClock().now() < expires_at, "the set-up took longer than the directory's lifetime"
+    time.sleep(max(0.0, (expires_at - SystemClock().now()).total_seconds()) + 0.5)
+    when = f"{expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    refused = op7("ops", "listen", "--timeout", "3")
+    assert refused.stdout == ""
+    assert f"the network directory held (version 1) expired at {when}" in refused.stderr
+    assert "directory-expired" in refused.stderr
+    verified = op7("ops", "directory", "verify", draft)
+    assert verified.returncode == 1
+    assert f"directory held (version 1) expired at {when}; nothing is verified with it until the network " in (
+        verified.stderr
+    )
+    # The authorities renew it: version 2 is in force again.
+    assert op7("authority", "directory", "renew", draft, "--expires-in", "30d").returncode == 0
+    for authority in ("NL.NA1", "NL.NA2"):
+        assert op7("authority", "directory", "sign", draft, "--as", authority).returncode == 0
+    assert op7("ops", "directory", "install", draft).returncode == 0
+
+
+def test_a_follower_takes_versions_published_out_of_order(net: dict[str, Any], tmp_path: Path) -> None:
+    op7, homes = net["op7"], net["homes"]
+    pair = ("NL.NA1", "NL.NA2")
+    v1 = _signed_copy(net, net["draft"], "v1.json", signers=pair)
+    v2 = _signed_copy(net, v1, "v2.json", "renew", signers=pair)
+    v3 = _signed_copy(net, v2, "v3.json", "renew", signers=pair)
+    second = run_op7(tmp_path / "authority2", "directory", "anchor", v1)
+    assert second.returncode == 0
+    for home in ("authority", "ops"):
+        assert op7(home, "directory", "anchor", v1).returncode == 0
+    assert op7("authority", "directory", "publish", v1).returncode == 0
+    assert op7("authority", "directory", "install", v2).returncode == 0  # kept, not yet published
+    assert op7("authority", "directory", "publish", v3).returncode == 0
+    waiting = op7("ops", "listen", "-v", "--timeout", "2")
+    assert "directory version 3 waits for version 2 (version 1 held)" in waiting.stderr
+    kept = homes["ops"] / "directory"
+    assert sorted(p.name for p in kept.iterdir()) == ["0000000001.json"]
+    assert run_op7(tmp_path / "authority2", "directory", "install", v1).returncode == 0
+    assert run_op7(tmp_path / "authority2", "directory", "publish", v2).returncode == 0
+    assert op7("ops", "listen", "--timeout", "2").returncode == 0
+    assert sorted(p.name for p in kept.iterdir()) == [f"{v:010d}.json" for v in (1, 2, 3)]

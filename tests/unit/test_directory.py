@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.clock import ManualClock
 from broker.errors import ConfigError, DecodeError, VerificationError
 from broker.models import KidnappingAlert
 from broker.models.directory import Directory, KeyEntry, Role, SignedDirectory
@@ -29,6 +30,12 @@ from broker.wire.signing import EncryptionKey, SigningKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 AUTHORITIES = [SigningKey.generate() for _ in range(3)]
+
+
+@pytest.fixture(autouse=True)
+def _at_t0(clock: ManualClock) -> None:
+    """The directories here are issued at T0 and expire a year later: read them at T0 whatever the date."""
+    clock.set(T0)
 
 
 def card(node: str, key: SigningKey) -> PublicKeyCard:
@@ -134,7 +141,7 @@ def test_versions_only_move_forward() -> None:
     assert trust.offer(v2, T0) is False
 
 
-def test_authorities_of_the_held_version_sign_the_next() -> None:
+def test_authorities_of_the_held_version_and_of_the_new_one_sign_it() -> None:
     new_authorities = [SigningKey.generate() for _ in range(2)]
 
     def replace_authorities(data: dict[str, object]) -> None:
@@ -148,11 +155,15 @@ def test_authorities_of_the_held_version_sign_the_next() -> None:
         trust.offer(v2, T0)  # unsigned
 
     by_new = signed_by(v2, *new_authorities)
-    with pytest.raises(VerificationError):  # the new authorities cannot appoint themselves
+    with pytest.raises(VerificationError) as info:  # the new authorities cannot appoint themselves
         trust.offer(by_new, T0)
+    assert info.value.reason == "directory-signatures"
     by_old = signed_by(v2, AUTHORITIES[0], AUTHORITIES[2])
-    assert trust.offer(by_old, T0)
-    v3 = admin.edit(by_old, lambda d: None, now=T0)
+    with pytest.raises(VerificationError) as info:  # nor the outgoing ones appoint keys that never signed
+        trust.offer(by_old, T0)
+    assert info.value.reason == "directory-new-signatures"
+    assert trust.offer(signed_by(by_old, *new_authorities), T0)
+    v3 = admin.edit(signed_by(by_old, *new_authorities), lambda d: None, now=T0)
     assert trust.offer(signed_by(v3, *new_authorities), T0)
 
 
@@ -236,7 +247,7 @@ def test_a_restarted_node_verifies_the_chain_it_kept_across_an_authority_handove
         ),
         now=T0,
     )
-    v2 = signed_by(handover, *AUTHORITIES[1:])  # signed by the outgoing authorities
+    v2 = signed_by(handover, *AUTHORITIES[1:], *new_authorities)  # by the outgoing and the incoming authorities
     v3 = signed_by(admin.edit(v2, lambda d: None, now=T0), *new_authorities)
     trust = DirectoryTrust(anchor(v1))
     for version in (v1, v2, v3):
