@@ -26,13 +26,13 @@ from broker.cli._common import (
     transport,
     where,
 )
-from broker.errors import ConfigError, InputError, Op7Error
+from broker.cli._consuming import Reporter
+from broker.errors import ConfigError, InputError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
 from broker.models.inputs import outgoing_problems, validate
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Handler, Node, Published
 from broker.plugins import load_adapter
-from broker.transport import Record
 from broker.trust.directory import DirectoryTrust
 from broker.trust.replay import Freshness
 from broker.trust.store import TrustStore
@@ -287,7 +287,7 @@ class Listening:
 
 
 def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, what: str) -> int:
-    """Print verified messages of ``topics`` with ``show``; refusals go to standard error."""
+    """Print verified messages of ``topics`` with ``show``; refusals and the connection as :class:`Reporter` does."""
     trust = env.home.trust()
     if isinstance(trust, TrustStore) and not list(trust.nodes()):
         raise ConfigError(
@@ -299,15 +299,16 @@ def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, wh
     node_id = check_node_id(how.as_node) if how.as_node else None
     group = how.group or node_id or "op7.cli-listen"
 
-    def refused(record: Record, error: Op7Error) -> None:
-        click.echo(f"op7: refused {record.topic}[{record.partition}]@{record.offset}: {error} (quarantined)", err=True)
+    report = Reporter(where(env), how.as_json)
 
     async def run() -> None:
         node = make_node(env, me=node_id, group=group, trust=trust)
         async with node, node.subscribe(group, topics, from_beginning=not how.from_now) as sub:
             if not how.as_json:
                 click.echo(f"listening for {what} on {where(env)} as group {group} (Ctrl-C to stop)", err=True)
-            await sub.run(show, limit=how.count, idle_timeout=how.timeout, on_refused=refused)
+            await sub.run(
+                show, limit=how.count, idle_timeout=how.timeout, on_refused=report.refused, on_status=report.status
+            )
 
     asyncio.run(run())
     return 0

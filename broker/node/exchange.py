@@ -40,7 +40,7 @@ from broker.models import (
 from broker.node.deadlines import DeadlinePolicy, ResendPolicy
 from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from broker.node.node import Node, Published
-from broker.node.subscription import Delivery, SubscriptionStats, maybe_await
+from broker.node.subscription import Delivery, RefusalHook, SubscriptionStats, chain_refusals, maybe_await
 from broker.node.topics import record_key
 from broker.transport import Record
 from broker.wire.codec import decode_datum
@@ -223,6 +223,7 @@ class ExchangeAgent:
         idle_timeout: float | None = None,
         tick_every: float = 5.0,
         limit: int | None = None,
+        on_refused: RefusalHook | None = None,
     ) -> SubscriptionStats:
         """Read this node's inbox until stopped (or idle for ``idle_timeout`` seconds), ticking regularly."""
         sub = self.node.subscribe(group or self.me, [Node.inbox_of(self.me)])
@@ -242,7 +243,7 @@ class ExchangeAgent:
                     lambda d: self._on_delivery(d, handler),
                     idle_timeout=idle_timeout,
                     limit=limit,
-                    on_refused=self._on_refused,
+                    on_refused=chain_refusals(on_refused, self._on_refused),
                     on_duplicate=self._on_duplicate,
                 )
         finally:

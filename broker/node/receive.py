@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker.errors import PolicyError
+from broker.errors import PolicyError, SchemaError
 from broker.models import Envelope, ForwardedMessage
+from broker.node.topics import TopicLayout
 from broker.trust.replay import Freshness, ReplayGuard
 from broker.wire.envelope import Opened, Verified, open_verified, verify_frame
 from broker.wire.schemas import SchemaRegistry
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Outcome",
     "Received",
-    "check_fresh",
     "check_forwarding",
+    "check_fresh",
+    "check_topic",
     "is_addressed",
     "open_and_decode",
     "receive",
@@ -53,6 +55,8 @@ class Received:
 
     value: bytes
     digest: bytes
+    #: The full name of the topic the record was read from.
+    topic: str
     verified: Verified | None = None
     opened: Opened | None = None
 
@@ -66,6 +70,22 @@ def verify(value: bytes, trust: Trust, registry: SchemaRegistry) -> Verified:
     """Parse the frame, check the signature over the bytes as received, decode the header, and ask the trust
     source whether the key was valid when it signed and the sender may send this type."""
     return verify_frame(value, trust, registry)
+
+
+def check_topic(envelope: Envelope, topic: str, layout: TopicLayout) -> None:
+    """``wrong-topic`` for a message read from a topic its sender would not have sent it to: a directed message
+    anywhere but the inbox of one of its recipients, a broadcast anywhere but its type's topic (§4.4).
+
+    A type this node does not know is left to decoding, which refuses it as ``unknown-type``.
+    """
+    try:
+        expected = layout.destinations(envelope.message_type, envelope.recipients)
+    except SchemaError:
+        return
+    if layout.short(topic) not in expected:
+        to = f"to {', '.join(envelope.recipients)}" if envelope.recipients else "without recipients"
+        where = " or ".join(layout.name(name) for name in expected)
+        raise PolicyError(f"a {envelope.message_type} {to} travels on {where}, not on {topic}", reason="wrong-topic")
 
 
 def is_addressed(envelope: Envelope, me: str | None) -> bool:
@@ -109,6 +129,7 @@ def receive(node: Node, received: Received) -> Outcome:
     """Run every stage on ``received`` in protocol order; raises the first refusal."""
     received.verified = verify(received.value, node.trust, node.registry)
     envelope = received.verified.envelope
+    check_topic(envelope, received.topic, node.topics)
     if not is_addressed(envelope, node.node_id):
         return Outcome.NOT_ADDRESSED
     if recognise_duplicate(envelope, received.digest, node.replay_guard):
@@ -119,6 +140,6 @@ def receive(node: Node, received: Received) -> Outcome:
     return Outcome.DELIVER
 
 
-def received(value: bytes) -> Received:
-    """A record value about to go through the stages."""
-    return Received(value, hashlib.sha256(value).digest())
+def received(value: bytes, topic: str) -> Received:
+    """A record value read from ``topic`` (its full name), about to go through the stages."""
+    return Received(value, hashlib.sha256(value).digest(), topic)

@@ -25,6 +25,7 @@ from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
 from broker.node.receive import Outcome, Received, receive, received
 from broker.transport.base import Consumer, Record
+from broker.transport.health import ConnectionWatch, StatusHook
 from broker.wire.envelope import MAX_FRAME_SIZE
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "RefusalHook",
     "Subscription",
     "SubscriptionStats",
+    "chain_refusals",
     "maybe_await",
     "quarantine_entry",
 ]
@@ -61,6 +63,17 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None] | None]
 RefusalHook = Callable[[Record, MessageError], Awaitable[None] | None]
 DuplicateHook = Callable[[Record, Envelope], Awaitable[None] | None]
+
+
+def chain_refusals(*hooks: RefusalHook | None) -> RefusalHook:
+    """One refusal hook that tells each of ``hooks`` in turn (None ones left out)."""
+
+    async def tell(record: Record, error: MessageError) -> None:
+        for hook in hooks:
+            if hook is not None:
+                await maybe_await(hook(record, error))
+
+    return tell
 
 
 async def maybe_await(result: Awaitable[Any] | None) -> None:
@@ -137,16 +150,39 @@ class Subscription(Lifecycle):
         poll: float = 0.5,
         on_refused: RefusalHook | None = None,
         on_duplicate: DuplicateHook | None = None,
+        on_status: StatusHook | None = None,
+        status_grace: float = 5.0,
     ) -> SubscriptionStats:
         """Hand each verified message to ``handler`` and commit it once the handler returned.
 
         Returns after ``limit`` deliveries in this run, after ``idle_timeout`` seconds without a record,
         or when the subscription is stopped. ``on_refused`` is told of each record quarantined. A handler
         exception ends the run with :class:`HandlerError`; that message is not committed, and the next
-        run (or, after a restart, the next consumer of the group) gets it again.
+        run (or, after a restart, the next consumer of the group) gets it again. ``on_status`` is told when
+        the cluster has been out of reach for ``status_grace`` seconds, and when it is reached again
+        (:class:`~broker.transport.health.ConnectionWatch`).
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
+        if on_status is None:
+            return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
+        watch = ConnectionWatch(self._node.transport, on_status, grace=status_grace, clock=self._node.clock)
+        watching = asyncio.create_task(watch.run(), name="op7-connection-watch")
+        try:
+            return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+
+    async def _run(
+        self,
+        handler: Handler,
+        limit: int | None,
+        idle_timeout: float | None,
+        poll: float,
+        on_refused: RefusalHook | None,
+        on_duplicate: DuplicateHook | None,
+    ) -> SubscriptionStats:
         loop = asyncio.get_running_loop()
         last_seen = loop.time()
         delivered = 0
@@ -197,7 +233,7 @@ class Subscription(Lifecycle):
     ) -> bool:
         """Handle one record; True if it went to the handler, False if it was quarantined, a duplicate or not ours."""
         self.stats.received += 1
-        state = received(record.value)
+        state = received(record.value, record.topic)
         try:
             outcome = receive(self._node, state)
         except MessageError as exc:

@@ -7,15 +7,19 @@ from pathlib import Path
 from broker.clock import Clock
 from broker.transport.base import Consumer, Record, Sent, Transport
 from broker.transport.embedded import EmbeddedTransport
+from broker.transport.health import ConnectionStatus, ConnectionWatch, StatusHook
 from broker.transport.kafka import KafkaSettings, KafkaTransport, check_bootstrap
 
 __all__ = [
+    "ConnectionStatus",
+    "ConnectionWatch",
     "Consumer",
     "EmbeddedTransport",
     "KafkaSettings",
     "KafkaTransport",
     "Record",
     "Sent",
+    "StatusHook",
     "Transport",
     "check_bootstrap",
     "make_transport",

@@ -81,6 +81,10 @@ class Transport(Lifecycle):
         """Write several (key, value) records, in order per key, and wait until all are durable."""
         return [await self.send(topic, value, key=key) for key, value in records]
 
+    async def probe(self, timeout: float) -> None:
+        """Reach the cluster once: :class:`~broker.errors.TransportError` when no broker answers within
+        ``timeout`` seconds. A transport without a server (embedded) is always reachable."""
+
     @abstractmethod
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         """A consumer in ``group``; a group without committed offsets starts at the beginning (or the end)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -166,6 +167,8 @@ class KafkaTransport(Transport):
         self.settings = settings or KafkaSettings(**kwargs)
         check_bootstrap(self.settings.bootstrap_servers)
         self._producer: AIOKafkaProducer | None = None
+        #: The client of :meth:`probe`, once it has reached the cluster.
+        self._prober: AIOKafkaClient | None = None
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self.settings.common())
@@ -177,9 +180,33 @@ class KafkaTransport(Transport):
         self._producer = producer
 
     async def stop(self) -> None:
+        if self._prober is not None:
+            await self._prober.close()
+            self._prober = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+    async def probe(self, timeout: float) -> None:
+        """A metadata request to any broker of the cluster; the first one bootstraps a client kept for the next."""
+        servers = self.settings.bootstrap_servers
+        try:
+            async with asyncio.timeout(timeout):
+                if self._prober is not None:
+                    await self._prober.fetch_all_metadata()
+                    return
+                client = AIOKafkaClient(**self.settings.common())
+                try:
+                    await client.bootstrap()
+                except BaseException:
+                    await client.close()
+                    raise
+                self._prober = client
+        except TimeoutError:
+            message = f"Kafka: no broker of {servers} answered within {timeout:g} s"
+            raise TransportError(message, retriable=True) from None
+        except KafkaError as exc:
+            raise _mapped(exc, f"cannot reach {servers}") from exc
 
     async def create_topic(
         self, topic: str, *, partitions: int = 3, compacted: bool = False, retention: timedelta | None = None

@@ -11,6 +11,11 @@ import pytest
 from tests.conftest import ROOT, run_op7
 
 EXAMPLES = ROOT / "examples"
+#: The authority and 24/7 contact each node's inbox watch signs its receipts and reminders with.
+CONTACT = {
+    "FR.GN": ("--agency", "Gendarmerie nationale", "--desk", "CORG", "--phone", "+33140000000"),
+    "ES.PN": ("--agency", "Policia Nacional", "--desk", "Sala del 091", "--phone", "+34910000000"),
+}
 
 
 @pytest.fixture
@@ -35,10 +40,10 @@ def test_request_receipt_answer_and_history_with_the_cli(op7: Any) -> None:
     assert sent.returncode == 0, sent.stderr
     request_id = json.loads(sent.stdout)["message_id"]
 
-    watched = op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2")
+    watched = op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2", *CONTACT["ES.PN"])
     assert watched.returncode == 0, watched.stderr
     assert f"MutualLegalAssistanceRequest from FR.GN case FR-GN-2026-000142 id {request_id}" in watched.stdout
-    assert op7("fr", "inbox", "watch", "--as", "FR.GN", "--timeout", "2").returncode == 0
+    assert op7("fr", "inbox", "watch", "--as", "FR.GN", "--timeout", "2", *CONTACT["FR.GN"]).returncode == 0
     shown = op7("fr", "exchanges", "show", request_id[:13], "--as", "FR.GN")
     assert "[delivered]" in shown.stdout and "signed receipt from ES.PN" in shown.stdout
 
@@ -46,7 +51,7 @@ def test_request_receipt_answer_and_history_with_the_cli(op7: Any) -> None:
         "es", "reply", request_id, "MutualLegalAssistanceResponse", str(EXAMPLES / "mla-response.json"), "--as", "ES.PN"
     )
     assert answered.returncode == 0, answered.stderr
-    assert op7("fr", "inbox", "watch", "--as", "FR.GN", "--timeout", "2").returncode == 0
+    assert op7("fr", "inbox", "watch", "--as", "FR.GN", "--timeout", "2", *CONTACT["FR.GN"]).returncode == 0
     history = json.loads(op7("fr", "exchanges", "show", request_id, "--as", "FR.GN", "--json").stdout)
     request = next(h for h in history if h["message_id"] == request_id)
     assert request["state"] == "answered"
@@ -65,7 +70,7 @@ def test_quarantine_list_and_show(op7: Any, tmp_path: Path) -> None:
     path = tmp_path / "request.json"
     path.write_text(json.dumps(data))
     assert run_op7(stranger, "send", "MutualLegalAssistanceRequest", str(path)).returncode == 0
-    assert op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2").returncode == 0
+    assert op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2", *CONTACT["ES.PN"]).returncode == 0
     listed = op7("es", "quarantine", "list", "--as", "ES.PN")
     assert "unknown-sender" in listed.stdout and "unknown sender BR.PF" in listed.stdout
     shown = json.loads(op7("es", "quarantine", "show", "1", "--as", "ES.PN").stdout)

@@ -51,7 +51,8 @@ def test_every_example_is_sent_on_any_date_and_no_exchange_is_overdue(op7: Any) 
         assert sent.returncode == 0, f"{filename}: {sent.stderr}"
     # Each sender's agent runs its deadline checks (ticks) while it reads its inbox.
     for node in ("FR.GN", "MX.FGR"):
-        assert op7("inbox", "watch", "--as", node, "--timeout", "1", "--tick", "0.2").returncode == 0
+        contact = ("--agency", f"{node} agency", "--desk", f"{node} 24/7 desk", "--phone", "+33140000000")
+        assert op7("inbox", "watch", "--as", node, "--timeout", "1", "--tick", "0.2", *contact).returncode == 0
     requests = [r for node in ("FR.GN", "MX.FGR") for r in _exchanges(op7, node) if r["direction"] == "out"]
     assert {r["message_type"].rsplit(".", 1)[1] for r in requests} >= {
         "MutualLegalAssistanceRequest",
