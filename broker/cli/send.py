@@ -29,6 +29,7 @@ from broker.cli._common import (
 from broker.cli._consuming import Reporter
 from broker.errors import ConfigError, InputError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
+from broker.models.answers import is_answer_type
 from broker.models.inputs import outgoing_problems, validate
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Handler, Node, Published
@@ -114,8 +115,16 @@ def _model(type_name: str) -> type[Message]:
 
 def send_message(env: Env, out: Outgoing) -> int:
     """Send the message of ``out.file``: a directed one (to one addressee, or a request) as an exchange, recorded
-    with its deadline; anything else published to its topic."""
+    with its deadline; anything else published to its topic. A directed message under TLP:RED or AMBER+STRICT is
+    sealed to its addressees. An answer is refused: it goes to the authority that asked, with ``op7 reply``."""
     model = _model(out.type_name)
+    if is_answer_type(model.avro_name):
+        # Sent here it would answer no request: to no one (every subscriber) or unlinked from the request it answers.
+        raise ConfigError(
+            f"a {out.type_name} answers a request: it goes to the authority that asked, in the request's "
+            f"conversation, sealed when its handling requires it; send it with 'op7 reply ID {out.type_name} "
+            f"{out.file} --as NODE_ID' (the request's ID from 'op7 exchanges list --as NODE_ID')"
+        )
     recipients = tuple(check_node_id(r) for r in out.to)
     exchange = (bool(recipients) or issubclass(model, Request)) and len(recipients) <= 1
     if out.deadline_in is not None and not exchange:
@@ -168,9 +177,10 @@ def _report_sent(published: Published, sender: str, as_json: bool) -> None:
         )
         return
     to = ", ".join(e.recipients) or "all subscribers"
+    sealed = f", sealed to {to}" if e.sealed is not None else ""
     click.echo(
         f"sent {e.message_type} {e.message_id} as {sender} to {to} via "
-        f"{sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed)"
+        f"{sent.topic}[{sent.partition}]@{sent.offset} ({len(published.raw)} bytes, signed{sealed})"
     )
 
 
@@ -236,9 +246,10 @@ def reply(env: Env, message_id: str, type_name: str, file: str, as_node: str, fo
                 exchanges.store.close()
 
     published = asyncio.run(answer())
+    sealed = " (sealed)" if published.envelope.sealed is not None else ""
     click.echo(
         f"answered {record.message_id} with {published.envelope.message_type} {published.envelope.message_id}"
-        f" to {record.peer}"
+        f" to {record.peer}{sealed}"
     )
     return 0
 

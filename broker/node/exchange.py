@@ -6,8 +6,9 @@
   deadline when it is a request), resending it with back-off until a receipt arrives;
 - ``serve`` reads the node's inbox: each verified message is recorded, handed to the application once, and
   acknowledged with a signed ``Receipt`` carrying the SHA-256 of the exact bytes received (a resend gets the
-  same receipt again); receipts, error reports and answers update the sender's exchanges; a message refused
-  after its sender was verified is answered with a signed ``ErrorReport``;
+  same receipt again); receipts, error reports and answers (of the type the request expects) update the sender's
+  exchanges; a message refused after its sender was verified is answered with a signed ``ErrorReport``, once per
+  frame and at most :attr:`ExchangeAgent.reports_per_minute` a minute per sender;
 - ``tick`` resends what is unacknowledged and, past a deadline, marks an exchange overdue and sends the
   addressee a signed ``Reminder``.
 """
@@ -19,7 +20,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from broker.clock import Clock
@@ -40,6 +41,7 @@ from broker.models import (
 from broker.node.deadlines import DeadlinePolicy, ResendPolicy
 from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from broker.node.node import Node, Published
+from broker.node.outgoing import answers, check_answer
 from broker.node.subscription import Delivery, RefusalHook, SubscriptionStats, chain_refusals, maybe_await
 from broker.node.topics import record_key
 from broker.transport import Record
@@ -70,6 +72,10 @@ AppHandler = Callable[[Delivery], Awaitable[None] | None]
 
 class ExchangeAgent:
     """Directed exchanges of one node: sending, receipts, answers, deadlines, resends."""
+
+    #: Error reports sent to one sender within a minute of the node clock, at most; each refused frame is reported
+    #: once (kept in the store, across restarts), so re-injected copies do not make a signed report each.
+    reports_per_minute: int = 10
 
     def __init__(
         self,
@@ -131,6 +137,9 @@ class ExchangeAgent:
             raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
         # Every message of a conversation shares its id, which is also the partition key: they stay in order.
         conversation_id = conversation_id or new_message_id(now)
+        answered = self.store.get(in_reply_to) if in_reply_to else None
+        request_type = answered.message_type if answered and answered.direction is Direction.IN else None
+        check_answer(message, recipients, request_type)
         deadline = self._answer_deadline(message, now, deadline, late)
         detail = f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else "")
         if deadline is not None and deadline <= now:
@@ -150,7 +159,7 @@ class ExchangeAgent:
             before_send=record,
         )
         env = published.envelope
-        if in_reply_to is not None:
+        if in_reply_to is not None and answers(request_type, message.avro_name):
             self.store.move(
                 in_reply_to,
                 ExchangeState.ANSWERED,
@@ -205,6 +214,7 @@ class ExchangeAgent:
     async def reply(self, request: Delivery | Opened, response: Message, *, seal: bool | None = None) -> Published:
         """Answer a received message: same conversation, addressed to its sender, sealed if it was."""
         env = request.envelope
+        check_answer(response, (env.sender,), env.message_type)
         return await self.send(
             response,
             recipients=(env.sender,),
@@ -293,6 +303,12 @@ class ExchangeAgent:
         """An answer from the addressee closes this node's open request."""
         request = env.in_reply_to
         if request is None or not isinstance(message, _ANSWERS) or not self._outgoing_to(request, env.sender):
+            return
+        asked = self.store.get(request)
+        if asked is not None and not answers(asked.message_type, env.message_type):
+            detail = f"{env.sender} sent a {env.message_type}, not an answer to a {asked.message_type}"
+            log.warning("%s: %s", request, detail)
+            self.store.event(request, "wrong-answer", detail, now, env.message_id)
             return
         detail = f"answered by {env.sender} ({env.message_id})"
         if self.store.move(request, ExchangeState.ANSWERED, detail, now, env.message_id, only_from=OPEN_OUT):
@@ -395,19 +411,31 @@ class ExchangeAgent:
         if not isinstance(env, Envelope) or env.message_type in {m.avro_name for m in _BOOKKEEPING}:
             return
         now = self.clock.now()
+        digest = hashlib.sha256(record.value).digest()
+        limit, minute = self.reports_per_minute, timedelta(minutes=1)
+        skipped = self.store.claim_report(env.sender, digest, now, limit=limit, window=minute)
+        if skipped is not None:
+            log.info("no error report to %s about %s: %s", env.sender, env.message_id, skipped)
+            return
         report = ErrorReport(
             error_id=new_message_id(now),
             reason=error.reason,
             detail=str(error)[:2000],
             **self._about(env, record.value, now),
         )
-        await self.node.publish(
-            report,
-            recipients=(env.sender,),
-            in_reply_to=env.message_id,
-            conversation_id=env.conversation_id or env.message_id,
-            now=now,
-        )
+        try:
+            await self.node.publish(
+                report,
+                recipients=(env.sender,),
+                in_reply_to=env.message_id,
+                conversation_id=env.conversation_id or env.message_id,
+                now=now,
+            )
+        except ConfigError as exc:  # e.g. a TLP:RED report to a sender without an encryption key
+            log.warning("no error report to %s about %s: %s", env.sender, env.message_id, exc)
+        except BaseException:
+            self.store.release_report(env.sender, digest)  # not sent: the redelivered frame is reported then
+            raise
 
     # --- time ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS receipts_sent (
     received_message_id TEXT NOT NULL, sender TEXT NOT NULL, frame BLOB NOT NULL,
     PRIMARY KEY (sender, received_message_id)
 );
+CREATE TABLE IF NOT EXISTS reports_sent (
+    sender TEXT NOT NULL, sha256 BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sender, sha256)
+);
+CREATE INDEX IF NOT EXISTS reports_sent_at ON reports_sent (sender, at);
 """
 
 
@@ -312,6 +316,25 @@ class ExchangeStore:
 
     def keep_receipt(self, sender: str, received_message_id: str, frame: bytes) -> None:
         self._db.execute("INSERT OR IGNORE INTO receipts_sent VALUES (?, ?, ?)", (received_message_id, sender, frame))
+
+    def claim_report(self, sender: str, sha256: bytes, now: datetime, *, limit: int, window: timedelta) -> str | None:
+        """Claim the one error report about the frame ``sha256`` from ``sender``: None when it may be sent (and it is
+        recorded as sent), else why not: ``already-reported``, or ``rate-limited`` when ``limit`` reports went to
+        ``sender`` within ``window`` before ``now``. Kept across restarts, in one transaction."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM reports_sent WHERE sender = ? AND sha256 = ?", (sender, sha256)).fetchone():
+                return "already-reported"
+            (recent,) = db.execute(
+                "SELECT count(*) FROM reports_sent WHERE sender = ? AND at > ?", (sender, _us(now - window))
+            ).fetchone()
+            if recent >= limit:
+                return "rate-limited"
+            db.execute("INSERT INTO reports_sent VALUES (?, ?, ?)", (sender, sha256, _us(now)))
+            return None
+
+    def release_report(self, sender: str, sha256: bytes) -> None:
+        """Forget a claimed report that could not be sent."""
+        self._db.execute("DELETE FROM reports_sent WHERE sender = ? AND sha256 = ?", (sender, sha256))
 
     def receipt_for(self, sender: str, received_message_id: str) -> bytes | None:
         row = self._db.execute(

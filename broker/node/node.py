@@ -23,6 +23,7 @@ from broker.lifecycle import Lifecycle
 from broker.models import Authority, Envelope, ForwardedMessage, Handling, Message, Request
 from broker.models.directory import SignedDirectory
 from broker.node.forwarding import ForwardCheck, forwarded_message
+from broker.node.outgoing import check_answer, check_recipients, check_signer, must_seal, seal_keys
 from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats, quarantine_entry
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
@@ -216,18 +217,18 @@ class Node(Lifecycle):
         """Sign and send ``message``; returns once the transport holds it durably.
 
         A request without explicit ``recipients`` is addressed to its ``requested_authority``. With
-        ``seal``, the payload is encrypted for the recipients' keys from the trust source. ``before_send`` sees
-        the signed frame before it leaves (to record it first: a crash then loses nothing).
+        ``seal``, the payload is encrypted for the recipients' keys from the trust source; a directed message
+        under TLP:RED or AMBER+STRICT is always sealed. ``before_send`` sees the signed frame before it leaves
+        (to record it first: a crash then loses nothing). What receivers would refuse, or an unknown recipient,
+        is refused first (:mod:`broker.node.outgoing`).
         """
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
         now = now or self.clock.now()
-        identity = self._signer(message)
-        seal_to = None
-        if seal:
-            if not recipients:
-                raise ConfigError("a sealed message needs recipients: it is readable by them only")
-            seal_to = {r: self.trust.encryption_key(r, now) for r in recipients}
+        identity = self._signer(message, now)
+        check_recipients(self.trust, recipients)
+        check_answer(message, recipients)
+        seal_to = seal_keys(self.trust, message, recipients, handling or message.handling, seal=seal, at=now)
         envelope, frame = build(
             identity,
             message,
@@ -260,8 +261,8 @@ class Node(Lifecycle):
         )
         return Published(envelope, sent, frame, tuple(copies))
 
-    def _signer(self, message: Message) -> NodeIdentity:
-        """This node's identity, to sign ``message``; ``ConfigError`` for what receivers would refuse."""
+    def _signer(self, message: Message, at: datetime) -> NodeIdentity:
+        """This node's identity, to sign ``message`` at ``at``; ``ConfigError`` for what receivers would refuse."""
         if self.identity is None:
             raise ConfigError("this node has no signing key: it can subscribe but not publish")
         if message.issuer.node != self.identity.node_id:
@@ -269,6 +270,7 @@ class Node(Lifecycle):
                 f"the {message.avro_name} says {message.issuer.node} issued it; only {message.issuer.node} can "
                 f"sign it, not {self.identity.node_id} (receivers would refuse it as issuer-mismatch)"
             )
+        check_signer(self.trust, self.identity, message.avro_name, at)
         clock_now = self.clock.now()
         if message.sent_at - clock_now > self.freshness.max_skew:
             raise ConfigError(
@@ -291,9 +293,18 @@ class Node(Lifecycle):
     ) -> list[Published]:
         """Sign several messages with one signature (scheme 2) and send them; each still verifies alone."""
         now = now or self.clock.now()
-        signers = [self._signer(m) for m in messages]
+        signers = [self._signer(m, now) for m in messages]
         if not signers:
             return []
+        check_recipients(self.trust, recipients)
+        for message in messages:
+            check_answer(message, recipients)
+            if must_seal(message.handling, recipients):
+                # One signature over several payloads in clear: such a message goes alone, sealed, by publish().
+                raise ConfigError(
+                    f"a batch is not sealed, and the {message.avro_name} to {', '.join(recipients)} is "
+                    f"TLP:{message.handling.tlp.value}: publish it alone, to be sealed to its recipients"
+                )
         built = build_batch(signers[0], messages, recipients=recipients, now=now, registry=self.registry)
         by_topic: dict[str, list[int]] = {}
         for i, message in enumerate(messages):

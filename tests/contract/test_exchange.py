@@ -24,7 +24,11 @@ from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "DE.BKA")
 KEYS = {n: SigningKey.generate() for n in NODES}
-TRUST = TrustStore({n: [k.public] for n, k in KEYS.items()})
+#: Each node's encryption key: a TLP:RED request to a named node is sealed to it.
+SEALING = {n: EncryptionKey.generate() for n in NODES}
+TRUST = TrustStore()
+for _node in NODES:
+    TRUST.add(_node, KEYS[_node].public, SEALING[_node].public)
 
 
 def authority(node: str) -> Authority:
@@ -42,7 +46,7 @@ class Party:
             NodeIdentity(node_id, KEYS[node_id]),
             topic_prefix=prefix,
             replay_guard=ReplayGuard(state / f"{node_id}-replay.db"),
-            opener=Opener(node_id, [EncryptionKey.generate()]),
+            opener=Opener(node_id, [SEALING[node_id]]),
         )
         self.store = ExchangeStore(state / f"{node_id}-exchanges.db")
         self.agent = ExchangeAgent(self.node, self.store, authority(node_id), **options)

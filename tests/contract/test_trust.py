@@ -87,8 +87,10 @@ async def test_a_directory_update_is_picked_up_live(
             await eventually(lambda: trust.version == 1)
             collector = Collector()
             run = asyncio.create_task(sub.run(collector))
+            # The sender trusts itself (its own store): it does not know yet that the network's directory lacks it.
+            own = TrustStore({"ES.PN": [es_key.public]})
             sender = Node(
-                transport_factory(), trust, NodeIdentity("ES.PN", es_key), topic_prefix=prefix, follow_directory=False
+                transport_factory(), own, NodeIdentity("ES.PN", es_key), topic_prefix=prefix, follow_directory=False
             )
             async with sender:
                 await sender.publish(make_alert(spanish_alert, alert_id="BEFORE"))
@@ -110,9 +112,13 @@ async def test_rotation_overlap_and_revocation_on_the_wire(
     v2 = signed(admin.rotate_key(v1, card("FR.GN", new), timedelta(days=7), now=now()))
     trust = DirectoryTrust(DirectoryAnchor.of(admin.read(v1)))
     assert trust.offer(v2, now())
+    # The old key's holder keeps version 2 (a stolen key, or a node that missed the revocation): a node holding
+    # the revocation would refuse to send with it (tests/contract/test_sending_checks.py).
+    stale = DirectoryTrust(DirectoryAnchor.of(admin.read(v1)))
+    assert stale.offer(v2, now())
     async with (
         Node(
-            transport_factory(), trust, NodeIdentity("FR.GN", old), topic_prefix=prefix, follow_directory=False
+            transport_factory(), stale, NodeIdentity("FR.GN", old), topic_prefix=prefix, follow_directory=False
         ) as with_old,
         Node(
             transport_factory(), trust, NodeIdentity("FR.GN", new), topic_prefix=prefix, follow_directory=False
@@ -273,7 +279,7 @@ async def test_an_unpermitted_forward_is_quarantined_by_the_receiver(
             "sent_at": now(),
             "original_frame": original,
             "languages": ["en"],
-            "handling": {"tlp": "RED"},
+            "handling": {"tlp": "AMBER"},  # the original is RED; a RED forward would be sealed to its recipient
             "issuer": example("MutualLegalAssistanceResponse").issuer.model_dump(),
         }
     )

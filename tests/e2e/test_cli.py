@@ -112,13 +112,15 @@ def test_unreachable_kafka_is_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_send_any_type_addresses_requests_to_the_requested_authority(tmp_path: Path) -> None:
-    assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
+    for node in ("FR.GN", "ES.PN"):  # the addressee must be known (its key card trusted) to send to it
+        assert op7(tmp_path, "keys", "new", node).returncode == 0
     result = op7(tmp_path, "send", "MutualLegalAssistanceRequest", str(EXAMPLES_DIR / "mla-request.json"), "--json")
     assert result.returncode == 0, result.stderr
     sent = json.loads(result.stdout)
     assert sent["message_type"] == "op7.mla.MutualLegalAssistanceRequest"
     assert sent["recipients"] == ["ES.PN"]
     assert sent["topic"] == "op7.inbox.ES.PN"
+    assert sent["sealed"] is True  # TLP:RED, directed: sealed to ES.PN without being asked
 
 
 def test_send_unknown_type_lists_the_types(tmp_path: Path) -> None:
@@ -167,19 +169,21 @@ def test_listen_shows_every_type_that_was_sent(tmp_path: Path) -> None:
         assert op7(tmp_path, "keys", "new", node).returncode == 0
     for type_name, filename in (
         ("MutualLegalAssistanceRequest", "mla-request.json"),
-        ("MutualLegalAssistanceResponse", "mla-response.json"),
         ("CaseInformation", "case-information.json"),
     ):
         assert op7(tmp_path, "send", type_name, str(EXAMPLES_DIR / filename)).returncode == 0
-    result = op7(tmp_path, "listen", "--as", "ES.PN", "--topic", "inbox", "--topic", "requests", "--count", "2")
+    # An answer is not sent to everyone: it goes with 'op7 reply', to the authority that asked.
+    answer = op7(tmp_path, "send", "MutualLegalAssistanceResponse", str(EXAMPLES_DIR / "mla-response.json"))
+    assert answer.returncode == 1 and "op7 reply ID MutualLegalAssistanceResponse" in answer.stderr
+    result = op7(tmp_path, "listen", "--as", "ES.PN", "--topic", "inbox", "--topic", "cases", "--count", "2")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = sorted(result.stdout.splitlines(), key=lambda line: "CaseInformation" in line)
     assert "MutualLegalAssistanceRequest from FR.GN to ES.PN case FR-GN-2026-000142" in lines[0]
-    assert "MutualLegalAssistanceResponse from ES.PN to all" in lines[1]
+    assert "CaseInformation from FR.GN to all" in lines[1]
     everything = op7(tmp_path, "listen", "--json", "--timeout", "1", "--group", "NL.NCC")
     types = sorted(json.loads(line)["envelope"]["message_type"] for line in everything.stdout.splitlines())
-    # The request went to ES.PN's inbox only; the rest was not addressed to anyone in particular.
-    assert types == ["op7.case.CaseInformation", "op7.mla.MutualLegalAssistanceResponse"]
+    # The request went to ES.PN's inbox only, sealed; the rest was not addressed to anyone in particular.
+    assert types == ["op7.case.CaseInformation"]
     assert op7(tmp_path, "listen", "--topic", "gossip").returncode == 1
 
 

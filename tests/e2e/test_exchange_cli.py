@@ -69,6 +69,8 @@ def test_quarantine_list_and_show(op7: Any, tmp_path: Path) -> None:
     data["issuer"]["node"] = data["requesting_authority"]["node"] = "BR.PF"
     path = tmp_path / "request.json"
     path.write_text(json.dumps(data))
+    # The stranger knows ES.PN (it may send to it, sealed: TLP:RED); ES.PN does not know the stranger.
+    assert run_op7(stranger, "keys", "trust", str(tmp_path / "es" / "keys" / "ES.PN.pub")).returncode == 0
     assert run_op7(stranger, "send", "MutualLegalAssistanceRequest", str(path)).returncode == 0
     assert op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2", *CONTACT["ES.PN"]).returncode == 0
     listed = op7("es", "quarantine", "list", "--as", "ES.PN")

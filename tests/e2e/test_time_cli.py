@@ -45,10 +45,45 @@ def _stamp(when: datetime) -> str:
     return f"{when:%Y-%m-%dT%H:%M:%SZ}"
 
 
+#: Answer examples -> the request each answers (the examples' answers are issued by the requests' addressees).
+ANSWERED = {
+    "MutualLegalAssistanceResponse": "MutualLegalAssistanceRequest",
+    "ExtraditionResponse": "ExtraditionRequest",
+    "CollaborationResponse": "CollaborationRequest",
+    "ProceedsResponse": "ProceedsRequest",
+    "DisseminationDecision": "DisseminationRequest",
+}
+
+
+def _reply_to_request(op7: Any, answer: str, path: Path, *extra: str) -> Any:
+    """Answer, as its issuer, the request of the kind ``answer`` answers that the issuer received."""
+    issuer = json.loads(path.read_text())["issuer"]["node"]
+    received = [
+        r
+        for r in _exchanges(op7, issuer)
+        if r["direction"] == "in" and r["message_type"].endswith("." + ANSWERED[answer])
+    ]
+    assert received, f"{issuer} received no {ANSWERED[answer]}"
+    return op7("reply", received[0]["message_id"], answer, str(path), "--as", issuer, *extra)
+
+
+def _watch(op7: Any, node: str) -> None:
+    contact = ("--agency", f"{node} agency", "--desk", f"{node} 24/7 desk", "--phone", "+33140000000")
+    assert op7("inbox", "watch", "--as", node, "--timeout", "1", "--tick", "0.2", *contact).returncode == 0
+
+
 def test_every_example_is_sent_on_any_date_and_no_exchange_is_overdue(op7: Any) -> None:
     for type_name, filename in sorted(EXAMPLES.items()):
-        sent = op7("send", type_name, str(EXAMPLES_DIR / filename), "--json")
+        if type_name in ANSWERED:  # an answer goes with 'op7 reply', once its request has arrived
+            continue
+        to = ("--to", "FR.GN") if type_name == "DisseminationRequest" else ()  # to the originator it asks
+        sent = op7("send", type_name, str(EXAMPLES_DIR / filename), "--json", *to)
         assert sent.returncode == 0, f"{filename}: {sent.stderr}"
+    for node in ("ES.PN", "FR.GN"):
+        _watch(op7, node)
+    for answer in ANSWERED:
+        replied = _reply_to_request(op7, answer, EXAMPLES_DIR / EXAMPLES[answer])
+        assert replied.returncode == 0, f"{answer}: {replied.stderr}"
     # Each sender's agent runs its deadline checks (ticks) while it reads its inbox.
     for node in ("FR.GN", "MX.FGR"):
         contact = ("--agency", f"{node} agency", "--desk", f"{node} 24/7 desk", "--phone", "+33140000000")
@@ -112,10 +147,13 @@ def test_a_message_dated_in_the_future_is_refused(op7: Any, tmp_path: Path) -> N
 
 
 def test_an_expired_grant_or_alert_is_refused_unless_forced(op7: Any, tmp_path: Path) -> None:
+    asked = op7("send", "DisseminationRequest", str(EXAMPLES_DIR / "dissemination-request.json"), "--to", "FR.GN")
+    assert asked.returncode == 0, asked.stderr
+    _watch(op7, "FR.GN")
     path = _with(tmp_path, "dissemination-decision.json", valid_until="-1h")
-    refused = op7("send", "DisseminationDecision", str(path))
+    refused = _reply_to_request(op7, "DisseminationDecision", path)
     assert refused.returncode == 1 and f"{path}: valid_until: is already past" in refused.stderr
-    assert op7("send", "DisseminationDecision", str(path), "--force").returncode == 0
+    assert _reply_to_request(op7, "DisseminationDecision", path, "--force").returncode == 0
     alert = _with(tmp_path, "kidnapping-alert.json", sent_at=_stamp(now() - timedelta(hours=3)), expires_at="+1h")
     expired = op7("alert", "send", str(alert))
     assert expired.returncode == 1 and f"{alert}: expires_at: is already past" in expired.stderr
