@@ -212,7 +212,7 @@ def outgoing(
 
 
 @command(None, "reply", "answer a received exchange from a JSON file")
-@argument("message_id", "the received message's id (or its first characters)", metavar="ID")
+@argument("message_id", "the received message's id (or its first or last characters)", metavar="ID")
 @argument("type_name", "the answer's message type, e.g. MutualLegalAssistanceResponse", metavar="TYPE")
 @argument("file", "the answer, as a file in the --format (default: op7's JSON form)")
 @click.option(

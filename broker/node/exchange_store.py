@@ -264,11 +264,17 @@ class ExchangeStore:
         found = self._rows("message_id = ?", (message_id,))
         return found[0] if found else None
 
-    def find(self, prefix: str) -> ExchangeRecord | None:
-        """An exchange by message id or a unique prefix of it (what a person types); ConfigError if ambiguous."""
-        found = self._rows("substr(message_id, 1, ?) = ?", (len(prefix), prefix.lower()))
+    def find(self, ref: str) -> ExchangeRecord | None:
+        """An exchange by message id, or by a unique start or end of it (what a person types); ConfigError if
+        ambiguous. UUIDv7 ids start with the time, so the ends (random bits, e.g. the last group) tell ids apart."""
+        ref = ref.strip().lower()
+        if not ref or any(c not in "0123456789abcdef-" for c in ref):
+            raise ConfigError(f"{ref!r} is not a message id, nor the start or end of one (hex digits and '-')")
+        n = len(ref)
+        found = self._rows("substr(message_id, 1, ?) = ? OR substr(message_id, -?) = ?", (n, ref, n, ref))
         if len(found) > 1:
-            raise ConfigError(f"{prefix!r} matches {len(found)} exchanges; give more of the message id")
+            ids = ", ".join(r.message_id for r in found[:5])
+            raise ConfigError(f"{ref!r} matches {len(found)} exchanges ({ids}); give more of the message id")
         return found[0] if found else None
 
     def select(self, *, case_id: str | None = None, overdue: bool = False) -> list[ExchangeRecord]:
