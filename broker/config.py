@@ -267,7 +267,7 @@ class Home:
         """The network directory when an anchor is installed, otherwise the local trust store."""
         if not self.uses_directory():
             return TrustStore.load_or_empty(self.trust_path)
-        trust = DirectoryTrust(DirectoryAnchor.load(self.anchor_path))
+        trust = DirectoryTrust(DirectoryAnchor.load(self.anchor_path), clock=self.clock)
         restore_directory(self.directory_dir, trust, self.clock.now())
         return trust
 

@@ -15,8 +15,9 @@ from broker.cli._click import POSITIVE_INT, argument
 from broker.cli._common import Env, command, global_options, new_group, pass_env, transport
 from broker.clock import parse_duration, parse_offset
 from broker.errors import ConfigError, MessageError
-from broker.models import check_node_id
+from broker.models import Contact, check_node_id
 from broker.models.directory import Role, SignedDirectory
+from broker.models.inputs import validate
 from broker.node.node import Node
 from broker.trust import admin
 from broker.trust.directory import DirectoryAnchor, DirectoryDocument, DirectoryTrust, keep_directory
@@ -102,23 +103,26 @@ def directory_create(
     help="what the node is in the network (repeatable)",
 )
 @click.option("--allow", multiple=True, metavar="TYPE", help="a message type it may send (default: all)")
+@click.option("--desk", help="its 24/7 desk, signed into its receipts and reminders (with --phone)")
+@click.option("--phone", help="its 24/7 desk's E.164 number (with --desk)")
+@click.option("--email", help="its 24/7 desk's e-mail address")
 @_expires_in(None)
 @global_options
 @pass_env
 def directory_add_node(
-    env: Env,
-    file: str,
-    card: str,
-    agency: str,
-    role: tuple[str, ...],
-    allow: tuple[str, ...],
-    expires_in: str | None,
+    env: Env, /, file: str, card: str, agency: str, role: tuple[str, ...], allow: tuple[str, ...], **more: str | None
 ) -> int:
     key_card = PublicKeyCard.load(Path(card))
     roles = [Role(r) for r in role]
     allowed = list(allow) or ["all"]
-    now, period = env.home.clock.now(), _period(expires_in)
-    _save_draft(file, admin.add_node(_draft(file), key_card, agency, roles, allowed, now=now, expires_in=period))
+    now, period = env.home.clock.now(), _period(more.pop("expires_in"))
+    contact = None
+    if any(more.values()):
+        if not (more["desk"] and more["phone"]):
+            raise ConfigError("a node's contact needs both --desk and --phone (and optionally --email)")
+        contact = validate(Contact, {k: v for k, v in more.items() if v}, "--desk/--phone/--email")
+    draft = admin.add_node(_draft(file), key_card, agency, roles, allowed, now=now, expires_in=period, contact=contact)
+    _save_draft(file, draft)
     return 0
 
 
@@ -284,7 +288,7 @@ def directory_publish(env: Env, file: str, anchor: str | None) -> int:
 def _verify(env: Env, file: str, anchor: str | None, action: str) -> int:
     home = env.home
     signed = _draft(file)
-    trust = home.trust() if not anchor else DirectoryTrust(DirectoryAnchor.load(Path(anchor)))
+    trust = home.trust() if not anchor else DirectoryTrust(DirectoryAnchor.load(Path(anchor)), clock=home.clock)
     if not isinstance(trust, DirectoryTrust):
         raise ConfigError(f"no network anchor in {home.root}; install one with 'op7 directory anchor' or pass --anchor")
     held, now = trust.version, home.clock.now()

@@ -23,6 +23,7 @@ from broker.cli._common import (
     where,
 )
 from broker.cli._consuming import Reporter
+from broker.cli.render import render_body
 from broker.errors import ConfigError
 from broker.models import Authority
 from broker.models.directory import NodeEntry
@@ -77,6 +78,8 @@ def inbox_watch(
             f"{e.created_at:%Y-%m-%dT%H:%M:%SZ} {e.message_type.rsplit('.', 1)[1]} from {e.sender} "
             f"case {e.case_id or '-'} id {e.message_id} (signature verified; receipt sent)"
         )
+        # What the duty desk acts on, readable as it arrives (sealed content is shown opened: it is addressed here).
+        click.echo("\n".join(render_body(d.message, now=env.home.clock.now(), indent="    ")))
 
     def event(e: ExchangeEvent) -> None:
         if not as_json:

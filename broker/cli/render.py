@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from broker.models import Authority, Contact, Envelope, Handling, Message
 
-__all__ = ["WIDTH", "render_envelope", "render_message", "short_type"]
+__all__ = ["WIDTH", "render_body", "render_envelope", "render_message", "short_type"]
 
 #: Lines are wrapped at this width (long free text: facts, descriptions).
 WIDTH = 100
@@ -124,6 +124,11 @@ def _item(item: Any, indent: str, now: datetime | None) -> list[str]:
         return textwrap.wrap(text, WIDTH, initial_indent=f"{indent}- ", subsequent_indent=indent + "  ") or []
     inner = _lines(item, indent + "  ", now)
     return [f"{indent}- {inner[0].lstrip()}", *inner[1:]] if inner else []
+
+
+def render_body(message: Message, *, now: datetime | None = None, indent: str = "  ") -> list[str]:
+    """The fields of ``message`` that have a value, labelled, one line each (long text wrapped)."""
+    return _lines(message, indent, now)
 
 
 def render_envelope(envelope: Envelope, *, verified: bool = True) -> list[str]:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broker.clock import Clock
-from broker.errors import ConfigError, MessageError
+from broker.errors import ConfigError, MessageError, Op7Error
 from broker.models import (
     Authority,
     DisseminationDecision,
@@ -242,8 +242,8 @@ class ExchangeAgent:
             while True:
                 try:
                     await self.tick()
-                except Exception:  # a transport hiccup or a busy database must not stop resends and reminders
-                    log.exception("exchange tick failed; trying again in %.0f s", tick_every)
+                except Exception as exc:  # an outage or a busy database must not stop resends (a traceback: a bug)
+                    log.warning("exchange tick failed: %s", exc, exc_info=not isinstance(exc, Op7Error))
                 await asyncio.sleep(tick_every)
 
         task = asyncio.create_task(ticker(), name="op7-exchange-ticker")

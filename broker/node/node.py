@@ -23,7 +23,14 @@ from broker.lifecycle import Lifecycle
 from broker.models import Authority, Envelope, ForwardedMessage, Handling, Message, Request
 from broker.models.directory import SignedDirectory
 from broker.node.forwarding import ForwardCheck, forwarded_message
-from broker.node.outgoing import check_answer, check_recipients, check_signer, must_seal, seal_keys
+from broker.node.outgoing import (
+    check_answer,
+    check_audience,
+    check_recipients,
+    check_signer,
+    must_seal,
+    seal_keys,
+)
 from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats, quarantine_entry
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
@@ -228,6 +235,7 @@ class Node(Lifecycle):
         identity = self._signer(message, now)
         check_recipients(self.trust, recipients)
         check_answer(message, recipients)
+        check_audience(message, handling or message.handling, recipients)
         seal_to = seal_keys(self.trust, message, recipients, handling or message.handling, seal=seal, at=now)
         envelope, frame = build(
             identity,
@@ -299,6 +307,7 @@ class Node(Lifecycle):
         check_recipients(self.trust, recipients)
         for message in messages:
             check_answer(message, recipients)
+            check_audience(message, message.handling, recipients)
             if must_seal(message.handling, recipients):
                 # One signature over several payloads in clear: such a message goes alone, sealed, by publish().
                 raise ConfigError(

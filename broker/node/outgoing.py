@@ -7,6 +7,8 @@ eyes than its handling code allows, is refused here, naming the node, key, type 
   has an encryption key when the message is sealed.
 - A directed message under TLP:RED or TLP:AMBER+STRICT is sealed to its recipients, or refused if one of them has no
   encryption key: in clear, the payload would be readable by anyone who can read the inbox topics.
+- A TLP:RED message names its recipients: "for the eyes and ears of individual recipients only" cannot be met by a
+  topic that every node of the network reads.
 - An answer (a response, a dissemination decision) is directed to the node it answers, and of the kind its request
   expects (:data:`~broker.models.answers.ANSWER_TYPES`).
 """
@@ -27,6 +29,7 @@ __all__ = [
     "MUST_SEAL",
     "answers",
     "check_answer",
+    "check_audience",
     "check_recipients",
     "check_signer",
     "is_known",
@@ -75,6 +78,15 @@ def check_recipients(trust: Trust, recipients: Sequence[str]) -> None:
         raise ConfigError(
             f"unknown recipient {', '.join(unknown)}: not in the trust store or the network directory "
             "(a typo? trust its key card with 'op7 keys trust FILE.pub', or check the directory)"
+        )
+
+
+def check_audience(message: Message, handling: Handling, recipients: Sequence[str]) -> None:
+    """Refuse a TLP:RED message to no one in particular: on a shared topic, every subscriber would read it."""
+    if handling.tlp is Tlp.RED and not recipients:
+        raise ConfigError(
+            f"the {short_name(message.avro_name)} is TLP:RED, for named recipients only, and has none: address it "
+            "(op7 send --to NODE_ID, or recipients=...), and it is sealed to them"
         )
 
 

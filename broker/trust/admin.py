@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.errors import ConfigError, DecodeError
-from broker.models import MESSAGE_MODELS, message_model
+from broker.models import MESSAGE_MODELS, Contact, message_model
 from broker.models.directory import Directory, KeyEntry, NodeEntry, Role, SignedDirectory
 from broker.models.inputs import first_problem
 from broker.trust.directory_document import DirectoryDocument
@@ -168,7 +168,10 @@ def add_node(
     *,
     now: datetime,
     expires_in: timedelta | None = None,
+    contact: Contact | None = None,
 ) -> SignedDirectory:
+    """The next version with the node of ``card``; ``contact``, its 24/7 desk, is what its receipts and reminders
+    are signed with."""
 
     def change(data: dict[str, Any]) -> None:
         if any(n["node_id"] == card.node for n in data["nodes"]):
@@ -186,6 +189,7 @@ def add_node(
                 signing_keys=(_key(card.key.raw, card.key.key_id.hex(), now),),
                 encryption_keys=tuple(KeyEntry.model_validate(e) for e in enc),
                 allowed_types=tuple(allowed_types(allowed)),
+                contact=contact,
             ).model_dump()
         )
 

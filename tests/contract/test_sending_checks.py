@@ -133,6 +133,14 @@ async def test_a_directed_red_message_is_sealed_or_refused(transport_factory: An
             await fr.publish(strict, recipients=("ES.PN",))
         with pytest.raises(ConfigError, match="a batch is not sealed"):
             await fr.publish_batch([strict], recipients=("ES.PN",))
+        # RED to no one in particular would be read by every subscriber of the shared topic.
+        red = strict.model_copy(update={"handling": Handling(tlp=Tlp.RED)})
+        with pytest.raises(ConfigError, match="is TLP:RED, for named recipients only, and has none"):
+            await fr.publish(red)
+        with pytest.raises(ConfigError, match="is TLP:RED, for named recipients only"):
+            await fr.publish_batch([red])
+        with pytest.raises(ConfigError, match="is TLP:RED, for named recipients only"):
+            await fr.publish(strict, handling=Handling(tlp=Tlp.RED))
     records = await _read(transport_factory, f"{prefix}.inbox.ES.PN", f"r-{unique}", at_least=3)
     assert len(records) == 3  # the three sent above; nothing of the refused ones
 

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.trust import admin
-from broker.trust.directory_document import DirectoryDocument
-from tests.conftest import ROOT, now, run_op7
+from tests.conftest import ROOT, run_op7
 
 MLA_REQUEST = ROOT / "examples" / "mla-request.json"
 
@@ -61,18 +59,17 @@ def net(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         authority_card,
     )
     assert created.returncode == 0, created.stderr
-    for who, node, agency in (("fr", "FR.GN", "Gendarmerie nationale"), ("es", "ES.PN", "Policia Nacional")):
-        card = str(homes[who] / "keys" / f"{node}.pub")
-        added = op7(
-            "authority", "directory", "add-node", str(draft), card, "--agency", agency, "--role", "NationalNode"
-        )
+    add = ("authority", "directory", "add-node", str(draft))
+    fr_card, es_card = (str(homes[who] / "keys" / f"{node}.pub") for who, node in (("fr", "FR.GN"), ("es", "ES.PN")))
+    # ES.PN is listed with its 24/7 desk; FR.GN with its agency only.
+    es_contact = ("--desk", "Sala del 091", "--phone", "+34910000000")
+    half = op7(*add, es_card, "--agency", "Policia Nacional", "--role", "NationalNode", "--desk", "Sala del 091")
+    assert half.returncode == 1 and "needs both --desk and --phone" in half.stderr
+    bad = op7(*add, es_card, "--agency", "Policia Nacional", "--role", "NationalNode", "--desk", "S", "--phone", "1")
+    assert bad.returncode == 1 and "phone" in bad.stderr
+    for card, agency, more in ((fr_card, "Gendarmerie nationale", ()), (es_card, "Policia Nacional", es_contact)):
+        added = op7(*add, card, "--agency", agency, "--role", "NationalNode", *more)
         assert added.returncode == 0, added.stderr
-
-    def contact(data: dict[str, Any]) -> None:
-        entry = next(n for n in data["nodes"] if n["node_id"] == "ES.PN")
-        entry["contact"] = {"desk": "Sala del 091", "phone": "+34910000000", "email": None}
-
-    DirectoryDocument(admin.edit(DirectoryDocument.from_file(draft).signed, contact, now=now())).to_file(draft)
     assert op7("authority", "directory", "sign", str(draft), "--as", "NL.NA1").returncode == 0
     for who in ("fr", "es"):
         assert op7(who, "directory", "anchor", str(draft)).returncode == 0

@@ -43,7 +43,12 @@ def _send_request(op7: Any) -> str:
 
 def test_the_addressee_reads_a_sealed_request_field_by_field(op7: Any) -> None:
     request_id = _send_request(op7)
-    assert op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2", *ES_CONTACT).returncode == 0
+    watched = op7("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "2", *ES_CONTACT)
+    assert watched.returncode == 0, watched.stderr
+    # The duty desk reads what is asked as it arrives, without --json.
+    assert f"MutualLegalAssistanceRequest from FR.GN case FR-GN-2026-000142 id {request_id}" in watched.stdout
+    assert "    Facts: A child was abducted in Lyon" in watched.stdout
+    assert "    Requesting authority: Gendarmerie nationale (FR.GN)" in watched.stdout
 
     shown = op7("es", "show", request_id[-12:], "--as", "ES.PN")
     assert shown.returncode == 0, shown.stderr
