@@ -6,6 +6,7 @@ no code here.
 from __future__ import annotations
 
 import textwrap
+import unicodedata
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -96,10 +97,19 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+def _printable(text: str) -> str:
+    """``text`` safe for a terminal: line breaks and tabs become spaces, and every other control or format character
+    (an escape sequence, a carriage return, a bidirectional override) is written as its code, so that a sender's
+    free text cannot redraw what the reader sees (a forged "signature verified", say)."""
+    return "".join(
+        " " if ch in "\n\t" else (ch if unicodedata.category(ch)[0] != "C" else f"\\u{ord(ch):04x}") for ch in text
+    )
+
+
 def _line(indent: str, label: str, text: str) -> list[str]:
     first = f"{indent}{label}: "
     return textwrap.wrap(
-        text, WIDTH, initial_indent=first, subsequent_indent=indent + "  ", break_on_hyphens=False
+        _printable(text), WIDTH, initial_indent=first, subsequent_indent=indent + "  ", break_on_hyphens=False
     ) or [first.rstrip()]
 
 
@@ -121,7 +131,9 @@ def _lines(model: BaseModel, indent: str, now: datetime | None) -> list[str]:
 def _item(item: Any, indent: str, now: datetime | None) -> list[str]:
     text = _inline(item, now)
     if text is not None:
-        return textwrap.wrap(text, WIDTH, initial_indent=f"{indent}- ", subsequent_indent=indent + "  ") or []
+        return (
+            textwrap.wrap(_printable(text), WIDTH, initial_indent=f"{indent}- ", subsequent_indent=indent + "  ") or []
+        )
     inner = _lines(item, indent + "  ", now)
     return [f"{indent}- {inner[0].lstrip()}", *inner[1:]] if inner else []
 

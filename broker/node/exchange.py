@@ -21,7 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from broker.clock import Clock
 from broker.errors import ConfigError, MessageError, Op7Error
@@ -38,6 +37,7 @@ from broker.models import (
     Response,
     new_message_id,
 )
+from broker.node.acknowledge import about, receipt_frame, reminder
 from broker.node.deadlines import DeadlinePolicy, ResendPolicy
 from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from broker.node.node import Node, Published
@@ -45,9 +45,7 @@ from broker.node.outgoing import answers, check_answer
 from broker.node.subscription import Delivery, RefusalHook, SubscriptionStats, chain_refusals, maybe_await
 from broker.node.topics import record_key
 from broker.transport import Record
-from broker.wire.codec import decode_datum
-from broker.wire.envelope import Opened, build, parse_frame
-from broker.wire.schemas import default_registry
+from broker.wire.envelope import Opened
 
 __all__ = ["DeadlinePolicy", "ExchangeAgent", "ExchangeEvent", "ResendPolicy"]
 
@@ -140,6 +138,10 @@ class ExchangeAgent:
         answered = self.store.get(in_reply_to) if in_reply_to else None
         request_type = answered.message_type if answered and answered.direction is Direction.IN else None
         check_answer(message, recipients, request_type)
+        if request_type is not None and answered is not None and recipients[0] != answered.peer:
+            raise ConfigError(
+                f"{in_reply_to} came from {answered.peer}: what answers it goes there, not to {recipients[0]}"
+            )
         deadline = self._answer_deadline(message, now, deadline, late)
         detail = f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else "")
         if deadline is not None and deadline <= now:
@@ -364,37 +366,16 @@ class ExchangeAgent:
         ):
             self._event(record.message_id, state.value, f"receipt from {env.sender}")
 
-    def _about(self, env: Envelope, raw: bytes, now: datetime) -> dict[str, Any]:
-        """What a receipt or an error report says of the message it is about: which bytes from whom, when, and under
-        the same status and handling code, signed by this node's authority."""
-        return {
-            "sent_at": now,
-            "status": env.status,
-            "message_id": env.message_id,
-            "message_sender": env.sender,
-            "message_sha256": hashlib.sha256(raw).digest(),
-            "case_id": env.case_id,
-            "handling": env.handling,
-            "issuer": self.authority,
-        }
-
     async def _send_receipt(self, env: Envelope, raw: bytes, now: datetime) -> None:
         """The receipt for a handled message: made once, kept, and sent again as it is for every copy."""
         kept = self.store.receipt_for(env.sender, env.message_id)
         if kept is None:
-            receipt = Receipt(
-                receipt_id=new_message_id(now), state=ReceiptState.DELIVERED, **self._about(env, raw, now)
-            )
-            assert self.node.identity is not None
-            _, kept = build(
-                self.node.identity,
-                receipt,
-                recipients=(env.sender,),
-                in_reply_to=env.message_id,
-                conversation_id=env.conversation_id or env.message_id,
-                now=now,
-                registry=self.node.registry,
-            )
+            try:
+                kept = receipt_frame(self.node, self.authority, env, raw, now)
+            except ConfigError as exc:  # e.g. a TLP:RED receipt to a sender without an encryption key
+                log.warning("no receipt to %s for %s: %s", env.sender, env.message_id, exc)
+                self.store.event(env.message_id, "receipt-not-sent", str(exc), now)
+                return
             self.store.keep_receipt(env.sender, env.message_id, kept)
         else:
             self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", now)
@@ -421,7 +402,7 @@ class ExchangeAgent:
             error_id=new_message_id(now),
             reason=error.reason,
             detail=str(error)[:2000],
-            **self._about(env, record.value, now),
+            **about(env, record.value, self.authority, now),
         )
         try:
             await self.node.publish(
@@ -458,43 +439,31 @@ class ExchangeAgent:
                 self._event(record.message_id, "undeliverable", record.peer)
         for record in self.store.past_deadline(now):
             assert record.deadline is not None
-            header = _own_header(record.frame)
-            reminder = Reminder(
-                reminder_id=new_message_id(now),
-                sent_at=now,
-                status=header["status"],
-                message_id=record.message_id,
-                case_id=record.case_id,
-                deadline=record.deadline,
-                note=f"The answer to {record.message_type.rsplit('.', 1)[1]} {record.message_id} was due "
-                f"{record.deadline:%Y-%m-%dT%H:%M:%SZ}.",
-                handling=header["handling"],
-                issuer=self.authority,
-            )
-            published = await self.node.publish(
-                reminder,
-                recipients=(record.peer,),
-                in_reply_to=record.message_id,
-                conversation_id=record.conversation_id or record.message_id,
-                now=now,
-            )
+            message = reminder(record, self.authority, now)
+            try:
+                published = await self.node.publish(
+                    message,
+                    recipients=(record.peer,),
+                    in_reply_to=record.message_id,
+                    conversation_id=record.conversation_id or record.message_id,
+                    now=now,
+                )
+                sent = f"reminder {published.envelope.message_id} sent"
+            except ConfigError as exc:  # the peer left the directory, its key lapsed...: overdue all the same
+                log.warning("no reminder to %s about %s: %s", record.peer, record.message_id, exc)
+                sent, published = f"no reminder sent: {exc}", None
             # Only from a waiting state: an answer may have arrived while the reminder was being sent.
             if self.store.move(
                 record.message_id,
                 ExchangeState.OVERDUE,
-                f"no answer by {record.deadline:%Y-%m-%dT%H:%M:%SZ}; reminder {published.envelope.message_id} sent",
+                f"no answer by {record.deadline:%Y-%m-%dT%H:%M:%SZ}; {sent}",
                 now,
-                published.envelope.message_id,
+                published.envelope.message_id if published else None,
                 only_from=(ExchangeState.SENT, ExchangeState.DELIVERED, ExchangeState.ACCEPTED),
             ):
-                self._event(record.message_id, "overdue", f"reminder sent to {record.peer}")
+                self._event(record.message_id, "overdue", f"{sent} to {record.peer}" if published else sent)
         self.node.prune_replay_store(now)
+        self.store.prune_reports(now - self.node.freshness.max_age - self.node.freshness.max_skew)
 
     def close(self, message_id: str, note: str = "closed") -> bool:
         return self.store.move(message_id, ExchangeState.CLOSED, note, self.clock.now())
-
-
-def _own_header(frame: bytes) -> dict[str, Any]:
-    """The header of a frame this node built and stored itself (local data: no verification needed)."""
-    datum: dict[str, Any] = decode_datum(default_registry().get("op7.Envelope"), parse_frame(frame).header)
-    return datum

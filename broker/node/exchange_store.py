@@ -338,6 +338,10 @@ class ExchangeStore:
             db.execute("INSERT INTO reports_sent VALUES (?, ?, ?)", (sender, sha256, _us(now)))
             return None
 
+    def prune_reports(self, before: datetime) -> int:
+        """Forget the reports sent before ``before`` (a frame that old is refused as stale; the table stays bounded)."""
+        return self._db.execute("DELETE FROM reports_sent WHERE at < ?", (_us(before),)).rowcount
+
     def release_report(self, sender: str, sha256: bytes) -> None:
         """Forget a claimed report that could not be sent."""
         self._db.execute("DELETE FROM reports_sent WHERE sender = ? AND sha256 = ?", (sender, sha256))

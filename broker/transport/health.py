@@ -51,7 +51,8 @@ StatusHook = Callable[[ConnectionStatus], Awaitable[None] | None]
 
 class ConnectionWatch:
     """Probe ``transport`` every ``interval`` seconds; tell ``on_status`` when the connection is lost (no good
-    probe for ``grace`` seconds) and when it is restored. The transport is taken to be connected at the start."""
+    probe for ``grace`` seconds, and at least two failed in a row) and when it is restored. The transport is taken
+    to be connected at the start."""
 
     def __init__(
         self,
@@ -74,17 +75,20 @@ class ConnectionWatch:
         loop = asyncio.get_running_loop()
         last_good = loop.time()
         down_since: datetime | None = None
+        failed = 0
         while True:
             try:
-                await self._transport.probe(timeout=max(self.grace, self.interval))
+                # Half the grace: a slow answer from a busy broker is one failure, not an outage by itself.
+                await self._transport.probe(timeout=max(self.grace / 2, self.interval))
             except TransportError as exc:
                 down_since = down_since or self._clock.now()
-                if self.connected and loop.time() - last_good >= self.grace:
+                failed += 1
+                if self.connected and failed >= 2 and loop.time() - last_good >= self.grace:
                     self.connected = False
                     log.info("connection lost since %s: %s", down_since.isoformat(), exc)
                     await self._tell(ConnectionStatus(DISCONNECTED, down_since, str(exc)))
             else:
-                last_good, down_since = loop.time(), None
+                last_good, down_since, failed = loop.time(), None, 0
                 if not self.connected:
                     self.connected = True
                     log.info("connection restored")

@@ -126,13 +126,20 @@ class DirectoryTrust:
         return False
 
     def _wait(self, version: int, signed: SignedDirectory) -> None:
-        queue = self._waiting.setdefault(version, [])
-        if any(s.body == signed.body for s in queue):
+        if any(s.body == signed.body for s in self._waiting.get(version, ())):
             return
         if sum(len(q) for q in self._waiting.values()) >= MAX_WAITING:
-            log.warning("dropped directory version %d: %d versions already wait", version, MAX_WAITING)
-            return
-        queue.append(signed)
+            # Nothing that waits is verified yet: the highest versions are dropped first, so that records claiming
+            # far-off versions cannot crowd out the next ones (which are taken soonest, and re-read at restart).
+            highest = max(self._waiting)
+            if version >= highest:
+                log.warning("dropped directory version %d: %d versions already wait", version, MAX_WAITING)
+                return
+            self._waiting[highest].pop()
+            if not self._waiting[highest]:
+                del self._waiting[highest]
+            log.warning("dropped waiting directory version %d for version %d", highest, version)
+        self._waiting.setdefault(version, []).append(signed)
         log.info("directory version %d waits for version %d (version %d held)", version, self.version + 1, self.version)
 
     def _drain(self, at: datetime) -> None:

@@ -168,6 +168,8 @@ async def test_an_answer_goes_to_the_asker_and_must_be_of_the_kind_asked(
             await es.publish(wrong)  # an answer to everyone
         with pytest.raises(ConfigError, match="does not answer a CollaborationRequest: it expects a Collaboration"):
             await es_agent.reply(delivery, wrong)
+        with pytest.raises(ConfigError, match=f"{request_id} came from FR.GN: what answers it goes there"):
+            await es_agent.send(example("CollaborationResponse"), recipients=("ES.PN",), in_reply_to=request_id)
         assert es_agent.store.get(request_id).state is ExchangeState.RECEIVED  # type: ignore[union-attr]
         # Another implementation sends it anyway: the asker does not take it as the answer.
         await es.publish(wrong, recipients=("FR.GN",), in_reply_to=request_id)
@@ -212,3 +214,39 @@ async def test_error_reports_once_per_frame_and_at_most_n_a_minute(
     digests = [hashlib.sha256(f).digest() for f in frames]
     assert sorted(digests.index(r.message_sha256) for r in reports) == [0, 1, 2, 4]
     assert {r.reason for r in reports} == {"from-the-future"}
+
+
+async def test_the_receipt_of_a_red_request_is_sealed_to_its_sender(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.s{unique}"
+    trust = _trust()
+    async with _node(transport_factory, prefix, "FR.GN", trust) as fr:
+        fr_agent = ExchangeAgent(fr, ExchangeStore(tmp_path / "fr.db"), _authority("FR.GN"))
+        sent = await fr_agent.send(example("MutualLegalAssistanceRequest"))  # TLP:RED
+    async with _node(transport_factory, prefix, "ES.PN", trust) as es:
+        es_agent = ExchangeAgent(es, ExchangeStore(tmp_path / "es.db"), _authority("ES.PN"))
+        await asyncio.wait_for(es_agent.serve(lambda d: None, idle_timeout=2.0, tick_every=60), 60)
+    records = await _read(transport_factory, f"{prefix}.inbox.FR.GN", f"r-{unique}", at_least=1)
+    (receipt,) = [open_frame(r.value, trust, opener=Opener("FR.GN", [SEALING["FR.GN"]])) for r in records]
+    assert receipt.envelope.message_type == "op7.exchange.Receipt" and receipt.envelope.handling.tlp is Tlp.RED
+    assert receipt.envelope.sealed is not None  # its desk contact and the digest are for FR.GN only
+    assert receipt.message.message_id == sent.envelope.message_id  # type: ignore[attr-defined]
+
+
+async def test_a_reminder_that_cannot_be_sent_leaves_the_exchange_overdue_and_the_ticks_going(
+    transport_factory: Any, unique: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    prefix = f"op7.s{unique}"
+    trust = _trust()
+    async with _node(transport_factory, prefix, "FR.GN", trust) as fr:
+        fr_agent = ExchangeAgent(fr, ExchangeStore(tmp_path / "fr.db"), _authority("FR.GN"))
+        sent = await fr_agent.send(example("CollaborationRequest"))
+        trust.remove("ES.PN")  # the addressee left the network: no reminder can go to it
+        clock.advance(timedelta(days=30))
+        await fr_agent.tick()
+        await fr_agent.tick()  # and the next tick runs too
+    record = fr_agent.store.get(sent.envelope.message_id)
+    assert record is not None and record.state is ExchangeState.OVERDUE
+    (overdue,) = [e for e in fr_agent.store.events(record.message_id) if e.state == "overdue"]
+    assert "no reminder sent: unknown recipient ES.PN" in overdue.detail

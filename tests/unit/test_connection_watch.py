@@ -37,3 +37,26 @@ async def test_a_lost_and_a_restored_connection_are_told_once_each(clock: Manual
         assert isinstance(told[1], ConnectionStatus) and told[1].connected
     finally:
         task.cancel()
+
+
+class Busy(EmbeddedTransport):
+    """A healthy broker that once answers a probe too slowly (the probe times out after the grace period)."""
+
+    slow_once = True
+
+    async def probe(self, timeout: float) -> None:
+        if self.slow_once:
+            self.slow_once = False
+            await asyncio.sleep(0.2)
+            raise TransportError("Kafka: no answer to a metadata request in time", retriable=True)
+
+
+async def test_one_slow_answer_from_a_busy_broker_is_not_an_outage(clock: ManualClock) -> None:
+    told: list[ConnectionStatus] = []
+    watch = ConnectionWatch(Busy(), told.append, grace=0.1, interval=0.05, clock=clock)
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert told == [] and watch.connected
+    finally:
+        task.cancel()

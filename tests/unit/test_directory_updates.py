@@ -86,6 +86,25 @@ def test_a_version_that_skips_one_is_refused_and_waits_for_it(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{v:010d}.json" for v in (1, 2, 3)]
 
 
+def test_hostile_far_off_versions_cannot_crowd_out_the_next_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.trust import directory
+
+    monkeypatch.setattr(directory, "MAX_WAITING", 4)
+    v1, v2, v3 = chain(3)
+    trust = DirectoryTrust(anchor_of(v1))
+    assert trust.offer(v1, T0)
+    # Unsigned bodies that claim far-off versions (anyone who can write to the topic can put them there).
+    for version in range(1000, 1004):
+        body = admin.read(v1).model_copy(update={"version": version})
+        with pytest.raises(VerificationError, match="must come first"):
+            trust.offer(DirectoryDocument.draft(body).signed, T0)
+    assert trust.waiting == [1000, 1001, 1002, 1003]
+    with pytest.raises(VerificationError, match="version 2 must come first"):
+        trust.offer(v3, T0)
+    assert 3 in trust.waiting and 1003 not in trust.waiting  # the highest claim made room
+    assert trust.offer(v2, T0) and trust.version == 3
+
+
 def test_the_first_version_follows_the_anchor_s_version() -> None:
     v1, v2, v3 = chain(3)
     with pytest.raises(VerificationError, match=r"version 3 refused \(no version held yet, anchor of version 1\)"):
