@@ -11,7 +11,8 @@
     ├── anchor.json                 the network authorities' keys and threshold: switches to the signed directory
     ├── directory/NNNNNNNNNN.json   every signed network directory version accepted, one file each
     └── state/NETWORK/              what this home did on one network (transport, cluster, topic prefix), e.g.
-        ├── network.json                kafka-op7-1a2b3c4d: the network it is (transport, address, topic prefix)
+        ├── network.json                kafka-op7-1a2b3c4d: the network it is (transport, address, topic prefix,
+        │                               and the Kafka cluster id first met there)
         ├── exchanges-CC.AGENCY.db      the requests a node sent and received, and their answers
         └── replay-GROUP.db             message ids already handled by a consumer group
 
@@ -229,6 +230,26 @@ class Home:
             except OSError as exc:
                 raise ConfigError(f"cannot write {label}: {exc.strerror or exc}") from None
         return folder
+
+    def bind_cluster(self, cluster_id: str) -> None:
+        """Tie this home's state about its network to the cluster reached there (recorded the first time): a cluster
+        of another id at the same address (a trial broker, a tunnel to another network) is refused, so that the
+        exchanges of one are never resent to the other."""
+        label = self.state_dir() / "network.json"
+        try:
+            described = json.loads(label.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{label}: cannot read: {exc}") from None
+        known = described.get("cluster_id")
+        if known is None:
+            described["cluster_id"] = cluster_id
+            label.write_text(json.dumps(described, indent=2) + "\n", encoding="utf-8")
+        elif known != cluster_id:
+            raise ConfigError(
+                f"{self.network.address} now reaches the Kafka cluster {cluster_id}, but the state in {label.parent} "
+                f"is about cluster {known}: another network at the same address. Use another --topic-prefix or "
+                f"OP7_HOME for it, or move {label.parent} away if that cluster is gone for good"
+            )
 
     def key_path(self, node_id: str) -> Path:
         return self.keys_dir / f"{check_node_id(node_id)}.key"

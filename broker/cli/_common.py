@@ -189,9 +189,14 @@ def me(as_node: str | None) -> str:
     return check_node_id(as_node)
 
 
-def agent(home: Home, node: Node, authority: Authority, on_event: EventHook | None = None) -> ExchangeAgent:
-    """The exchange agent of ``node``: its exchange store in this home, this network's deadlines if set."""
+async def agent(home: Home, node: Node, authority: Authority, on_event: EventHook | None = None) -> ExchangeAgent:
+    """The exchange agent of ``node`` (started): its exchange store in this home, this network's deadlines if set.
+    The store is this network's only if the cluster reached is the one it was kept about (:meth:`Home.bind_cluster`).
+    """
     assert node.node_id is not None
+    cluster_id = await node.transport.cluster_id()
+    if cluster_id is not None:
+        home.bind_cluster(cluster_id)
     deadlines = DeadlinePolicy.load(home.deadlines_path) if home.deadlines_path.exists() else None
     return ExchangeAgent(
         node, ExchangeStore(home.exchanges_path(node.node_id)), authority, deadlines=deadlines, on_event=on_event

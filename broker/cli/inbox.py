@@ -88,7 +88,9 @@ def inbox_watch(
     async def watch() -> None:
         node = make_node(env, me=node_id, sign=True, group=node_id)
         async with node:
-            exchanges = agent(env.home, node, given.authority(node_id, _entry(node.trust, node_id)), on_event=event)
+            exchanges = await agent(
+                env.home, node, given.authority(node_id, _entry(node.trust, node_id)), on_event=event
+            )
             # The exchange agent reads the inbox; the connection is watched beside it.
             watching = asyncio.create_task(ConnectionWatch(node.transport, report.status, clock=node.clock).run())
             try:

@@ -147,7 +147,7 @@ def send_message(env: Env, out: Outgoing) -> int:
             if not exchange:
                 return await node.publish(message, recipients=recipients, seal=out.seal)
             # A directed message is an exchange: recorded, with its deadline, followed by 'op7 inbox watch'.
-            exchanges = agent(env.home, node, message.issuer)
+            exchanges = await agent(env.home, node, message.issuer)
             try:
                 return await exchanges.send(
                     message, recipients=recipients, seal=out.seal, deadline=deadline, late=out.force
@@ -239,7 +239,7 @@ def reply(env: Env, message_id: str, type_name: str, file: str, as_node: str, fo
         node = make_node(env, me=node_id, sign=True, follow=False)
         async with node:
             opened = open_frame(record.frame, node.trust, node.registry, opener=node.opener)
-            exchanges = agent(env.home, node, message.issuer)
+            exchanges = await agent(env.home, node, message.issuer)
             try:
                 return await exchanges.reply(opened, message)
             finally:

@@ -85,6 +85,11 @@ class Transport(Lifecycle):
         """Reach the cluster once: :class:`~broker.errors.TransportError` when no broker answers within
         ``timeout`` seconds. A transport without a server (embedded) is always reachable."""
 
+    async def cluster_id(self) -> str | None:
+        """The id the cluster reports for itself (Kafka's ``cluster.id``), which tells two clusters reached at one
+        address apart; None for a transport whose address already is its identity (the embedded file)."""
+        return None
+
     @abstractmethod
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         """A consumer in ``group``; a group without committed offsets starts at the beginning (or the end)."""

@@ -236,6 +236,18 @@ class KafkaTransport(Transport):
                 raise TransportError(f"Kafka: create topic {topic}: {error.__name__}", retriable=error.retriable)
             log.info("created topic %s (%d partitions)", topic, partitions)
 
+    async def cluster_id(self) -> str | None:
+        admin = AIOKafkaAdminClient(**self.settings.common())
+        try:
+            await admin.start()
+            described = await admin.describe_cluster()
+        except KafkaError as exc:
+            raise _mapped(exc, "describe the cluster") from exc
+        finally:
+            await admin.close()
+        found = described.get("cluster_id")
+        return str(found) if found else None
+
     async def delete_topic(self, topic: str) -> None:
         admin = AIOKafkaAdminClient(**self.settings.common())
         try:

@@ -135,3 +135,22 @@ def test_a_request_sent_on_embedded_is_not_resent_on_kafka(tmp_path: Path, kafka
     assert json.loads(on_kafka.stdout or "[]") == []
     on_embedded = run_op7(fr, *prefix, "exchanges", "list", "--as", "FR.GN", "--json")
     assert [e["message_id"] for e in json.loads(on_embedded.stdout)] == [request_id]
+
+
+@pytest.mark.kafka
+def test_another_cluster_at_the_same_address_does_not_get_this_networks_exchanges(
+    tmp_path: Path, kafka_bootstrap: str, unique: str
+) -> None:
+    fr, _ = _homes(tmp_path)
+    prefix = ("--topic-prefix", f"op7-t{unique}")
+    watch = (*prefix, "inbox", "watch", "--as", "FR.GN", *CONTACT, "--timeout", "1")
+    assert run_op7(fr, *watch, bootstrap=kafka_bootstrap).returncode == 0
+    (label,) = (fr / "state").glob("kafka-*/network.json")
+    described = json.loads(label.read_text())
+    assert described["cluster_id"] and described["address"] == kafka_bootstrap.lower()
+    # The same address now reaches another cluster (a trial broker, a tunnel to another network).
+    label.write_text(json.dumps({**described, "cluster_id": "another-cluster"}))
+    refused = run_op7(fr, *watch, bootstrap=kafka_bootstrap)
+    assert refused.returncode == 1
+    assert f"now reaches the Kafka cluster {described['cluster_id']}, but the state in" in refused.stderr
+    assert "is about cluster another-cluster" in refused.stderr and "Traceback" not in refused.stderr
