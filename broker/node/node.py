@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("op7.node")
+#: What the directory follower says: commands show it (they report record refusals themselves, not these).
+directory_log = logging.getLogger("op7.directory")
 
 #: Kept for programs that name the alert and quarantine topics through these constants.
 TOPIC_ALERTS = ALERTS
@@ -133,7 +135,7 @@ class Node(Lifecycle):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._directory_arrived.wait(), self.directory_wait)
             if trust.directory is None:
-                log.warning(
+                directory_log.warning(
                     "no network directory after %.0f s: every message will be refused until one arrives",
                     self.directory_wait,
                 )
@@ -168,7 +170,7 @@ class Node(Lifecycle):
                     for record in await consumer.fetch(timeout=1.0):
                         self._offer_directory(trust, record)
         except TransportError as exc:
-            log.error(
+            directory_log.error(
                 "directory follower stopped: %s; the directory held (version %d) stays in force", exc, trust.version
             )
 
@@ -180,7 +182,9 @@ class Node(Lifecycle):
                 if self._directory_dir is not None:
                     keep_directory(self._directory_dir, trust)
         except (MessageError, ConfigError) as exc:
-            log.warning("refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+            directory_log.warning(
+                "refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+            )
 
     def topic(self, name: str) -> str:
         """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""

@@ -242,6 +242,9 @@ def test_a_follower_takes_versions_published_out_of_order(net: dict[str, Any], t
     assert op7("authority", "directory", "publish", v1).returncode == 0
     assert op7("authority", "directory", "install", v2).returncode == 0  # kept, not yet published
     assert op7("authority", "directory", "publish", v3).returncode == 0
+    # The follower's refusal is told without -v too (a node stuck on an old directory must not be silent).
+    told = op7("ops", "listen", "--timeout", "2")
+    assert "refused a directory from" in told.stderr and "version 2 must come first" in told.stderr
     waiting = op7("ops", "listen", "-v", "--timeout", "2")
     assert "directory version 3 waits for version 2 (version 1 held)" in waiting.stderr
     kept = homes["ops"] / "directory"
