@@ -193,7 +193,8 @@ def new_id() -> str:
 class Record(BaseModel):
     """Base of every model: frozen, unknown fields refused, surrounding whitespace stripped."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # defer_build: a command builds the validators of the few types it uses, not of all of them at import.
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class MessageBase(Record):

@@ -135,13 +135,7 @@ class ExchangeAgent:
             raise ConfigError("an exchange has exactly one addressee; send one message per addressee")
         # Every message of a conversation shares its id, which is also the partition key: they stay in order.
         conversation_id = conversation_id or new_message_id(now)
-        answered = self.store.get(in_reply_to) if in_reply_to else None
-        request_type = answered.message_type if answered and answered.direction is Direction.IN else None
-        check_answer(message, recipients, request_type)
-        if request_type is not None and answered is not None and recipients[0] != answered.peer:
-            raise ConfigError(
-                f"{in_reply_to} came from {answered.peer}: what answers it goes there, not to {recipients[0]}"
-            )
+        request_type = self._answered_type(message, recipients[0], in_reply_to)
         deadline = self._answer_deadline(message, now, deadline, late)
         detail = f"sent to {recipients[0]}" + (f", answer due {deadline:%Y-%m-%dT%H:%M:%SZ}" if deadline else "")
         if deadline is not None and deadline <= now:
@@ -172,6 +166,16 @@ class ExchangeAgent:
             )
         self._event(env.message_id, "sent", f"{env.message_type} to {recipients[0]}")
         return published
+
+    def _answered_type(self, message: Message, recipient: str, in_reply_to: str | None) -> str | None:
+        """The type of the received request ``in_reply_to`` names, if any: ``message`` must be its answer type (or
+        no answer), and go to the node that asked."""
+        answered = self.store.get(in_reply_to) if in_reply_to else None
+        request_type = answered.message_type if answered and answered.direction is Direction.IN else None
+        check_answer(message, (recipient,), request_type)
+        if answered is not None and request_type is not None and recipient != answered.peer:
+            raise ConfigError(f"{in_reply_to} came from {answered.peer}: its answer goes there, not to {recipient}")
+        return request_type
 
     def _answer_deadline(self, message: Message, now: datetime, given: datetime | None, late: bool) -> datetime | None:
         deadline = self.deadlines.deadline(message, now, override=given)

@@ -168,7 +168,7 @@ async def test_an_answer_goes_to_the_asker_and_must_be_of_the_kind_asked(
             await es.publish(wrong)  # an answer to everyone
         with pytest.raises(ConfigError, match="does not answer a CollaborationRequest: it expects a Collaboration"):
             await es_agent.reply(delivery, wrong)
-        with pytest.raises(ConfigError, match=f"{request_id} came from FR.GN: what answers it goes there"):
+        with pytest.raises(ConfigError, match=f"{request_id} came from FR.GN: its answer goes there"):
             await es_agent.send(example("CollaborationResponse"), recipients=("ES.PN",), in_reply_to=request_id)
         assert es_agent.store.get(request_id).state is ExchangeState.RECEIVED  # type: ignore[union-attr]
         # Another implementation sends it anyway: the asker does not take it as the answer.
