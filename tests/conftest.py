@@ -190,6 +190,32 @@ def run_op7(home: Path, *args: str, bootstrap: str | None = None, timeout: float
     )
 
 
+def trusting_homes(tmp_path: Path, nodes: dict[str, str]) -> dict[str, Path]:
+    """One home per node (``{"fr": "FR.GN", ...}``), under ``tmp_path``, each with its keys made by ``op7 keys new``
+    and trusting every other's key card, as operators set them up."""
+    homes = {short: tmp_path / short for short in nodes}
+    for short, node in nodes.items():
+        assert run_op7(homes[short], "keys", "new", node).returncode == 0
+    for short in nodes:
+        for other, node in nodes.items():
+            if other != short:
+                card = str(homes[other] / "keys" / f"{node}.pub")
+                assert run_op7(homes[short], "keys", "trust", card).returncode == 0
+    return homes
+
+
+def cli_of(homes: dict[str, Path], bootstrap: str | None = None) -> Any:
+    """``call(who, *args)``: the op7 command in the home ``who``, never ending in a traceback."""
+
+    def call(who: str, *args: str) -> Any:
+        result = run_op7(homes[who], *args, bootstrap=bootstrap)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    call.homes = homes  # type: ignore[attr-defined]
+    return call
+
+
 def make_alert(alert_data: dict[str, Any], **changes: Any) -> KidnappingAlert:
     """The example alert sent now (by the test clock), with ``changes``."""
     now = default_clock().now()

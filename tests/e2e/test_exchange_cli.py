@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, run_op7
+from tests.conftest import ROOT, cli_of, run_op7, trusting_homes
 
 EXAMPLES = ROOT / "examples"
 #: The authority and 24/7 contact each node's inbox watch signs its receipts and reminders with.
@@ -21,18 +21,7 @@ CONTACT = {
 @pytest.fixture
 def op7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "shared.db"))
-    fr, es = tmp_path / "fr", tmp_path / "es"
-    assert run_op7(fr, "keys", "new", "FR.GN").returncode == 0
-    assert run_op7(es, "keys", "new", "ES.PN").returncode == 0
-    assert run_op7(fr, "keys", "trust", str(es / "keys" / "ES.PN.pub")).returncode == 0
-    assert run_op7(es, "keys", "trust", str(fr / "keys" / "FR.GN.pub")).returncode == 0
-
-    def call(who: str, *args: str) -> Any:
-        result = run_op7(fr if who == "fr" else es, *args)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    return call
+    return cli_of(trusting_homes(tmp_path, {"fr": "FR.GN", "es": "ES.PN"}))
 
 
 def test_request_receipt_answer_and_history_with_the_cli(op7: Any) -> None:

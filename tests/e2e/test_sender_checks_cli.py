@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE_ALERT, ROOT, run_op7
+from tests.conftest import EXAMPLE_ALERT, ROOT, cli_of, trusting_homes
 
 EXAMPLES = ROOT / "examples"
 CONTACT = {
@@ -21,19 +21,8 @@ CONTACT = {
 def op7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """FR.GN and ES.PN, each in its own home, each trusting the other's key card."""
     monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "shared.db"))
-    homes = {"fr": tmp_path / "fr", "es": tmp_path / "es", "authority": tmp_path / "authority"}
-    assert run_op7(homes["fr"], "keys", "new", "FR.GN").returncode == 0
-    assert run_op7(homes["es"], "keys", "new", "ES.PN").returncode == 0
-    assert run_op7(homes["fr"], "keys", "trust", str(homes["es"] / "keys" / "ES.PN.pub")).returncode == 0
-    assert run_op7(homes["es"], "keys", "trust", str(homes["fr"] / "keys" / "FR.GN.pub")).returncode == 0
-
-    def call(who: str, *args: str) -> Any:
-        result = run_op7(homes[who], *args)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    call.homes = homes  # type: ignore[attr-defined]
-    return call
+    homes = trusting_homes(tmp_path, {"fr": "FR.GN", "es": "ES.PN"})
+    return cli_of({**homes, "authority": tmp_path / "authority"})
 
 
 def _with(tmp_path: Path, name: str, **changes: Any) -> str:

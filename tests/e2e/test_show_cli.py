@@ -11,7 +11,7 @@ import pytest
 
 from broker.config import Home
 from broker.wire.envelope import build
-from tests.conftest import ROOT, example, now, run_op7
+from tests.conftest import ROOT, cli_of, example, now, trusting_homes
 
 EXAMPLES = ROOT / "examples"
 ES_CONTACT = ("--agency", "Policia Nacional", "--desk", "Sala del 091", "--phone", "+34910000000")
@@ -20,19 +20,7 @@ ES_CONTACT = ("--agency", "Policia Nacional", "--desk", "Sala del 091", "--phone
 @pytest.fixture
 def op7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "shared.db"))
-    homes = {"fr": tmp_path / "fr", "es": tmp_path / "es"}
-    assert run_op7(homes["fr"], "keys", "new", "FR.GN").returncode == 0
-    assert run_op7(homes["es"], "keys", "new", "ES.PN").returncode == 0
-    assert run_op7(homes["fr"], "keys", "trust", str(homes["es"] / "keys" / "ES.PN.pub")).returncode == 0
-    assert run_op7(homes["es"], "keys", "trust", str(homes["fr"] / "keys" / "FR.GN.pub")).returncode == 0
-
-    def call(who: str, *args: str) -> Any:
-        result = run_op7(homes[who], *args)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    call.homes = homes  # type: ignore[attr-defined]
-    return call
+    return cli_of(trusting_homes(tmp_path, {"fr": "FR.GN", "es": "ES.PN"}))
 
 
 def _send_request(op7: Any) -> str:

@@ -17,7 +17,7 @@ from broker.node.node import Node
 from broker.transport import EmbeddedTransport, KafkaTransport, Transport
 from broker.trust.store import TrustStore
 from broker.wire.envelope import build
-from tests.conftest import example, now, run_op7
+from tests.conftest import example, now, run_op7, trusting_homes
 
 NL_CONTACT = ("--agency", "National Crime Agency", "--desk", "NCC duty officer", "--phone", "+31793459911")
 
@@ -29,11 +29,7 @@ def net(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
     prefix = f"op7t{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("OP7_TOPIC_PREFIX", prefix)
     monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "shared.db"))
-    homes = {"fr": tmp_path / "fr", "nl": tmp_path / "nl"}
-    assert run_op7(homes["fr"], "keys", "new", "FR.GN").returncode == 0
-    assert run_op7(homes["nl"], "keys", "new", "NL.NCC").returncode == 0
-    assert run_op7(homes["fr"], "keys", "trust", str(homes["nl"] / "keys" / "NL.NCC.pub")).returncode == 0
-    assert run_op7(homes["nl"], "keys", "trust", str(homes["fr"] / "keys" / "FR.GN.pub")).returncode == 0
+    homes = trusting_homes(tmp_path, {"fr": "FR.GN", "nl": "NL.NCC"})
 
     def transport() -> Transport:
         return KafkaTransport(bootstrap_servers=bootstrap) if bootstrap else EmbeddedTransport(tmp_path / "shared.db")
