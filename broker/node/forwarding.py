@@ -106,9 +106,7 @@ class ForwardCheck:
             if forwarded.handling != original.envelope.handling:
                 raise HandlingRuleError("the forward does not carry the original's handling code")
             grant, grant_sender = self._grant(forwarded, now)
-            addressed = not original.envelope.recipients or forwarder in original.envelope.recipients
-            if not addressed and not (grant is not None and grant.grantee == forwarder):
-                raise HandlingRuleError(f"{forwarder} was not a recipient of the original")
+            # check_forward also refuses a forwarder that was not a recipient, unless the original sender granted it.
             to = (self.me,) if self.me else None
             check_forward(original.envelope, forwarder, to, grant=grant, grant_sender=grant_sender, at=now)
             if isinstance(original.message, ForwardedMessage):

@@ -77,7 +77,9 @@ def check_forward(
 ) -> None:
     """Raise :class:`HandlingRuleError`, quoting the rule, unless ``forwarder`` may pass ``original`` to ``to``.
 
-    ``to`` None means everyone (re-publishing on a shared topic).
+    ``to`` None means everyone (re-publishing on a shared topic). Only the original sender's grant
+    (:func:`check_grant`) lifts a rule, the one that a directed message is passed on only by its recipients included:
+    a grant signed by anyone else, the forwarder itself among them, counts for nothing.
     """
     if to is not None and not set(to):
         raise HandlingRuleError("passing information on needs the nodes it goes to")
@@ -86,6 +88,8 @@ def check_forward(
         return
     if check_grant(original, ControlledAction.ONWARD_TRANSMISSION, grant, grant_sender, targets, at, forwarder):
         return
+    if original.recipients and forwarder not in original.recipients:
+        raise HandlingRuleError(f"{forwarder} was not a recipient of the original")
     where = "everyone on the topic" if targets is None else ", ".join(targets)
     hint = f"; ask {original.sender} with a DisseminationRequest for permission"
     if UseRestriction.NO_ONWARD_TRANSMISSION in original.handling.restrictions:
