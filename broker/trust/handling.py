@@ -49,9 +49,12 @@ def check_grant(
     grant_sender: str | None,
     to: Iterable[str] | None,
     at: datetime,
-    grantee: str | None = None,
+    grantee: str,
 ) -> bool:
-    """Whether ``grant`` (verified, signed by ``grant_sender``) permits ``action`` on ``original``."""
+    """Whether ``grant`` (verified, signed by ``grant_sender``) permits ``grantee`` to do ``action`` on ``original``.
+
+    A grant serves its grantee only: another node holding a copy gains nothing from it.
+    """
     if grant is None or to is None:
         return False  # a grant names its nodes: it never permits passing information to everyone
     return (
@@ -62,7 +65,7 @@ def check_grant(
         and grant.action is action
         and (grant.valid_until is None or at <= grant.valid_until)
         and set(to) <= set(grant.to)
-        and (grantee is None or grant.grantee == grantee)
+        and grant.grantee == grantee
     )
 
 
@@ -109,15 +112,17 @@ def check_use(
     original: Envelope,
     action: ControlledAction,
     *,
+    user: str,
     grant: DisseminationDecision | None = None,
     grant_sender: str | None = None,
     at: datetime,
 ) -> None:
-    """Raise :class:`HandlingRuleError` if ``original``'s restrictions forbid ``action`` without a grant."""
+    """Raise :class:`HandlingRuleError` if ``original``'s restrictions forbid ``user`` (a node) ``action`` without a
+    grant to ``user``."""
     restriction = _USE_RESTRICTION.get(action)
     if restriction is None or restriction not in original.handling.restrictions:
         return
-    if not check_grant(original, action, grant, grant_sender, (), at):
+    if not check_grant(original, action, grant, grant_sender, (), at, user):
         raise HandlingRuleError(
             f"{original.message_id}: {RULES[restriction]}; ask {original.sender} with a "
             "DisseminationRequest for permission"

@@ -66,8 +66,8 @@ def test_no_onward_transmission_whatever_the_level_and_uses(alert_data: dict[str
     with pytest.raises(HandlingRuleError, match="no onward transmission without the originator's permission"):
         check_forward(envelope, "ES.PN", ("MX.FGR",), at=now())
     with pytest.raises(HandlingRuleError, match="not for judicial use"):
-        check_use(envelope, ControlledAction.JUDICIAL_USE, at=now())
-    check_use(envelope, ControlledAction.OPERATIONAL_ACTION, at=now())
+        check_use(envelope, ControlledAction.JUDICIAL_USE, user="ES.PN", at=now())
+    check_use(envelope, ControlledAction.OPERATIONAL_ACTION, user="ES.PN", at=now())
     with pytest.raises(HandlingRuleError, match="needs the nodes it goes to"):
         check_forward(envelope, "ES.PN", (), at=now())
 
@@ -146,3 +146,11 @@ def test_nested_forwards_are_checked_all_the_way_down(alert_data: dict[str, Any]
     outer = _forward(inner, "DE.BKA")
     with pytest.raises(PolicyError, match="does not carry the original's handling code"):
         receiver.open_forwarded(outer, "DE.BKA", sealed=False)
+
+
+def test_a_use_grant_lifts_the_restriction_for_its_grantee_only(alert_data: dict[str, Any]) -> None:
+    envelope, _ = sent(alert_data, "GREEN", ("NO_JUDICIAL_USE",))
+    grant = _grant(envelope, action="JudicialUse", to=[])  # issued to ES.PN
+    check_use(envelope, ControlledAction.JUDICIAL_USE, user="ES.PN", grant=grant, grant_sender="FR.GN", at=now())
+    with pytest.raises(HandlingRuleError, match="not for judicial use"):
+        check_use(envelope, ControlledAction.JUDICIAL_USE, user="DE.BKA", grant=grant, grant_sender="FR.GN", at=now())
