@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker.errors import PolicyError, SchemaError
+from broker.errors import FrameError, PolicyError, SchemaError
 from broker.models import Envelope, ForwardedMessage
 from broker.node.topics import TopicLayout
 from broker.trust.replay import Freshness, ReplayGuard
@@ -30,6 +30,7 @@ __all__ = [
     "Received",
     "check_forwarding",
     "check_fresh",
+    "check_record",
     "check_topic",
     "is_addressed",
     "open_and_decode",
@@ -64,6 +65,15 @@ class Received:
     def envelope(self) -> Envelope | None:
         """The verified header, once there is one (the sender is then known and can be told of a refusal)."""
         return self.verified.envelope if self.verified is not None else None
+
+
+def check_record(value: bytes) -> None:
+    """``empty-record`` for a record without a value: a Kafka tombstone (null value, read as empty bytes) or an
+    empty write; no frame is that short, and it is named apart from other truncated input."""
+    if not value:
+        raise FrameError(
+            "an empty record (a Kafka tombstone or an empty value): not an op7 frame", reason="empty-record"
+        )
 
 
 def verify(value: bytes, trust: Trust, registry: SchemaRegistry) -> Verified:
@@ -127,6 +137,7 @@ def check_forwarding(opened: Opened, node: Node) -> None:
 
 def receive(node: Node, received: Received) -> Outcome:
     """Run every stage on ``received`` in protocol order; raises the first refusal."""
+    check_record(received.value)
     received.verified = verify(received.value, node.trust, node.registry)
     envelope = received.verified.envelope
     check_topic(envelope, received.topic, node.topics)
@@ -140,6 +151,8 @@ def receive(node: Node, received: Received) -> Outcome:
     return Outcome.DELIVER
 
 
-def received(value: bytes, topic: str) -> Received:
-    """A record value read from ``topic`` (its full name), about to go through the stages."""
+def received(value: bytes | None, topic: str) -> Received:
+    """A record value read from ``topic`` (its full name), about to go through the stages; a null value (a Kafka
+    tombstone) as empty bytes, refused as ``empty-record``."""
+    value = value or b""
     return Received(value, hashlib.sha256(value).digest(), topic)

@@ -94,6 +94,7 @@ class SubscriptionStats:
 
 def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime) -> bytes:
     """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes."""
+    value = record.value or b""  # a transport may hand over a null value (a Kafka tombstone)
     entry: dict[str, Any] = {
         "reason": error.reason,
         "detail": str(error),
@@ -104,14 +105,14 @@ def quarantine_entry(record: Record, error: MessageError, group: str, now: datet
         "quarantined_at": now.isoformat(),
         "consumer_group": group,
         "key": base64.b64encode(record.key[:_KEEP_OF_KEY]).decode() if record.key is not None else None,
-        "value_sha256": hashlib.sha256(record.value).hexdigest(),
-        "value_length": len(record.value),
+        "value_sha256": hashlib.sha256(value).hexdigest(),
+        "value_length": len(value),
     }
-    if len(record.value) <= MAX_FRAME_SIZE:
-        entry["value"] = base64.b64encode(record.value).decode()
+    if len(value) <= MAX_FRAME_SIZE:
+        entry["value"] = base64.b64encode(value).decode()
     else:
         # Too large to keep whole in one record: keep its digest, its length and its beginning.
-        entry["value_prefix"] = base64.b64encode(record.value[:_KEEP_OF_OVERSIZED]).decode()
+        entry["value_prefix"] = base64.b64encode(value[:_KEEP_OF_OVERSIZED]).decode()
     return json.dumps(entry).encode()
 
 
@@ -233,8 +234,9 @@ class Subscription(Lifecycle):
     ) -> bool:
         """Handle one record; True if it went to the handler, False if it was quarantined, a duplicate or not ours."""
         self.stats.received += 1
-        state = received(record.value, record.topic)
+        state = Received(b"", b"", record.topic)  # until the record is read, in case reading it raises
         try:
+            state = received(record.value, record.topic)
             outcome = receive(self._node, state)
         except MessageError as exc:
             await self._refuse(record, state, exc, on_refused)

@@ -135,8 +135,10 @@ class KafkaConsumer(Consumer):
             batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
         except KafkaError as exc:
             raise _mapped(exc, "fetch") from exc
+        # A tombstone's null value is handed over as empty bytes: every reader of a record then meets a value,
+        # and an empty one is no op7 frame, directory or quarantine entry.
         return [
-            Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            Record(m.topic, m.partition, m.offset, m.key, m.value if m.value is not None else b"", m.timestamp)
             for msgs in batches.values()
             for m in msgs
         ]
