@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import logging
+import sqlite3
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ __all__ = [
     "Subscription",
     "SubscriptionStats",
     "chain_refusals",
+    "internal_error",
     "maybe_await",
     "quarantine_entry",
 ]
@@ -90,6 +92,15 @@ class SubscriptionStats:
     #: Directed messages for other nodes (on a shared topic), passed over without being opened.
     not_addressed: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+
+
+def internal_error(exc: Exception) -> MessageError:
+    """The refusal of a record on which a check raised something other than a refusal: ``internal-error``, naming
+    the exception's type only (its text may quote the record's content)."""
+    return MessageError(
+        f"internal error while checking the record ({type(exc).__name__}); the traceback is in the node's log",
+        reason="internal-error",
+    )
 
 
 def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime) -> bytes:
@@ -240,6 +251,13 @@ class Subscription(Lifecycle):
             outcome = receive(self._node, state)
         except MessageError as exc:
             await self._refuse(record, state, exc, on_refused)
+            return False
+        except sqlite3.Error:
+            raise  # the node's own state failed, not the record: nothing is committed, the run ends
+        except Exception as exc:
+            # Untrusted bytes met a gap in the checks: the record is kept and the consumer goes on.
+            log.error("internal error on %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=True)
+            await self._refuse(record, state, internal_error(exc), on_refused)
             return False
         if outcome is Outcome.NOT_ADDRESSED:
             self.stats.not_addressed += 1

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
+import broker.node.receive
 from broker.models import KidnappingAlert
 from broker.node.node import TOPIC_ALERTS, TOPIC_QUARANTINE, Delivery, Node
 from broker.trust.store import TrustStore
@@ -84,3 +86,40 @@ async def test_malformed_records_of_any_shape_are_quarantined_and_the_listener_g
         ("too-large", len(huge)),
     ]
     assert base64.b64decode(entries[2]["value_prefix"]) == huge[:65_536]
+
+
+async def test_a_check_that_raises_is_contained_as_an_internal_error(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefix = f"op7.t{unique}"
+    first, second = make_alert(alert_data, alert_id="TRIPS"), make_alert(alert_data, alert_id="PASSES")
+    async with Node(transport_factory(), trust, fr, topic_prefix=prefix) as sender:
+        await sender.publish(first)
+        await sender.publish(second)
+    decode = broker.node.receive.open_and_decode
+    calls: list[int] = []
+
+    def trips_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a gap in the checks")
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(broker.node.receive, "open_and_decode", trips_once)
+    async with Node(transport_factory(), trust, topic_prefix=prefix) as ops:
+        with caplog.at_level(logging.ERROR, logger="op7.node"):
+            ids, stats = await _listen(ops, "NL.NCC")
+        entries = await _quarantine(ops, f"q-{unique}", 1)
+    assert ids == ["PASSES"]
+    assert dict(stats.quarantined) == {"internal-error": 1}
+    (entry,) = entries
+    assert entry["reason"] == "internal-error" and entry["value"]
+    assert "RuntimeError" in entry["detail"] and "a gap in the checks" not in entry["detail"]
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged and logged[0].exc_info is not None  # the traceback, for whoever fixes the gap
