@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from broker.models._types import Blob, Identifier, Languages, MessageId, NodeId, Text, Timestamp
 from broker.models.message import ID, Message
+
+#: The ``context`` of the one dump that carries a forwarded original's content key: the Avro datum (broker.wire.codec).
+WIRE = {"op7.wire": True}
 
 
 class ControlledAction(StrEnum):
@@ -65,7 +68,15 @@ class ForwardedMessage(Message):
     forward_id: ID
     case_id: Identifier | None = None
     original_frame: Annotated[Blob, Field(min_length=1)]
-    original_content_key: Annotated[Blob, Field(min_length=32, max_length=32)] | None = None
+    #: Secret: left out of reprs and of every dump but the wire's (``context=WIRE``), so no log or screen shows it.
+    original_content_key: Annotated[Blob, Field(min_length=32, max_length=32)] | None = Field(default=None, repr=False)
     permission_frame: Blob | None = None
     note: Text | None = None
     languages: Languages
+
+    @model_serializer(mode="wrap")
+    def _without_key(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not (info.context or {}).get("op7.wire"):
+            data.pop("original_content_key", None)
+        return data

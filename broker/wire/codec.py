@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from broker.errors import DecodeError, SchemaError
 from broker.models import MESSAGE_MODELS, Message
+from broker.models.handling import WIRE
 from broker.models.inputs import first_problem
 from broker.wire.schemas import Schema, SchemaRegistry, default_registry
 
@@ -42,7 +43,8 @@ def decode_datum(writer: Schema, data: bytes, reader: Schema | None = None) -> A
 def encode(message: Message, registry: SchemaRegistry | None = None) -> tuple[Schema, bytes]:
     """Encode a payload model with the current schema of its type; returns the schema used and the bytes."""
     schema = (registry or default_registry()).get(message.avro_name)
-    return schema, encode_datum(schema, message.model_dump(mode="python"))
+    # The wire context: the one dump that keeps what stays out of others (a forwarded original's content key).
+    return schema, encode_datum(schema, message.model_dump(mode="python", context=WIRE))
 
 
 def decode(message_type: str, fingerprint: bytes, data: bytes, registry: SchemaRegistry | None = None) -> Message:

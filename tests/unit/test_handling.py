@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from broker.node.node import Node
 from broker.transport import EmbeddedTransport
 from broker.trust.handling import check_forward, check_use
 from broker.trust.store import TrustStore
+from broker.wire.codec import decode, encode
 from broker.wire.envelope import NodeIdentity, build
 from broker.wire.signing import SigningKey
 from tests.conftest import example, make_alert, now
@@ -154,3 +156,17 @@ def test_a_use_grant_lifts_the_restriction_for_its_grantee_only(alert_data: dict
     check_use(envelope, ControlledAction.JUDICIAL_USE, user="ES.PN", grant=grant, grant_sender="FR.GN", at=now())
     with pytest.raises(HandlingRuleError, match="not for judicial use"):
         check_use(envelope, ControlledAction.JUDICIAL_USE, user="DE.BKA", grant=grant, grant_sender="FR.GN", at=now())
+
+
+def test_a_forwarded_content_key_stays_out_of_reprs_and_dumps_but_not_off_the_wire(alert_data: dict[str, Any]) -> None:
+    _, frame = sent(alert_data, "GREEN")
+    key = bytes(range(100, 132))
+    forwarded = _forward(frame, "ES.PN", original_content_key=key)
+    shown = [repr(forwarded), str(forwarded), forwarded.model_dump_json(), str(forwarded.model_dump())]
+    shown.append(str(forwarded.model_dump(mode="json")))
+    for text in shown:
+        assert key.hex() not in text and str(key) not in text and base64.b64encode(key).decode() not in text
+        assert "original_content_key" not in text
+    schema, payload = encode(forwarded)
+    decoded = decode(forwarded.avro_name, schema.fingerprint, payload)
+    assert isinstance(decoded, ForwardedMessage) and decoded.original_content_key == key and decoded == forwarded
