@@ -107,3 +107,13 @@ class DirectorySignature(Record):
 class SignedDirectory(Record):
     body: Blob
     signatures: tuple[DirectorySignature, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_signature_per_key(self) -> SignedDirectory:
+        # A key signs a version once: a list padded with copies would only cost its readers signature checks.
+        seen: set[str] = set()
+        for entry in self.signatures:
+            if entry.key_id in seen:
+                raise ValueError(f"key {entry.key_id} signs twice; each key signs a directory version once")
+            seen.add(entry.key_id)
+        return self

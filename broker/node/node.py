@@ -168,23 +168,35 @@ class Node(Lifecycle):
             async with consumer:
                 while True:
                     for record in await consumer.fetch(timeout=1.0):
-                        self._offer_directory(trust, record)
+                        await self._offer_directory(trust, record)
         except TransportError as exc:
             directory_log.error(
                 "directory follower stopped: %s; the directory held (version %d) stays in force", exc, trust.version
             )
 
-    def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
+    def _take_directory(self, trust: DirectoryTrust, value: bytes) -> bool:
+        """Decode, verify and keep one record's version (in a worker thread: signature checks take time)."""
+        took = trust.offer(DirectoryDocument.from_bytes(value).signed, self.clock.now())
+        if took and self._directory_dir is not None:
+            keep_directory(self._directory_dir, trust)
+        return took
+
+    async def _offer_directory(self, trust: DirectoryTrust, record: Record) -> None:
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        if not record.value:  # a tombstone (its null value read as empty): it erases a version, never the one held
+            directory_log.warning("ignored an empty record (a tombstone) from %s, key %r", where, record.key)
+            return
         try:
-            signed = DirectoryDocument.from_bytes(record.value).signed
-            if trust.offer(signed, self.clock.now()):
-                self._directory_arrived.set()
-                if self._directory_dir is not None:
-                    keep_directory(self._directory_dir, trust)
+            # Off the event loop: a record padded to cost many checks must not hold up delivery meanwhile.
+            took = await asyncio.to_thread(self._take_directory, trust, record.value)
         except (MessageError, ConfigError) as exc:
-            directory_log.warning(
-                "refused a directory from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
-            )
+            directory_log.warning("refused a directory from %s: %s", where, exc)
+            return
+        except Exception as exc:  # whatever a record holds, the follower goes on to the next
+            directory_log.error("refused a directory from %s: internal error: %r", where, exc)
+            return
+        if took:
+            self._directory_arrived.set()
 
     def topic(self, name: str) -> str:
         """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""

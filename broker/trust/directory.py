@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -47,21 +48,56 @@ def _when(at: datetime) -> str:
     return f"{at:%Y-%m-%dT%H:%M:%SZ}"
 
 
+@dataclass(frozen=True)
+class _Held:
+    """The version held and its indexes, built once per version (every message looks its sender up here) and
+    replaced in one assignment: a reader never sees the indexes of one version with another."""
+
+    directory: Directory | None = None
+    signed: SignedDirectory | None = None
+    nodes: Mapping[str, NodeEntry] = field(default_factory=dict)
+    signing: Mapping[tuple[str, str], tuple[KeyEntry, VerifyKey]] = field(default_factory=dict)
+    allowed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, directory: Directory, signed: SignedDirectory) -> _Held:
+        return cls(
+            directory,
+            signed,
+            {n.node_id: n for n in directory.nodes},
+            {
+                (n.node_id, k.key_id): (k, VerifyKey.from_raw(k.public_key))
+                for n in directory.nodes
+                for k in n.signing_keys
+            },
+            {n.node_id: frozenset(n.allowed_types) for n in directory.nodes},
+        )
+
+
 class DirectoryTrust:
-    """The network directory a node holds, replaced only by the version that follows it, properly signed."""
+    """The network directory a node holds, replaced only by the version that follows it, properly signed.
+
+    Updates (:meth:`offer`) may run in another thread than the checks of messages: the version held changes in
+    one assignment.
+    """
 
     def __init__(self, anchor: DirectoryAnchor, *, clock: Clock | None = None) -> None:
         self.anchor = anchor
-        self.directory: Directory | None = None
-        self.signed: SignedDirectory | None = None
         #: Reads "now" for the expiry of the version held (the process default clock when None).
         self.clock = clock
         self._accepted: dict[int, SignedDirectory] = {}
         self._waiting: dict[int, list[SignedDirectory]] = {}
-        # Indexes built once per version: every message looks its sender up here.
-        self._nodes: dict[str, NodeEntry] = {}
-        self._signing: dict[tuple[str, str], tuple[KeyEntry, VerifyKey]] = {}
-        self._allowed: dict[str, frozenset[str]] = {}
+        self._held_now = _Held()
+
+    @property
+    def directory(self) -> Directory | None:
+        """The version held (None before the first)."""
+        return self._held_now.directory
+
+    @property
+    def signed(self) -> SignedDirectory | None:
+        """The version held as signed."""
+        return self._held_now.signed
 
     @property
     def version(self) -> int:
@@ -166,6 +202,15 @@ class DirectoryTrust:
             )
         old = self.directory or self.anchor
         old_name = f"version {self.version} held" if self.directory else "the anchor"
+        # Checked before any signature: a list padded with entries never costs more than one check per key.
+        may_sign = {a.key_id for a in (*old.authorities, *claimed.authorities)}
+        if len(document.signed.signatures) > len(may_sign):
+            raise self._refused(
+                claimed.version,
+                f"it carries {len(document.signed.signatures)} signatures, more than the {len(may_sign)} "
+                f"authority keys that may sign it (those of {old_name} and its own)",
+                "directory-too-many-signatures",
+            )
         held_set = (old.authorities, old.threshold)
         self._threshold(document, claimed.version, held_set, old_name, at, "directory-signatures")
         own_set, own_name = (claimed.authorities, claimed.threshold), f"version {claimed.version} itself"
@@ -196,15 +241,8 @@ class DirectoryTrust:
         )
 
     def _take(self, directory: Directory, signed: SignedDirectory) -> None:
-        self.directory, self.signed = directory, signed
         self._accepted[directory.version] = signed
-        self._nodes = {n.node_id: n for n in directory.nodes}
-        self._signing = {
-            (n.node_id, k.key_id): (k, VerifyKey.from_raw(k.public_key))
-            for n in directory.nodes
-            for k in n.signing_keys
-        }
-        self._allowed = {n.node_id: frozenset(n.allowed_types) for n in directory.nodes}
+        self._held_now = _Held.of(directory, signed)
         expires = _when(directory.expires_at) if directory.expires_at else "never"
         log.info(
             "directory of %s now at version %d (%d nodes, expires %s)",
@@ -216,7 +254,9 @@ class DirectoryTrust:
 
     def expired(self, at: datetime | None = None) -> VerificationError | None:
         """The refusal every use of an expired directory meets (None while the version held is in force)."""
-        directory = self.directory
+        return self._expiry(self.directory, at)
+
+    def _expiry(self, directory: Directory | None, at: datetime | None = None) -> VerificationError | None:
         now = at or (self.clock or default_clock()).now()
         if directory is None or directory.expires_at is None or now < directory.expires_at:
             return None
@@ -226,43 +266,46 @@ class DirectoryTrust:
             reason="directory-expired",
         )
 
-    def _in_force(self) -> None:
-        problem = self.expired()
+    def _in_force(self) -> _Held:
+        """The version held, unless it expired."""
+        held = self._held_now
+        problem = self._expiry(held.directory)
         if problem is not None:
             raise problem
+        return held
 
-    def _node(self, node: str) -> NodeEntry:
-        entry = self._nodes.get(node)
+    @staticmethod
+    def _node(held: _Held, node: str) -> NodeEntry:
+        entry = held.nodes.get(node)
         if entry is None:
             raise VerificationError(f"unknown sender {node}: not in the network directory", reason="unknown-sender")
         return entry
 
-    def _signing_entry(self, node: str, key_id: bytes) -> tuple[KeyEntry, VerifyKey]:
-        self._in_force()
-        found = self._signing.get((node, key_id.hex()))
+    def _signing_entry(self, held: _Held, node: str, key_id: bytes) -> tuple[KeyEntry, VerifyKey]:
+        found = held.signing.get((node, key_id.hex()))
         if found is None:
-            self._node(node)
+            self._node(held, node)
             raise VerificationError(
                 f"key {key_id.hex()} is not a signing key of {node} in the directory", reason="unknown-key"
             )
         return found
 
     def key_for(self, node: str, key_id: bytes) -> VerifyKey:
-        return self._signing_entry(node, key_id)[1]
+        return self._signing_entry(self._in_force(), node, key_id)[1]
 
     def check_use(self, node: str, key_id: bytes, signed_at: datetime, message_type: str) -> None:
-        problem = self._signing_entry(node, key_id)[0].problem_at(signed_at)
+        held = self._in_force()
+        problem = self._signing_entry(held, node, key_id)[0].problem_at(signed_at)
         if problem is not None:
             raise VerificationError(f"{node}: {problem[1]}", reason=problem[0])
-        if message_type not in self._allowed.get(node, frozenset()):
+        if message_type not in held.allowed.get(node, frozenset()):
             raise VerificationError(
                 f"{node} is not allowed to send {message_type} by the directory", reason="type-not-allowed"
             )
 
     def encryption_key(self, node: str, at: datetime) -> SealPublicKey:
         try:
-            self._in_force()
-            entry = self._node(node)
+            entry = self._node(self._in_force(), node)
         except VerificationError as exc:
             raise ConfigError(str(exc)) from None
         usable = [k for k in entry.encryption_keys if k.problem_at(at) is None]

@@ -191,20 +191,24 @@ class DirectoryDocument:
         )
 
     def signers(self, authorities: tuple[KeyEntry, ...], at: datetime) -> list[str]:
-        """The key ids of ``authorities`` with a valid signature over the exact body bytes, each key once."""
-        valid: dict[bytes, str] = {}  # by public key, not key id: one key never counts twice
-        by_id = {a.key_id: a for a in authorities}
+        """The key ids of ``authorities`` with a valid signature over the exact body bytes, each key once.
+
+        Only the first entry of each authority key is checked, and only if the key is in use at ``at``: at most
+        ``len(authorities)`` signature checks, however many entries the list holds.
+        """
+        untried = {a.key_id: a for a in authorities}  # a key id leaves once tried: it never counts twice
         signed_bytes = DIRECTORY_SIGNING_CONTEXT + self.signed.body
+        valid: list[str] = []
         for entry in self.signed.signatures:
-            authority = by_id.get(entry.key_id)
-            if authority is None or authority.public_key in valid or authority.problem_at(at) is not None:
+            authority = untried.pop(entry.key_id, None)
+            if authority is None or authority.problem_at(at) is not None:
                 continue
             try:
                 VerifyKey.from_raw(authority.public_key).verify(entry.signature, signed_bytes)
             except VerificationError:
                 continue
-            valid[authority.public_key] = authority.key_id
-        return list(valid.values())
+            valid.append(authority.key_id)
+        return valid
 
     def verify(self, anchor: DirectoryAnchor, at: datetime) -> Directory:
         """Check the signatures against the keys and threshold of ``anchor`` alone; return the body decoded.
