@@ -2,8 +2,9 @@
 
 ::
 
-    $OP7_HOME (default ~/.op7)
-    ├── keys/CC.AGENCY.key          signing key (Ed25519), PEM PKCS#8, mode 0600 (encrypted with OP7_KEY_PASSPHRASE)
+    $OP7_HOME (default ~/.op7)      mode 0700: the state holds received frames, unsealed RED ones included
+    ├── keys/CC.AGENCY.key          signing key (Ed25519), PEM PKCS#8, mode 0600 (encrypted with OP7_KEY_PASSPHRASE,
+    │                               scrypt: broker.wire.keyfile)
     ├── keys/CC.AGENCY.enc.key      encryption key (X25519) that sealed messages are opened with, mode 0600
     ├── keys/CC.AGENCY.*.old.key    earlier keys, kept after a rotation (old sealed messages stay readable)
     ├── keys/CC.AGENCY.pub          public key card to hand to other operators or the network authority
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ from broker.transport import EmbeddedTransport, KafkaSettings, KafkaTransport, T
 from broker.trust.directory import DirectoryAnchor, DirectoryTrust, restore_directory
 from broker.trust.store import PublicKeyCard, TrustStore
 from broker.wire.envelope import NodeIdentity
+from broker.wire.keyfile import protection_of, reprotected
 from broker.wire.sealing import Opener
 from broker.wire.signing import EncryptionKey, SigningKey
 from broker.wire.trust import Trust
@@ -48,6 +51,10 @@ from broker.wire.trust import Trust
 __all__ = ["ENV_PREFIX", "Home", "Network", "Settings"]
 
 _Private = TypeVar("_Private", SigningKey, EncryptionKey)
+
+log = logging.getLogger("op7.home")
+#: Key files already warned about in this process (one warning each, however often they are opened).
+_warned: set[Path] = set()
 
 #: Every setting is read from the variable of its name in capitals with this prefix (``home``: ``OP7_HOME``).
 ENV_PREFIX = "OP7_"
@@ -190,6 +197,25 @@ class Home:
                 f"home {self.root}: a file, not a folder; {Settings.variable('home')} (or --home) names the folder "
                 "where a node keeps its keys, trust and state"
             )
+        try:
+            mode = self.root.stat().st_mode
+        except OSError:
+            return
+        if mode & 0o077:
+            log.warning(
+                "home %s is open to other users (mode %o): it holds private keys and received messages; "
+                "run: chmod 700 %s",
+                self.root,
+                mode & 0o777,
+                self.root,
+            )
+
+    def create(self) -> None:
+        """Create the home, readable by its owner only (parents as the umask says)."""
+        if not self.root.exists():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.root, 0o700)  # whatever the umask
 
     @classmethod
     def from_env(cls, override: Path | None = None) -> Home:
@@ -225,6 +251,7 @@ class Home:
         label = folder / "network.json"
         if not label.exists():
             try:
+                self.create()
                 folder.mkdir(parents=True, exist_ok=True)
                 label.write_text(json.dumps({"format": "op7-network/1", **network.describe()}, indent=2) + "\n")
             except OSError as exc:
@@ -292,14 +319,45 @@ class Home:
         restore_directory(self.directory_dir, trust, self.clock.now())
         return trust
 
-    def _write_private(self, path: Path, pem: bytes) -> None:
-        self.keys_dir.mkdir(parents=True, exist_ok=True)
+    def _write_private(self, path: Path, pem: bytes, node_id: str) -> None:
+        self.create()
+        self.keys_dir.mkdir(exist_ok=True)
         os.chmod(self.keys_dir, 0o700)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
         os.replace(tmp, path)
+        if protection_of(pem) == "none":
+            _warned.add(path)
+            log.warning(
+                "%s: private key written unprotected (not encrypted): whoever reads the file holds the key; "
+                "set %s and run 'op7 keys protect %s'",
+                path,
+                Settings.variable("key_passphrase"),
+                node_id,
+            )
+
+    def _warn_protection(self, path: Path, data: bytes, node_id: str) -> None:
+        """Warn (once per file) when the key file ``data`` is in clear or encrypted with a weak KDF."""
+        protection = protection_of(data)
+        if protection == "scrypt" or path in _warned:
+            return
+        _warned.add(path)
+        if protection == "none":
+            problem = f"set {Settings.variable('key_passphrase')} and run 'op7 keys protect {node_id}'"
+            log.warning(
+                "%s: private key is unprotected (not encrypted): whoever reads the file holds the key; %s",
+                path,
+                problem,
+            )
+        else:
+            log.warning(
+                "%s: private key is encrypted with a weak key derivation (PBKDF2, 2,048 iterations); "
+                "run 'op7 keys protect %s' to encrypt it again with scrypt",
+                path,
+                node_id,
+            )
 
     def new_key(self, node_id: str, *, overwrite: bool = False, rotate: bool = False) -> tuple[SigningKey, Path, Path]:
         """Generate and store a signing and an encryption key for ``node_id``.
@@ -320,8 +378,8 @@ class Home:
                 if enc_path.exists():
                     old_enc = self._open_private(EncryptionKey, enc_path, node_id).public.key_id.hex()
                     os.replace(enc_path, enc_path.with_name(f"{node_id}.enc.{old_enc}.old.key"))
-            self._write_private(key_path, key.to_pem(self._passphrase()))
-            self._write_private(enc_path, enc.to_pem(self._passphrase()))
+            self._write_private(key_path, key.to_pem(self._passphrase()), node_id)
+            self._write_private(enc_path, enc.to_pem(self._passphrase()), node_id)
             card_path.write_text(PublicKeyCard(node_id, key.public, enc.public).to_json(), encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write the keys of {node_id} in {self.keys_dir}: {exc.strerror or exc}") from None
@@ -343,7 +401,7 @@ class Home:
         data = self._read_private(path, node_id)
         passphrase = self._passphrase()
         try:
-            return kind.from_pem(data, passphrase)
+            key = kind.from_pem(data, passphrase)
         except ConfigError as exc:
             variable = Settings.variable("key_passphrase")
             encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data
@@ -352,10 +410,42 @@ class Home:
             elif encrypted:
                 problem = f"cannot decrypt the private key with the passphrase in {variable}: wrong passphrase?"
             elif passphrase is not None and b"PRIVATE KEY" in data:
-                problem = f"the private key is not encrypted, but {variable} is set: unset it for this home"
+                problem = (
+                    f"the private key is not encrypted, but {variable} is set: unset it for this home, or run "
+                    f"'op7 keys protect {node_id}' to encrypt the keys with it"
+                )
             else:
                 problem = str(exc)
             raise ConfigError(f"{path}: {problem}") from None
+        self._warn_protection(path, data, node_id)
+        return key
+
+    def protect(self, node_id: str) -> list[Path]:
+        """Encrypt the private keys of ``node_id`` (earlier ones included) with scrypt under OP7_KEY_PASSPHRASE: keys
+        in clear, or encrypted with that passphrase by an earlier op7 (PBKDF2). Returns the files rewritten."""
+        variable = Settings.variable("key_passphrase")
+        passphrase = self._passphrase()
+        if passphrase is None:
+            raise ConfigError(
+                f"set {variable} to the passphrase that the private keys of {node_id} are to be kept with"
+            )
+        main = [p for p in (self.key_path(node_id), self.enc_key_path(node_id)) if p.exists()]
+        if not main:
+            raise ConfigError(f"no key for {node_id} in {self.keys_dir}; create one with: op7 keys new {node_id}")
+        rewritten = []
+        for path in [*main, *sorted(self.keys_dir.glob(f"{node_id}.*.old.key"))]:
+            data = self._read_private(path, node_id)
+            if protection_of(data) == "scrypt":
+                continue
+            try:
+                pem = reprotected(data, passphrase)
+            except ConfigError:
+                raise ConfigError(
+                    f"{path}: cannot decrypt the private key with the passphrase in {variable}: wrong passphrase?"
+                ) from None
+            self._write_private(path, pem, node_id)
+            rewritten.append(path)
+        return rewritten
 
     def identity(self, node_id: str) -> NodeIdentity:
         """The signing identity of a node whose private key is in this home."""

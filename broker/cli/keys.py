@@ -64,6 +64,22 @@ def _new_keys(env: Env, node_id: str, *, force: bool, no_trust: bool, rotate: bo
     return 0
 
 
+@command(keys, "protect", "encrypt a node's private keys with OP7_KEY_PASSPHRASE (scrypt), earlier keys included")
+@argument("node_id", "the node id whose private keys in this home are encrypted")
+@global_options
+@pass_env
+def keys_protect(env: Env, node_id: str) -> int:
+    """Keys in clear, or encrypted with the same passphrase by an earlier op7 (PBKDF2, 2,048 iterations), are written
+    again encrypted with scrypt; keys already so are left as they are."""
+    home = env.home
+    rewritten = home.protect(check_node_id(node_id))
+    for path in rewritten:
+        click.echo(f"encrypted {path} with scrypt")
+    if not rewritten:
+        click.echo(f"the private keys of {node_id} in {home.keys_dir} are already encrypted with scrypt")
+    return 0
+
+
 @command(keys, "trust", "trust another node's public key card (.pub file)")
 @argument("file", "the card, as 'op7 keys new' wrote it (keys/CC.AGENCY.pub in the other node's home)")
 @click.option("--force", is_flag=True, help="trust the key even if it is already trusted under another node id")
@@ -73,6 +89,7 @@ def keys_trust(env: Env, file: str, force: bool) -> int:
     home = env.home
     card = PublicKeyCard.load(Path(file))
     store = TrustStore.load_or_empty(home.trust_path)
+    home.create()
     others = [node for node in store.holders(card.key.key_id) if node != card.node]
     if others:
         # One key under two ids lets its holder sign as either: a card edited to another node id, most likely.

@@ -31,6 +31,7 @@ from broker.node.outgoing import (
     must_seal,
     seal_keys,
 )
+from broker.node.receive_state import Keep
 from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats, quarantine_entry
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
@@ -387,8 +388,9 @@ class Node(Lifecycle):
         consumer = self.transport.consumer([self.topic(t) for t in topics], group, from_beginning=from_beginning)
         return Subscription(self, consumer, group)
 
-    async def quarantine(self, record: Record, error: MessageError, group: str) -> None:
-        """Keep a refused record with its reason; raises if it cannot be kept (so it is not committed)."""
-        entry = quarantine_entry(record, error, group, self.clock.now())
+    async def quarantine(self, record: Record, error: MessageError, group: str, keep: Keep | None = None) -> None:
+        """Keep a refused record with its reason (its value too, unless ``keep`` says otherwise: a repeat, a source
+        over its budget); raises if it cannot be kept (so it is not committed)."""
+        entry = quarantine_entry(record, error, group, self.clock.now(), keep)
         await self.transport.send(self.topic(self.quarantine_name), entry, key=record.topic.encode())
         log.warning("quarantined %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset, error.reason, error)

@@ -1,10 +1,11 @@
-"""Keys, signing, verification and sealing primitives: the only module that touches cryptography's hazmat layer.
+"""Keys, signing, verification and sealing primitives: with :mod:`broker.wire.keyfile` (key files), the only
+modules that touch cryptography's hazmat layer.
 
 Signing is Ed25519 (RFC 8032, pure), signed and verified with libsodium through PyNaCl (verification costs about
-half of OpenSSL's through cryptography); keys are read and written with cryptography. Sealing uses X25519 key
-agreement, HKDF-SHA256 and AES-256-GCM. A key is identified by its *key id*: the first 8 bytes of SHA-256 over
-the 32-byte raw public key. Verification fails with one opaque :class:`~broker.errors.VerificationError`,
-decryption with one :class:`~broker.errors.DecryptionError`."""
+half of OpenSSL's through cryptography); keys are read with cryptography and written by :mod:`broker.wire.keyfile`.
+Sealing uses X25519 key agreement, HKDF-SHA256 and AES-256-GCM. A key is identified by its *key id*: the first 8
+bytes of SHA-256 over the 32-byte raw public key. Verification fails with one opaque
+:class:`~broker.errors.VerificationError`, decryption with one :class:`~broker.errors.DecryptionError`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from nacl.signing import SigningKey as _NaclSigningKey
 from nacl.signing import VerifyKey as _NaclVerifyKey
 
 from broker.errors import ConfigError, DecryptionError, VerificationError
+from broker.wire.keyfile import private_pem
 
 __all__ = [
     "KEY_ID_SIZE",
@@ -98,11 +100,8 @@ class VerifyKey(_PublicKey):
 
 
 def _private_pem(key: Ed25519PrivateKey | X25519PrivateKey, password: bytes | None) -> bytes:
-    """PEM PKCS#8, encrypted with the best available scheme when a password is given."""
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
-    )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    """PEM PKCS#8, encrypted with scrypt when a password is given (:mod:`broker.wire.keyfile`)."""
+    return private_pem(key, password)
 
 
 def _load_private_pem(data: bytes, password: bytes | None) -> object:
