@@ -25,6 +25,7 @@ from broker.errors import HandlerError, MessageError
 from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
 from broker.node.receive import Outcome, Received, receive, received
+from broker.node.receive_state import Keep, QuarantineBook, source_of
 from broker.transport.base import Consumer, Record
 from broker.transport.health import ConnectionWatch, StatusHook
 from broker.wire.envelope import MAX_FRAME_SIZE
@@ -103,8 +104,9 @@ def internal_error(exc: Exception) -> MessageError:
     )
 
 
-def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime) -> bytes:
-    """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes."""
+def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime, keep: Keep | None = None) -> bytes:
+    """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes
+    (unless ``keep`` says the entry goes without them)."""
     value = record.value or b""  # a transport may hand over a null value (a Kafka tombstone)
     entry: dict[str, Any] = {
         "reason": error.reason,
@@ -119,7 +121,11 @@ def quarantine_entry(record: Record, error: MessageError, group: str, now: datet
         "value_sha256": hashlib.sha256(value).hexdigest(),
         "value_length": len(value),
     }
-    if len(value) <= MAX_FRAME_SIZE:
+    if keep is not None and keep.omitted is not None:
+        entry["omitted"] = keep.omitted
+        if keep.first is not None:
+            entry |= {"copy": keep.copy, "first": keep.first}
+    elif len(value) <= MAX_FRAME_SIZE:
         entry["value"] = base64.b64encode(value).decode()
     else:
         # Too large to keep whole in one record: keep its digest, its length and its beginning.
@@ -143,6 +149,9 @@ class Subscription(Lifecycle):
         self._stopping = False
         self._pending: deque[Record] = deque()
         self.stats = SubscriptionStats()
+        #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
+        self.quarantine_book = QuarantineBook(node.replay_guard.path)
+        self._pruned_at: datetime | None = None
 
     async def start(self) -> None:
         self._stopping = False
@@ -276,7 +285,24 @@ class Subscription(Lifecycle):
     ) -> None:
         # The verified header, when there is one: the sender is then known and can be told.
         error.envelope = state.envelope
-        await self._node.quarantine(record, error, self._group)
+        now = self._node.clock.now()
+        if self._pruned_at is None or now - self._pruned_at > self.quarantine_book.window:
+            self.quarantine_book.prune(now)
+            self._pruned_at = now
+        book, digest = self.quarantine_book, state.digest or hashlib.sha256(record.value or b"").digest()
+        source = source_of(record, state.envelope.sender if state.envelope is not None else None)
+        keep = book.decide(digest, source, now)
+        if keep is not None:
+            await self._node.quarantine(record, error, self._group, keep)
+        else:
+            log.info(
+                "%s[%d]@%d: %s again, a copy already quarantined",
+                record.topic,
+                record.partition,
+                record.offset,
+                error.reason,
+            )
+        book.kept(digest, source, keep, record, now)
         self.stats.quarantined[error.reason] += 1
         if on_refused is not None:
             await maybe_await(on_refused(record, error))

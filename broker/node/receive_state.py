@@ -1,0 +1,126 @@
+"""What a subscription remembers about the records it refused, beside the replay store (docs/PROTOCOL.md §6).
+
+Kept in SQLite, in the replay store's file (a node's state folder; memory for a node without one), so that it holds
+across restarts; every row is forgotten after :attr:`QuarantineBook.remember`, so the tables stay bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from broker._sqlite import immediate, open_database
+from broker.transport.base import Record
+
+__all__ = ["Keep", "QuarantineBook", "source_of"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quarantined (
+    sha256 BLOB PRIMARY KEY, copies INTEGER NOT NULL, first_at INTEGER NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantined_by_time ON quarantined (first_at);
+CREATE TABLE IF NOT EXISTS quarantine_budget (
+    source TEXT PRIMARY KEY, window_start INTEGER NOT NULL, whole INTEGER NOT NULL
+);
+"""
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+def source_of(record: Record, sender: str | None) -> str:
+    """Whom a refusal is counted against: the verified sender, or for a frame that did not verify, the topic
+    partition it was read from (anyone may write there, and no unverified claim is believed)."""
+    return f"sender {sender}" if sender is not None else f"partition {record.topic}[{record.partition}]"
+
+
+@dataclass(frozen=True)
+class Keep:
+    """How much of a refused record its quarantine entry keeps: whole, or without its value (``omitted`` says why:
+    ``repeat`` of a frame kept before, or ``over-budget`` for its source)."""
+
+    omitted: str | None = None
+    #: For a repeat: which copy of the frame this is (the first is 1), and where the first was read.
+    copy: int = 1
+    first: dict[str, Any] | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.omitted is None
+
+
+class QuarantineBook:
+    """Which refused frames were quarantined, and how many whole entries each source added in the current window.
+
+    The first copy of a frame is kept whole, within its source's budget of ``per_source`` whole entries per
+    ``window``; a later copy (same SHA-256) gets an entry without its value only when its number is a power of two
+    (2, 4, 8...), so that replays add a logarithmic trail, and is otherwise only counted.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        per_source: int = 100,
+        window: timedelta = timedelta(hours=1),
+        remember: timedelta = timedelta(days=8),
+    ) -> None:
+        self.per_source = per_source
+        self.window = window
+        self.remember = remember
+        self._db = open_database(path, _SCHEMA, "receive state")
+
+    def decide(self, digest: bytes, source: str, now: datetime) -> Keep | None:
+        """What the entry of a refused frame keeps; None for a repeat that gets no entry of its own (counted)."""
+        row = self._db.execute(
+            "SELECT copies, first_at, topic, partition, offset FROM quarantined WHERE sha256 = ?", (digest,)
+        ).fetchone()
+        if row is not None:
+            copy = int(row[0]) + 1
+            if copy & (copy - 1):
+                return None
+            first_at = datetime.fromtimestamp(row[1] / 1_000_000, tz=now.tzinfo)
+            where = {"topic": row[2], "partition": row[3], "offset": row[4], "quarantined_at": first_at.isoformat()}
+            return Keep("repeat", copy, where)
+        budget = self._db.execute(
+            "SELECT window_start, whole FROM quarantine_budget WHERE source = ?", (source,)
+        ).fetchone()
+        if (
+            budget is not None
+            and _us(now) - budget[0] < self.window.total_seconds() * 1e6
+            and budget[1] >= (self.per_source)
+        ):
+            return Keep("over-budget")
+        return Keep()
+
+    def kept(self, digest: bytes, source: str, keep: Keep | None, record: Record, now: datetime) -> None:
+        """Note that the entry ``keep`` describes was written (or, for None, that a repeat was only counted)."""
+        window_us = int(self.window.total_seconds() * 1e6)
+        with immediate(self._db) as db:
+            if keep is None or keep.omitted == "repeat":
+                db.execute("UPDATE quarantined SET copies = copies + 1 WHERE sha256 = ?", (digest,))
+                return
+            db.execute(
+                "INSERT OR IGNORE INTO quarantined VALUES (?, 1, ?, ?, ?, ?)",
+                (digest, _us(now), record.topic, record.partition, record.offset),
+            )
+            if keep.whole:
+                db.execute(
+                    "INSERT INTO quarantine_budget VALUES (?, ?, 1) ON CONFLICT (source) DO UPDATE SET "
+                    "whole = CASE WHEN ? - window_start >= ? THEN 1 ELSE whole + 1 END, "
+                    "window_start = CASE WHEN ? - window_start >= ? THEN excluded.window_start ELSE window_start END",
+                    (source, _us(now), _us(now), window_us, _us(now), window_us),
+                )
+
+    def prune(self, now: datetime) -> None:
+        """Forget frames first quarantined longer ago than :attr:`remember`, and budgets of past windows."""
+        with immediate(self._db) as db:
+            db.execute("DELETE FROM quarantined WHERE first_at < ?", (_us(now - self.remember),))
+            db.execute("DELETE FROM quarantine_budget WHERE window_start < ?", (_us(now - self.window),))
+
+    def close(self) -> None:
+        self._db.close()
