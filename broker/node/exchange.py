@@ -37,11 +37,12 @@ from broker.models import (
     Response,
     new_message_id,
 )
-from broker.node.acknowledge import about, receipt_frame, reminder
+from broker.node.acknowledge import receipt_frame, reminder
 from broker.node.deadlines import DeadlinePolicy, ResendPolicy
 from broker.node.exchange_store import OPEN_OUT, Direction, ExchangeState, ExchangeStore
 from broker.node.node import Node, Published
 from broker.node.outgoing import answers, check_answer
+from broker.node.refusal import refusal_report
 from broker.node.subscription import Delivery, RefusalHook, SubscriptionStats, chain_refusals, maybe_await
 from broker.node.topics import record_key
 from broker.transport import Record
@@ -402,16 +403,13 @@ class ExchangeAgent:
         if skipped is not None:
             log.info("no error report to %s about %s: %s", env.sender, env.message_id, skipped)
             return
-        report = ErrorReport(
-            error_id=new_message_id(now),
-            reason=error.reason,
-            detail=str(error)[:2000],
-            **about(env, record.value, self.authority, now),
-        )
+        # About a sealed message, the refusal's text is sealed to the sender or left out: it can quote the content.
+        report, seal = refusal_report(self.node.trust, env, record.value, error, self.authority, now)
         try:
             await self.node.publish(
                 report,
                 recipients=(env.sender,),
+                seal=seal,
                 in_reply_to=env.message_id,
                 conversation_id=env.conversation_id or env.message_id,
                 now=now,
