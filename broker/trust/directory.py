@@ -86,6 +86,7 @@ class DirectoryTrust:
         #: Reads "now" for the expiry of the version held (the process default clock when None).
         self.clock = clock
         self._accepted: dict[int, SignedDirectory] = {}
+        self._accepted_at: dict[int, datetime] = {}
         self._waiting: dict[int, list[SignedDirectory]] = {}
         self._held_now = _Held()
 
@@ -107,6 +108,11 @@ class DirectoryTrust:
     def accepted(self) -> Mapping[int, SignedDirectory]:
         """Every version accepted since this object was made (restored ones included), by version."""
         return self._accepted
+
+    @property
+    def accepted_at(self) -> Mapping[int, datetime]:
+        """When each version in :attr:`accepted` was accepted: the time its signatures were checked at."""
+        return self._accepted_at
 
     @property
     def waiting(self) -> list[int]:
@@ -215,7 +221,7 @@ class DirectoryTrust:
         self._threshold(document, claimed.version, held_set, old_name, at, "directory-signatures")
         own_set, own_name = (claimed.authorities, claimed.threshold), f"version {claimed.version} itself"
         self._threshold(document, claimed.version, own_set, own_name, at, "directory-new-signatures")
-        self._take(claimed, document.signed)
+        self._take(claimed, document.signed, at)
 
     def _threshold(
         self,
@@ -240,8 +246,9 @@ class DirectoryTrust:
             reason,
         )
 
-    def _take(self, directory: Directory, signed: SignedDirectory) -> None:
+    def _take(self, directory: Directory, signed: SignedDirectory, at: datetime) -> None:
         self._accepted[directory.version] = signed
+        self._accepted_at[directory.version] = at
         self._held_now = _Held.of(directory, signed)
         expires = _when(directory.expires_at) if directory.expires_at else "never"
         log.info(
@@ -315,25 +322,30 @@ class DirectoryTrust:
 
 
 def keep_directory(folder: Path, trust: DirectoryTrust) -> Path:
-    """Keep every version ``trust`` accepted in ``folder``, one file per version, so that the chain of versions
-    from the anchor can be verified again after a restart; returns the file of the version held."""
+    """Keep every version ``trust`` accepted in ``folder``, one file per version with the time it was accepted,
+    so that the chain of versions from the anchor can be verified again after a restart; returns the file of the
+    version held."""
     assert trust.directory is not None
     for version, signed in trust.accepted.items():
         path = folder / f"{version:010d}.json"
         if not path.exists():
-            DirectoryDocument(signed).to_file(path)
+            DirectoryDocument(signed).to_file(path, accepted_at=trust.accepted_at[version])
     return folder / f"{trust.directory.version:010d}.json"
 
 
 def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None:
     """Walk the versions kept in ``folder`` from the anchor, in order; each must follow the one before.
 
-    A kept version whose predecessor is missing waits for it (it may still arrive on the directory topic, or
-    be installed); any other refusal is a :class:`ConfigError` naming the file.
+    Each is checked as it was when it was accepted: at the time recorded beside it (its ``issued_at`` if none
+    is), or ``at`` if that is earlier. An authority key whose planned end has passed since then still leads to
+    the version held; what arrives later is checked at its own time. A kept version whose predecessor is missing
+    waits for it (it may still arrive on the directory topic, or be installed); any other refusal is a
+    :class:`ConfigError` naming the file.
     """
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         try:
-            trust.offer(DirectoryDocument.from_file(path).signed, at)
+            document, accepted_at = DirectoryDocument.from_kept_file(path)
+            trust.offer(document.signed, min(accepted_at or document.directory.issued_at, at))
         except VerificationError as exc:
             if exc.reason != "directory-gap":
                 raise ConfigError(f"{path}: does not follow from the versions before it: {exc}") from None

@@ -5,7 +5,8 @@ File formats (JSON)::
     anchor.json     {"format": "op7-directory-anchor/1", "network": "op7", "version": 1, "threshold": 2,
                      "authorities": [{"key_id": "<16 hex>", "public_key": "<base64>"}]}
     directory.json  {"format": "op7-signed-directory/1", "body": "<base64 of the Avro Directory>",
-                     "signatures": [{"key_id": "<16 hex>", "signature": "<base64>"}]}
+                     "signatures": [{"key_id": "<16 hex>", "signature": "<base64>"}],
+                     "accepted_at": "<UTC time>"}   (in a node's home only: when it accepted the version)
 
 An anchor's ``version`` is the directory version whose authorities it holds; anchors written before it existed
 have none. The body of a directory is the Avro encoding of ``op7.directory.Directory`` with the schema of this
@@ -15,7 +16,7 @@ tree or of a released one (see :func:`decode_body`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,19 @@ def decode_body(body: bytes) -> Directory:
     raise DecodeError(f"invalid directory: {first}", reason="bad-directory")
 
 
+def _accepted_at(path: Path, data: dict[str, Any]) -> datetime | None:
+    if "accepted_at" not in data:
+        return None
+    text = data["accepted_at"]
+    try:
+        at = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.utcoffset() != timedelta(0):
+        raise ConfigError(f"{path}: accepted_at {text!r} is not a UTC time (such as 2026-11-01T00:00:00Z)")
+    return at
+
+
 def _encode(schema: str, record: Directory | SignedDirectory) -> bytes:
     return encode_datum(default_registry().get(schema), record.model_dump())
 
@@ -159,6 +173,11 @@ class DirectoryDocument:
 
     @classmethod
     def from_file(cls, path: Path) -> DirectoryDocument:
+        return cls.from_kept_file(path)[0]
+
+    @classmethod
+    def from_kept_file(cls, path: Path) -> tuple[DirectoryDocument, datetime | None]:
+        """A directory file and when the node that kept it accepted it (None when the file does not say)."""
         data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != SIGNED_FORMAT:
             raise ConfigError(f"{path}: not an op7 directory file (format {SIGNED_FORMAT})")
@@ -168,13 +187,19 @@ class DirectoryDocument:
                 {"key_id": s.get("key_id"), "signature": unb64(path, "a signature", s.get("signature"))}
                 for s in data.get("signatures") or []
             ]
-            return cls(SignedDirectory.model_validate({"body": body, "signatures": signatures}))
+            document = cls(SignedDirectory.model_validate({"body": body, "signatures": signatures}))
         except (ValidationError, AttributeError) as exc:
             raise ConfigError(f"{path}: malformed directory file: {exc}") from None
+        return document, _accepted_at(path, data)
 
-    def to_file(self, path: Path) -> None:
+    def to_file(self, path: Path, *, accepted_at: datetime | None = None) -> None:
+        """Write the JSON file; ``accepted_at``, when a node keeps a version it accepted, is recorded beside it
+        (not signed: it is the node's own note, read back only from its home)."""
         signatures = [{"key_id": s.key_id, "signature": b64(s.signature)} for s in self.signed.signatures]
-        write_json(path, {"format": SIGNED_FORMAT, "body": b64(self.signed.body), "signatures": signatures})
+        data: dict[str, Any] = {"format": SIGNED_FORMAT, "body": b64(self.signed.body), "signatures": signatures}
+        if accepted_at is not None:
+            data["accepted_at"] = accepted_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        write_json(path, data)
 
     @property
     def directory(self) -> Directory:
