@@ -199,6 +199,11 @@ class Node(Lifecycle):
         if took:
             self._directory_arrived.set()
 
+    @property
+    def follows_directory(self) -> bool:
+        """Whether this node reads new directory versions from the directory topic while it runs."""
+        return self._follow
+
     def topic(self, name: str) -> str:
         """Full topic name: ``<prefix>.<name>``, e.g. ``op7.alerts``."""
         return self.topics.name(name)
@@ -386,7 +391,7 @@ class Node(Lifecycle):
     def subscribe(self, group: str, topics: Sequence[str] = (ALERTS,), *, from_beginning: bool = True) -> Subscription:
         """A consumer-group subscription; ``group`` is usually the subscribing node's id."""
         consumer = self.transport.consumer([self.topic(t) for t in topics], group, from_beginning=from_beginning)
-        return Subscription(self, consumer, group)
+        return Subscription(self, consumer, group, [self.topic(t) for t in topics])
 
     async def quarantine(self, record: Record, error: MessageError, group: str, keep: Keep | None = None) -> None:
         """Keep a refused record with its reason (its value too, unless ``keep`` says otherwise: a repeat, a source

@@ -60,6 +60,9 @@ class Received:
     topic: str
     verified: Verified | None = None
     opened: Opened | None = None
+    #: For a frame held until the directory knew its sender (§4.4): when it was first read, by the receiver's clock.
+    #: Its freshness is judged then, so that the directory catching up does not make it stale.
+    received_at: datetime | None = None
 
     @property
     def envelope(self) -> Envelope | None:
@@ -145,7 +148,7 @@ def receive(node: Node, received: Received) -> Outcome:
         return Outcome.NOT_ADDRESSED
     if recognise_duplicate(envelope, received.digest, node.replay_guard):
         return Outcome.DUPLICATE
-    check_fresh(envelope, node.freshness, node.clock.now())
+    check_fresh(envelope, node.freshness, received.received_at or node.clock.now())
     received.opened = open_and_decode(received.verified, node.registry, node.opener)
     check_forwarding(received.opened, node)
     return Outcome.DELIVER

@@ -1,20 +1,22 @@
-"""What a subscription remembers about the records it refused, beside the replay store (docs/PROTOCOL.md §6).
+"""What a subscription remembers about the records it refused or holds, beside the replay store
+(docs/PROTOCOL.md §4.4, §6).
 
 Kept in SQLite, in the replay store's file (a node's state folder; memory for a node without one), so that it holds
-across restarts; every row is forgotten after :attr:`QuarantineBook.remember`, so the tables stay bounded.
+across restarts. Every table is bounded: quarantined frames are forgotten after :attr:`QuarantineBook.remember`, held
+frames are capped per sender and in all (:class:`HeldFrames`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from broker._sqlite import immediate, open_database
 from broker.transport.base import Record
 
-__all__ = ["Keep", "QuarantineBook", "source_of"]
+__all__ = ["Held", "HeldFrames", "Keep", "QuarantineBook", "source_of"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quarantined (
@@ -25,11 +27,22 @@ CREATE INDEX IF NOT EXISTS quarantined_by_time ON quarantined (first_at);
 CREATE TABLE IF NOT EXISTS quarantine_budget (
     source TEXT PRIMARY KEY, window_start INTEGER NOT NULL, whole INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held (
+    sha256 BLOB PRIMARY KEY, sender TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, key BLOB, value BLOB NOT NULL,
+    timestamp_ms INTEGER NOT NULL, received_at INTEGER NOT NULL, version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_by_sender ON held (sender, received_at);
+CREATE INDEX IF NOT EXISTS held_by_time ON held (received_at);
 """
 
 
 def _us(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000)
+
+
+def _at(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 def source_of(record: Record, sender: str | None) -> str:
@@ -83,8 +96,8 @@ class QuarantineBook:
             copy = int(row[0]) + 1
             if copy & (copy - 1):
                 return None
-            first_at = datetime.fromtimestamp(row[1] / 1_000_000, tz=now.tzinfo)
-            where = {"topic": row[2], "partition": row[3], "offset": row[4], "quarantined_at": first_at.isoformat()}
+            first_at = _at(row[1]).isoformat()
+            where = {"topic": row[2], "partition": row[3], "offset": row[4], "quarantined_at": first_at}
             return Keep("repeat", copy, where)
         budget = self._db.execute(
             "SELECT window_start, whole FROM quarantine_budget WHERE source = ?", (source,)
@@ -121,6 +134,91 @@ class QuarantineBook:
         with immediate(self._db) as db:
             db.execute("DELETE FROM quarantined WHERE first_at < ?", (_us(now - self.remember),))
             db.execute("DELETE FROM quarantine_budget WHERE window_start < ?", (_us(now - self.window),))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class Held:
+    """A frame held until the directory knows its sender: the record as read, why it was refused, when it was read
+    (by the receiver's clock) and the directory version held then."""
+
+    record: Record
+    reason: str
+    detail: str
+    received_at: datetime
+    version: int
+
+
+class HeldFrames:
+    """Frames refused only because the directory held does not know their sender or key yet, kept to be examined
+    again when a newer version arrives. At most ``per_sender`` per (claimed, unverified) sender and ``total`` in all:
+    beyond, the oldest makes room (:meth:`hold` returns it, for quarantine)."""
+
+    def __init__(self, path: Path | None = None, *, per_sender: int = 100, total: int = 1000) -> None:
+        self.per_sender = per_sender
+        self.total = total
+        self._db = open_database(path, _SCHEMA, "receive state")
+
+    def hold(
+        self, digest: bytes, sender: str, error: tuple[str, str], record: Record, at: datetime, version: int
+    ) -> list[Held] | None:
+        """Keep ``record`` (refused with ``error``, a reason and a detail); the frames it pushed out, oldest first, or
+        None when the same bytes are held already."""
+        reason, detail = error
+        with immediate(self._db) as db:
+            if db.execute("SELECT 1 FROM held WHERE sha256 = ?", (digest,)).fetchone() is not None:
+                return None
+            db.execute(
+                "INSERT INTO held VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    digest,
+                    sender,
+                    reason,
+                    detail,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    record.value,
+                    record.timestamp_ms,
+                    _us(at),
+                    version,
+                ),
+            )
+        out = self._over("WHERE sender = ?", (sender,), self.per_sender)
+        return out + self._over("", (), self.total)
+
+    def _over(self, where: str, args: tuple[str, ...], cap: int) -> list[Held]:
+        (count,) = self._db.execute(f"SELECT COUNT(*) FROM held {where}", args).fetchone()  # noqa: S608 (fixed text)
+        if count <= cap:
+            return []
+        return self._rows(f"{where} ORDER BY received_at, rowid LIMIT {int(count - cap)}", args)
+
+    def _rows(self, tail: str, args: tuple[object, ...]) -> list[Held]:
+        rows = self._db.execute(
+            "SELECT topic, partition, offset, key, value, timestamp_ms, reason, detail, received_at, version "  # noqa: S608
+            f"FROM held {tail}",  # (tail: fixed text of this module)
+            args,
+        ).fetchall()
+        return [Held(Record(r[0], r[1], r[2], r[3], r[4], r[5]), r[6], r[7], _at(r[8]), r[9]) for r in rows]
+
+    def frames(self, topics: frozenset[str] | None = None) -> list[Held]:
+        """The frames held (of ``topics`` only, when given), oldest first."""
+        held = self._rows("ORDER BY received_at, rowid", ())
+        return [h for h in held if topics is None or h.record.topic in topics]
+
+    def held_before(self, before: datetime) -> list[Held]:
+        """Frames read before ``before``: held longer than they may be."""
+        return self._rows("WHERE received_at < ? ORDER BY received_at, rowid", (_us(before),))
+
+    def drop(self, digest: bytes) -> None:
+        self._db.execute("DELETE FROM held WHERE sha256 = ?", (digest,))
+
+    def __len__(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM held").fetchone()
+        return int(count)
 
     def close(self) -> None:
         self._db.close()

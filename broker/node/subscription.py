@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,10 +25,11 @@ from broker.errors import HandlerError, MessageError
 from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
 from broker.node.receive import Outcome, Received, receive, received
-from broker.node.receive_state import Keep, QuarantineBook, source_of
+from broker.node.receive_state import Held, HeldFrames, Keep, QuarantineBook, source_of
 from broker.transport.base import Consumer, Record
 from broker.transport.health import ConnectionWatch, StatusHook
-from broker.wire.envelope import MAX_FRAME_SIZE
+from broker.trust.directory import DirectoryTrust
+from broker.wire.envelope import MAX_FRAME_SIZE, parse_frame
 
 if TYPE_CHECKING:
     from broker.node.node import Node
@@ -51,6 +52,8 @@ log = logging.getLogger("op7.node")
 #: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
 _KEEP_OF_KEY = 1024
 _KEEP_OF_OVERSIZED = 65_536
+#: Refusals that mean the directory held does not list the sender, or its key, yet: such frames are held (§4.4).
+HOLD_REASONS = frozenset({"unknown-sender", "unknown-key"})
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class SubscriptionStats:
     #: Directed messages for other nodes (on a shared topic), passed over without being opened.
     not_addressed: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    #: Frames held until the directory knows their sender (docs/PROTOCOL.md §4.4).
+    held: int = 0
 
 
 def internal_error(exc: Exception) -> MessageError:
@@ -142,7 +147,7 @@ class Subscription(Lifecycle):
     them from the last commit.
     """
 
-    def __init__(self, node: Node, consumer: Consumer, group: str) -> None:
+    def __init__(self, node: Node, consumer: Consumer, group: str, topics: Sequence[str] | None = None) -> None:
         self._node = node
         self._consumer = consumer
         self._group = group
@@ -152,6 +157,14 @@ class Subscription(Lifecycle):
         #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
         self.quarantine_book = QuarantineBook(node.replay_guard.path)
         self._pruned_at: datetime | None = None
+        #: Frames refused only because the directory does not know their sender yet (docs/PROTOCOL.md §4.4).
+        self.held = HeldFrames(node.replay_guard.path)
+        self._topics = frozenset(topics) if topics is not None else None
+        #: Seconds the directory version stays unchanged before held frames are examined again: a burst of new
+        #: versions is taken whole, so a frame is not judged by one that is about to be followed.
+        self.settle = 1.0
+        self._version_seen: tuple[int, float] = (-1, 0.0)
+        self._examined: int | None = None
 
     async def start(self) -> None:
         self._stopping = False
@@ -207,7 +220,13 @@ class Subscription(Lifecycle):
         loop = asyncio.get_running_loop()
         last_seen = loop.time()
         delivered = 0
+        self._examined = None
         while not self._stopping:
+            if self._release_due(loop.time()):
+                room = None if limit is None else limit - delivered
+                delivered += await self._release(handler, on_refused, on_duplicate, room)
+                if limit is not None and delivered >= limit:
+                    return self.stats
             if not self._pending:
                 want = 500 if limit is None else min(500, limit - delivered)
                 records = await self._consumer.fetch(timeout=poll, max_records=want)
@@ -249,24 +268,33 @@ class Subscription(Lifecycle):
                 record.offset,
             )
 
-    async def _handle(
-        self, record: Record, handler: Handler, on_refused: RefusalHook | None, on_duplicate: DuplicateHook | None
-    ) -> bool:
-        """Handle one record; True if it went to the handler, False if it was quarantined, a duplicate or not ours."""
-        self.stats.received += 1
-        state = Received(b"", b"", record.topic)  # until the record is read, in case reading it raises
+    def _examine(self, record: Record, state: Received) -> Outcome | MessageError:
+        """Run the stages on ``state``: what becomes of the record, or its refusal."""
         try:
-            state = received(record.value, record.topic)
-            outcome = receive(self._node, state)
+            return receive(self._node, state)
         except MessageError as exc:
-            await self._refuse(record, state, exc, on_refused)
-            return False
+            return exc
         except sqlite3.Error:
             raise  # the node's own state failed, not the record: nothing is committed, the run ends
         except Exception as exc:
             # Untrusted bytes met a gap in the checks: the record is kept and the consumer goes on.
             log.error("internal error on %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=True)
-            await self._refuse(record, state, internal_error(exc), on_refused)
+            return internal_error(exc)
+
+    async def _handle(
+        self, record: Record, handler: Handler, on_refused: RefusalHook | None, on_duplicate: DuplicateHook | None
+    ) -> bool:
+        """Handle one record; True if it went to the handler, False if it was quarantined, held, a duplicate or
+        not ours."""
+        self.stats.received += 1
+        state = received(record.value, record.topic)
+        outcome = self._examine(record, state)
+        if isinstance(outcome, MessageError):
+            if outcome.reason in HOLD_REASONS and self.holding:
+                await self._hold(record, state, outcome, on_refused)
+            else:
+                await self._quarantine(record, state, outcome, on_refused)
+            await self._commit(record)
             return False
         if outcome is Outcome.NOT_ADDRESSED:
             self.stats.not_addressed += 1
@@ -280,33 +308,112 @@ class Subscription(Lifecycle):
         await self._commit(record)
         return outcome is Outcome.DELIVER
 
-    async def _refuse(
+    async def _quarantine(
         self, record: Record, state: Received, error: MessageError, on_refused: RefusalHook | None
     ) -> None:
+        """Write ``record``'s quarantine entry (as much of it as §6 keeps); the caller commits."""
         # The verified header, when there is one: the sender is then known and can be told.
         error.envelope = state.envelope
         now = self._node.clock.now()
         if self._pruned_at is None or now - self._pruned_at > self.quarantine_book.window:
             self.quarantine_book.prune(now)
             self._pruned_at = now
-        book, digest = self.quarantine_book, state.digest or hashlib.sha256(record.value or b"").digest()
+        book, digest = self.quarantine_book, state.digest
         source = source_of(record, state.envelope.sender if state.envelope is not None else None)
         keep = book.decide(digest, source, now)
         if keep is not None:
             await self._node.quarantine(record, error, self._group, keep)
         else:
-            log.info(
-                "%s[%d]@%d: %s again, a copy already quarantined",
-                record.topic,
-                record.partition,
-                record.offset,
-                error.reason,
-            )
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.info("%s: %s again, a copy already quarantined", where, error.reason)
         book.kept(digest, source, keep, record, now)
         self.stats.quarantined[error.reason] += 1
         if on_refused is not None:
             await maybe_await(on_refused(record, error))
-        await self._commit(record)
+
+    # --- frames held until the directory knows their sender -----------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Whether this subscription holds frames of senders the directory does not list yet: only with a directory
+        that is followed (new versions arrive) and state kept in a file (a held frame's offset is committed)."""
+        node = self._node
+        return isinstance(node.trust, DirectoryTrust) and node.follows_directory and node.replay_guard.path is not None
+
+    async def _hold(self, record: Record, state: Received, error: MessageError, on_refused: RefusalHook | None) -> None:
+        try:
+            sender = parse_frame(state.value).sender  # parsed before the key was looked up: structurally sound
+        except MessageError:
+            sender = "?"
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        now = self._node.clock.now()
+        pushed = self.held.hold(
+            state.digest, sender, (error.reason, str(error)), record, now, self._directory_version()
+        )
+        if pushed is None:
+            log.info("%s: the same bytes are held already", where)
+            return
+        self.stats.held += 1
+        log.warning("held %s until the directory lists its sender or key: %s", where, error)
+        for old in pushed:  # over the caps: the oldest make room, to quarantine
+            await self._unhold(old, MessageError(old.detail, reason=old.reason), on_refused)
+
+    async def _unhold(
+        self, held: Held, error: MessageError, on_refused: RefusalHook | None, state: Received | None = None
+    ) -> None:
+        """Quarantine a held frame with ``error``, then forget it (its offset was committed when it was held)."""
+        state = state or received(held.record.value, held.record.topic)
+        await self._quarantine(held.record, state, error, on_refused)
+        self.held.drop(state.digest)
+
+    def _directory_version(self) -> int:
+        trust = self._node.trust
+        return trust.version if isinstance(trust, DirectoryTrust) else 0
+
+    def _release_due(self, now: float) -> bool:
+        """Whether held frames are to be examined again (``now``: the event loop's time): at the start of a run, and
+        when the directory moved to a newer version and then stayed there for :attr:`settle` seconds."""
+        if not self.holding:
+            return False
+        version = self._directory_version()
+        if version != self._version_seen[0]:
+            self._version_seen = (version, now)
+        return version != self._examined and now - self._version_seen[1] >= self.settle
+
+    async def _release(
+        self,
+        handler: Handler,
+        on_refused: RefusalHook | None,
+        on_duplicate: DuplicateHook | None,
+        room: int | None,
+    ) -> int:
+        """Examine the held frames again; deliver those that now pass, quarantine those refused under a newer
+        directory or held longer than the freshness window. Returns how many were delivered."""
+        now, version = self._node.clock.now(), self._directory_version()
+        self._examined = version
+        for held in self.held.held_before(now - self._node.freshness.max_age):
+            detail = (
+                f"held since {held.received_at:%Y-%m-%dT%H:%M:%SZ}, longer than the freshness window: {held.detail}"
+            )
+            await self._unhold(held, MessageError(detail, reason=held.reason), on_refused)
+        delivered = 0
+        for held in self.held.frames(self._topics):
+            if room is not None and delivered >= room:
+                break
+            state = received(held.record.value, held.record.topic)
+            state.received_at = held.received_at  # fresh as when it was read: the catch-up does not age it
+            outcome = self._examine(held.record, state)
+            if isinstance(outcome, MessageError):
+                if outcome.reason not in HOLD_REASONS or version > held.version:
+                    await self._unhold(held, outcome, on_refused, state)
+                continue
+            if outcome is Outcome.DELIVER:
+                await self._deliver(held.record, state, handler)
+                delivered += 1
+            elif outcome is Outcome.DUPLICATE and on_duplicate is not None and state.envelope is not None:
+                await maybe_await(on_duplicate(held.record, state.envelope))
+            self.held.drop(state.digest)
+        return delivered
 
     async def _deliver(self, record: Record, state: Received, handler: Handler) -> None:
         opened = state.opened
