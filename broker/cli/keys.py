@@ -14,6 +14,7 @@ from broker.models import check_node_id
 from broker.models.directory import KeyEntry
 from broker.trust.directory import DirectoryTrust
 from broker.trust.store import PublicKeyCard, TrustStore
+from broker.wire.keyfile import protection_of
 
 __all__ = ["keys"]
 
@@ -129,13 +130,25 @@ def keys_list(env: Env, as_json: bool) -> int:
         echo_json([{"node": n, "key_id": k, "state": s} for n, k, s in rows], indent=2)
         return 0
     click.echo(f"# {source}")
-    mine = {node: " (private key here)" if home.key_path(node).exists() else "" for node, _, _ in rows}
+    mine = {node: _private_here(home.key_path(node), node) for node, _, _ in rows}
     show_table(
         table("NODE", "KEY ID", "STATE"),
         [(node, key_id, state + mine[node]) for node, key_id, state in rows],
         whole=[1],
     )
     return 0
+
+
+def _private_here(path: Path, node: str) -> str:
+    """What ``keys list`` says of a node whose private key is in this home: how the key file is protected."""
+    try:
+        protection = protection_of(path.read_bytes())
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return " (private key here)"
+    advice = {"none": "; not encrypted", "weak": "; weakly encrypted", "scrypt": ""}[protection]
+    return f" (private key here{advice}{f': op7 keys protect {node}' if advice else ''})"
 
 
 def _key_state(key: KeyEntry, now: datetime) -> str:

@@ -29,6 +29,8 @@ def test_op7_keys_protect_encrypts_the_keys_of_a_home_made_without_a_passphrase(
     assert made.returncode == 0, made.stderr
     assert f"{home / 'keys' / 'FR.GN.key'}: private key written unprotected" in made.stderr
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    listed = run_op7(home, "keys", "list").stdout
+    assert "(private key here; not encrypted: op7 keys protect FR.GN)" in listed, listed
     refused = run_op7(home, "keys", "protect", "FR.GN")
     assert refused.returncode == 1 and "set OP7_KEY_PASSPHRASE" in refused.stderr
     monkeypatch.setenv("OP7_KEY_PASSPHRASE", "s3cret-passphrase")
@@ -38,3 +40,5 @@ def test_op7_keys_protect_encrypts_the_keys_of_a_home_made_without_a_passphrase(
     sent = run_op7(home, "alert", "send", str(EXAMPLE_ALERT))
     assert sent.returncode == 0, sent.stderr
     assert "WARNING" not in sent.stderr
+    listed = run_op7(home, "keys", "list").stdout
+    assert "(private key here)" in listed and "not encrypted" not in listed
