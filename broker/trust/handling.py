@@ -103,7 +103,8 @@ def check_forward(
     if tlp in (Tlp.RED, Tlp.AMBER_STRICT):
         raise HandlingRuleError(f"cannot pass {original.message_id} to {where}: {RULES[tlp]}{hint}")
     if tlp is Tlp.AMBER:
-        foreign = [t for t in targets or ["*"] if t[:2] != forwarder[:2]]
+        # A node id starts with its country code (NodeId).
+        foreign = [where] if targets is None else [t for t in targets if t[:2] != forwarder[:2]]
         if foreign:
             raise HandlingRuleError(f"cannot pass {original.message_id} to {', '.join(foreign)}: {RULES[tlp]}{hint}")
 
