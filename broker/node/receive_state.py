@@ -8,6 +8,7 @@ frames are capped per sender and in all (:class:`HeldFrames`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,10 @@ CREATE INDEX IF NOT EXISTS held_by_time ON held (received_at);
 
 def _us(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000)
+
+
+def _where(record: Record) -> tuple[str, int, int, bytes | None]:
+    return record.topic, record.partition, record.offset, record.key
 
 
 def _at(us: int) -> datetime:
@@ -153,12 +158,15 @@ class Held:
 
 class HeldFrames:
     """Frames refused only because the directory held does not know their sender or key yet, kept to be examined
-    again when a newer version arrives. At most ``per_sender`` per (claimed, unverified) sender and ``total`` in all:
-    beyond, the oldest makes room (:meth:`hold` returns it, for quarantine)."""
+    again when a newer version arrives. At most ``per_sender`` per (claimed, unverified) sender, ``total`` in all and
+    ``total_bytes`` of values: beyond, the oldest make room (:meth:`hold` returns them, for quarantine)."""
 
-    def __init__(self, path: Path | None = None, *, per_sender: int = 100, total: int = 1000) -> None:
+    def __init__(
+        self, path: Path | None = None, *, per_sender: int = 100, total: int = 1000, total_bytes: int = 64 << 20
+    ) -> None:
         self.per_sender = per_sender
         self.total = total
+        self.total_bytes = total_bytes
         self._db = open_database(path, _SCHEMA, "receive state")
 
     def hold(
@@ -172,29 +180,23 @@ class HeldFrames:
                 return None
             db.execute(
                 "INSERT INTO held VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    digest,
-                    sender,
-                    reason,
-                    detail,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    record.timestamp_ms,
-                    _us(at),
-                    version,
-                ),
+                (digest, sender, reason, detail, *_where(record), record.value, record.timestamp_ms, _us(at), version),
             )
-        out = self._over("WHERE sender = ?", (sender,), self.per_sender)
-        return out + self._over("", (), self.total)
+        return [found for rowid in self._pushed_out(sender) for found in self._rows("WHERE rowid = ?", (rowid,))]
 
-    def _over(self, where: str, args: tuple[str, ...], cap: int) -> list[Held]:
-        (count,) = self._db.execute(f"SELECT COUNT(*) FROM held {where}", args).fetchone()  # noqa: S608 (fixed text)
-        if count <= cap:
-            return []
-        return self._rows(f"{where} ORDER BY received_at, rowid LIMIT {int(count - cap)}", args)
+    def _pushed_out(self, sender: str) -> list[int]:
+        """The oldest frames to let go so that every cap holds again: ``sender``'s first, then any."""
+        rows = self._db.execute("SELECT rowid, sender, length(value) FROM held ORDER BY received_at, rowid").fetchall()
+        excess = sum(1 for r in rows if r[1] == sender) - self.per_sender
+        out = [r[0] for r in rows if r[1] == sender][: max(excess, 0)]
+        rest = [r for r in rows if r[0] not in out]
+        count, size = len(rest) - self.total, sum(r[2] for r in rest) - self.total_bytes
+        for rowid, _, length in rest:
+            if count <= 0 and size <= 0:
+                break
+            out.append(rowid)
+            count, size = count - 1, size - length
+        return out
 
     def _rows(self, tail: str, args: tuple[object, ...]) -> list[Held]:
         rows = self._db.execute(
@@ -204,10 +206,15 @@ class HeldFrames:
         ).fetchall()
         return [Held(Record(r[0], r[1], r[2], r[3], r[4], r[5]), r[6], r[7], _at(r[8]), r[9]) for r in rows]
 
-    def frames(self, topics: frozenset[str] | None = None) -> list[Held]:
-        """The frames held (of ``topics`` only, when given), oldest first."""
-        held = self._rows("ORDER BY received_at, rowid", ())
-        return [h for h in held if topics is None or h.record.topic in topics]
+    def frames(self, topics: frozenset[str] | None = None) -> Iterator[Held]:
+        """The frames held (of ``topics`` only, when given), oldest first, read one at a time."""
+        rowids = [
+            rowid
+            for rowid, topic in self._db.execute("SELECT rowid, topic FROM held ORDER BY received_at, rowid")
+            if topics is None or topic in topics
+        ]
+        for rowid in rowids:
+            yield from self._rows("WHERE rowid = ?", (rowid,))
 
     def held_before(self, before: datetime) -> list[Held]:
         """Frames read before ``before``: held longer than they may be."""

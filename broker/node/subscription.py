@@ -399,7 +399,7 @@ class Subscription(Lifecycle):
         delivered = 0
         for held in self.held.frames(self._topics):
             if room is not None and delivered >= room:
-                break
+                break  # the rest at the next run
             state = received(held.record.value, held.record.topic)
             state.received_at = held.received_at  # fresh as when it was read: the catch-up does not age it
             outcome = self._examine(held.record, state)
