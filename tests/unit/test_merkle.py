@@ -39,3 +39,28 @@ def test_malformed_paths_are_refused() -> None:
     _, paths = tree(leaves)
     assert root_from_path(leaves[0], 5, 5, paths[0]) is None
     assert root_from_path(leaves[0], 0, 5, [*paths[0], bytes(32)]) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])
+def test_an_index_past_the_last_leaf_is_refused(n: int) -> None:
+    """A leaf cannot claim the position just past the end: with one leaf, index 1 of 1 would otherwise "prove" the
+    root with an empty path."""
+    leaves = [leaf_hash(bytes([i])) for i in range(n)]
+    _, paths = tree(leaves)
+    for i, path in enumerate(paths):
+        assert root_from_path(leaves[i], n, n, path) is None
+        assert root_from_path(leaves[i], -1, n, path) is None
+    assert root_from_path(leaves[0], 1, 1, []) is None
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_a_path_that_stops_short_of_the_root_proves_nothing(n: int) -> None:
+    leaves = [leaf_hash(bytes([i])) for i in range(n)]
+    _, paths = tree(leaves)
+    for i, path in enumerate(paths):
+        assert root_from_path(leaves[i], i, n, path[:-1]) is None
+
+
+def test_a_tree_needs_a_leaf() -> None:
+    with pytest.raises(ValueError, match="at least one leaf"):
+        tree([])

@@ -10,8 +10,8 @@ from broker.errors import ConfigError, DecryptionError, VerificationError
 from broker.models import MutualLegalAssistanceRequest
 from broker.trust.store import TrustStore
 from broker.wire.envelope import NodeIdentity, build, open_frame, parse_frame, verify_frame
-from broker.wire.sealing import Opener
-from broker.wire.signing import EncryptionKey, SigningKey
+from broker.wire.sealing import Opener, plan_seal
+from broker.wire.signing import EncryptionKey, SigningKey, aead_encrypt
 from tests.conftest import example, now
 
 NODES = ("FR.GN", "ES.PN", "NL.NCC")
@@ -154,3 +154,49 @@ def test_several_recipients_each_open_it(keys: dict[str, tuple[SigningKey, Encry
     )
     for node in ("ES.PN", "NL.NCC"):
         assert open_frame(frame, trust, opener=Opener(node, [keys[node][1]])).message == request
+
+
+def test_a_message_sealed_to_nobody_is_refused(keys: dict[str, tuple[SigningKey, EncryptionKey]]) -> None:
+    """Sealed with no recipient, no one could ever read it: refused before anything is encrypted."""
+    with pytest.raises(ConfigError, match=r"^a sealed message names its recipients, and is sealed to each of them$"):
+        build(NodeIdentity("FR.GN", keys["FR.GN"][0]), example("KidnappingAlert"), recipients=(), now=now(), seal_to={})
+
+
+def test_refusals_name_the_recipients_and_the_missing_key(
+    keys: dict[str, tuple[SigningKey, EncryptionKey]], trust: TrustStore
+) -> None:
+    _, frame = build(
+        NodeIdentity("FR.GN", keys["FR.GN"][0]),
+        example("MutualLegalAssistanceRequest"),
+        recipients=("NL.NCC", "ES.PN"),
+        now=now(),
+        seal_to={n: keys[n][1].public for n in ("ES.PN", "NL.NCC")},
+    )
+    with pytest.raises(DecryptionError) as info:
+        open_frame(frame, trust, opener=Opener("FR.GN", [keys["FR.GN"][1]]))
+    assert str(info.value) == "sealed for ES.PN, NL.NCC, not for FR.GN"
+    assert info.value.reason == "not-a-recipient"
+    held = EncryptionKey.generate()
+    with pytest.raises(DecryptionError) as info:
+        open_frame(frame, trust, opener=Opener("NL.NCC", [held]))
+    key_id = keys["NL.NCC"][1].public.key_id.hex()
+    assert str(info.value) == f"sealed to key {key_id} of NL.NCC, which this node does not hold"
+    assert info.value.reason == "cannot-decrypt"
+    # Among the keys a node holds (current and past), the one the wrap names opens it.
+    assert open_frame(frame, trust, opener=Opener("NL.NCC", [held, keys["NL.NCC"][1]])).envelope.sealed is not None
+
+
+def test_the_seal_plan_wraps_one_content_key_for_each_recipient_in_order(
+    keys: dict[str, tuple[SigningKey, EncryptionKey]],
+) -> None:
+    stream = iter(range(256))
+    plan = plan_seal(
+        "msg-1", {n: keys[n][1].public for n in ("NL.NCC", "ES.PN")}, lambda n: bytes(next(stream) for _ in range(n))
+    )
+    header = plan.header
+    assert header["nonce"] == bytes(range(32, 44))  # after the 32 bytes of the content key
+    assert header["ephemeral_key"] == EncryptionKey.from_seed(bytes(range(44, 76))).public.raw
+    assert [w["recipient"] for w in header["wraps"]] == ["ES.PN", "NL.NCC"]
+    assert [w["key_id"] for w in header["wraps"]] == [keys[n][1].public.key_id.hex() for n in ("ES.PN", "NL.NCC")]
+    assert all(len(w["wrapped_key"]) == 48 for w in header["wraps"])  # a 32-byte key and its tag
+    assert plan.encrypt(b"payload", b"aad") == aead_encrypt(bytes(range(32)), bytes(range(32, 44)), b"payload", b"aad")
