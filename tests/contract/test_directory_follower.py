@@ -133,3 +133,23 @@ async def test_the_follower_checks_signatures_off_the_event_loop(
         ticking.cancel()
     assert checked_in and threading.main_thread() not in checked_in
     assert ticks >= 50  # the loop went on during the second of checks (two thresholds, half a second each)
+
+
+async def test_a_version_erased_from_the_topic_is_installed_from_a_file(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.t{unique}"
+    v1, v2, v3 = chain(3)
+    trust = DirectoryTrust(DirectoryAnchor.of(admin.read(v1)))
+    async with Node(
+        transport_factory(), DirectoryTrust(trust.anchor), topic_prefix=prefix, follow_directory=False
+    ) as a:
+        await a.publish_directory(v1, "op7-test", 1)
+        await a.transport.send(a.topic(DIRECTORY), b"\x00", key=key(2))  # version 2 lost to garbage under its key
+        await a.publish_directory(v3, "op7-test", 3)
+        async with Node(transport_factory(), trust, topic_prefix=prefix):
+            await eventually(lambda: trust.version == 1 and trust.waiting == [3])
+            # The authorities hand version 2 over as a file ('op7 directory install' reads it the same way).
+            DirectoryDocument(v2).to_file(tmp_path / "v2.json")
+            assert trust.offer(DirectoryDocument.from_file(tmp_path / "v2.json").signed, now())
+            assert trust.version == 3 and trust.waiting == []
