@@ -15,6 +15,7 @@ tree or of a released one (see :func:`decode_body`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -46,6 +47,7 @@ DIRECTORY_SIGNING_CONTEXT = b"op7 directory v1\x00"
 _DIRECTORY = "op7.directory.Directory"
 _SIGNED = "op7.directory.SignedDirectory"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NETWORK = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")  # as Directory.network
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,41 @@ class DirectoryAnchor:
         data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != ANCHOR_FORMAT:
             raise ConfigError(f"{path}: not an op7 directory anchor (format {ANCHOR_FORMAT})")
-        authorities = []
-        for entry in data.get("authorities") or []:
-            raw = unb64(path, "an authority key", entry.get("public_key"))
-            key = VerifyKey.from_raw(raw) if len(raw) == 32 else None
-            if key is None or entry.get("key_id", key.key_id.hex()) != key.key_id.hex():
-                raise ConfigError(f"{path}: authority key {entry.get('key_id')} is not a valid Ed25519 key")
-            authorities.append(KeyEntry(key_id=key.key_id.hex(), public_key=raw, valid_from=_EPOCH))
+        network = data.get("network")
+        if not isinstance(network, str) or not _NETWORK.fullmatch(network):
+            raise ConfigError(f"{path}: network {network!r} is not a network name (a-z, 0-9, '.', '-')")
+        authorities = _anchor_keys(path, data.get("authorities"))
         threshold = data.get("threshold")
-        if not isinstance(threshold, int) or not 1 <= threshold <= len(authorities):
-            raise ConfigError(f"{path}: threshold must be between 1 and the {len(authorities)} authority keys")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= len(authorities):
+            raise ConfigError(
+                f"{path}: threshold {threshold!r} must be a whole number between 1 and the {len(authorities)} "
+                "authority keys"
+            )
         version = data.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
             raise ConfigError(f"{path}: version {version!r} is not a directory version (a whole number from 1)")
-        return cls(str(data.get("network")), threshold, tuple(authorities), version)
+        return cls(network, threshold, tuple(authorities), version)
+
+
+def _anchor_keys(path: Path, entries: object) -> list[KeyEntry]:
+    """The authority keys of an anchor file: each a valid Ed25519 key under its own key id, each once."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: authorities must list the network authorities' keys")
+    keys: list[KeyEntry] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: an authority is not an object with key_id and public_key")
+        raw = unb64(path, "an authority key", entry.get("public_key"))
+        try:
+            key: VerifyKey | None = VerifyKey.from_raw(raw)
+        except ConfigError:
+            key = None
+        if key is None or entry.get("key_id", key.key_id.hex()) != key.key_id.hex():
+            raise ConfigError(f"{path}: authority key {entry.get('key_id')} is not a valid Ed25519 key")
+        if any(k.public_key == raw for k in keys):
+            raise ConfigError(f"{path}: authority key {key.key_id.hex()} is listed twice")
+        keys.append(KeyEntry(key_id=key.key_id.hex(), public_key=raw, valid_from=_EPOCH))
+    return keys
 
 
 @cache
