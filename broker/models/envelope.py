@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from broker.models._types import Blob, HexBytes, Identifier, Language, MessageId, NodeId, Record, Sha256, Timestamp
 from broker.models.common import Handling, LegalBasis, Status
 
+#: A network's name, as its directory gives it (``op7.directory.Directory.network``).
+NetworkName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")]
+
 
 class WrappedKey(Record):
     recipient: NodeId
@@ -39,6 +42,8 @@ class Envelope(Record):
     legal_basis: tuple[LegalBasis, ...] = ()
     languages: tuple[Language, ...] = ()
     sealed: Sealed | None = None
+    #: The network the sender signed for (its directory's name); None from a sender without a directory.
+    network: NetworkName | None = None
 
     @model_validator(mode="after")
     def _sealed_for_the_recipients(self) -> Envelope:

@@ -11,9 +11,7 @@ from broker.models import Authority, Envelope, Receipt, ReceiptState, Reminder, 
 from broker.node.exchange_store import ExchangeRecord
 from broker.node.node import Node
 from broker.node.outgoing import check_recipients, check_signer, seal_keys
-from broker.wire.codec import decode_datum
-from broker.wire.envelope import build, parse_frame
-from broker.wire.schemas import default_registry
+from broker.wire.envelope import build, parse_frame, read_header
 
 __all__ = ["about", "own_header", "receipt_frame", "reminder"]
 
@@ -57,8 +55,7 @@ def receipt_frame(node: Node, authority: Authority, env: Envelope, raw: bytes, n
 
 def own_header(frame: bytes) -> dict[str, Any]:
     """The header of a frame this node built and stored itself (local data: no verification needed)."""
-    datum: dict[str, Any] = decode_datum(default_registry().get("op7.Envelope"), parse_frame(frame).header)
-    return datum
+    return read_header(parse_frame(frame).header)
 
 
 def reminder(request: ExchangeRecord, authority: Authority, now: datetime) -> Reminder:

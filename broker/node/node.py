@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -103,6 +104,12 @@ class Node(Lifecycle):
         self._manage_transport = manage_transport
         self.topic_prefix = topic_prefix
         self.trust = trust
+        # Every header this node signs names its network (its directory's): frames of an exercise network signed
+        # with the same key are then refused here, and ours there (docs/PROTOCOL.md section 3).
+        if identity is not None and trust.network is not None and identity.network != trust.network:
+            if identity.network is not None:
+                raise ConfigError(f"{identity.node_id} signs for network {identity.network!r}, not {trust.network!r}")
+            identity = dataclasses.replace(identity, network=trust.network)
         self.identity = identity
         self.opener = opener
         #: This node's id, when it has one: messages addressed to other nodes are passed over.

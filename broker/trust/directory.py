@@ -101,6 +101,11 @@ class DirectoryTrust:
         return self._held_now.signed
 
     @property
+    def network(self) -> str:
+        """The network's name (the anchor's): every frame verified here must name it (``wrong-network``)."""
+        return self.anchor.network
+
+    @property
     def version(self) -> int:
         return self.directory.version if self.directory else 0
 

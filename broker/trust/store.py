@@ -107,6 +107,11 @@ class TrustStore:
     def __contains__(self, node: object) -> bool:
         return node in self._nodes
 
+    @property
+    def network(self) -> None:
+        """A local trust store is of no network: frames of any network verify (docs/PROTOCOL.md section 4.2)."""
+        return None
+
     def key_for(self, node: str, key_id: bytes) -> VerifyKey:
         keys = self._nodes.get(node)
         if keys is None:

@@ -4,7 +4,8 @@ Implements the resolution rules of the Avro specification ("Schema Resolution") 
 every break with the path of the field concerned, rather than failing on the first. A schema change is
 accepted when every message type is compatible in both directions (backward: the new schema reads data
 written with each released version; forward: each released version reads data written with the new
-schema) with every released version kept under ``schemas/released/``.
+schema) with every released version kept under ``schemas/released/``, and the header (``op7.Envelope``) only
+gains nullable fields appended at its end (:func:`header_problems`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 
 from broker.wire.schemas import SchemaRegistry
 
-__all__ = ["Incompatibility", "check_release", "check_tree", "incompatibilities", "released_versions"]
+__all__ = [
+    "Incompatibility",
+    "check_release",
+    "check_tree",
+    "header_problems",
+    "incompatibilities",
+    "released_versions",
+]
 
 _PROMOTIONS = {
     "int": {"int", "long", "float", "double"},
@@ -25,6 +33,7 @@ _PROMOTIONS = {
     "string": {"string", "bytes"},
     "bytes": {"bytes", "string"},
 }
+_ENVELOPE = "op7.Envelope"
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
@@ -201,16 +210,7 @@ def released_versions(directory: Path) -> list[Path]:
 
 def check_release(current: SchemaRegistry, released: SchemaRegistry, version: str) -> list[Incompatibility]:
     """Compare the current tree with one released version, both directions, every message type."""
-    problems: list[Incompatibility] = []
-    envelope_now, envelope_then = current.get("op7.Envelope"), released.get("op7.Envelope")
-    if envelope_now.fingerprint != envelope_then.fingerprint:
-        problems.append(
-            Incompatibility(
-                "op7.Envelope",
-                "the header schema is fixed for frame format version 1 and must not change",
-                f"against release {version}",
-            )
-        )
+    problems = header_problems(current.get(_ENVELOPE).parsed, released.get(_ENVELOPE).parsed, version)
     for name in released.message_types:
         if name not in current:
             problems.append(Incompatibility(name, "message type removed", f"against release {version}"))
@@ -220,6 +220,34 @@ def check_release(current: SchemaRegistry, released: SchemaRegistry, version: st
             problems.append(Incompatibility(problem.path, problem.problem, f"backward (new reads release {version})"))
         for problem in incompatibilities(old, new, name):
             problems.append(Incompatibility(problem.path, problem.problem, f"forward (release {version} reads new)"))
+    return problems
+
+
+def header_problems(new: Any, old: Any, version: str) -> list[Incompatibility]:
+    """Why the header schema ``new`` cannot follow the released ``old`` within frame format version 1.
+
+    A header carries no schema id: a reader takes the header schema that consumes exactly its bytes
+    (docs/PROTOCOL.md section 3). That stays unambiguous, and old frames readable, only if the released fields stay
+    at the start, each one read both ways as before, and every field added is appended, nullable (a union with null
+    first) and null by default: a writer that leaves them null writes the released bytes.
+    """
+    where = f"against release {version}"
+    problems = [Incompatibility(p.path, p.problem, where) for p in incompatibilities(new, old, _ENVELOPE)]
+    problems += [Incompatibility(p.path, p.problem, where) for p in incompatibilities(old, new, _ENVELOPE)]
+    kept = [f["name"] for f in new["fields"][: len(old["fields"])]]
+    if kept != [f["name"] for f in old["fields"]]:
+        problems.append(Incompatibility(_ENVELOPE, "the released header fields must stay first, in their order", where))
+        return problems
+    for added in new["fields"][len(old["fields"]) :]:
+        branches = added["type"]
+        if not (isinstance(branches, list) and branches[0] == "null" and added.get("default", ...) is None):
+            problems.append(
+                Incompatibility(
+                    f"{_ENVELOPE}.{added['name']}",
+                    "a field added to the header must be a union with null first, null by default",
+                    where,
+                )
+            )
     return problems
 
 

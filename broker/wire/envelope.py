@@ -31,10 +31,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from broker.errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
 from broker.models import NODE_ID_PATTERN, Envelope, Handling, Message, check_node_id, new_message_id
+from broker.models.envelope import NetworkName
 from broker.models.inputs import first_problem
 from broker.wire import merkle
 from broker.wire.codec import decode, decode_datum, encode, encode_datum
@@ -54,10 +55,13 @@ __all__ = [
     "Verified",
     "build",
     "build_batch",
+    "check_network",
     "open_frame",
     "parse_frame",
     "open_verified",
+    "read_header",
     "verify_frame",
+    "write_header",
 ]
 
 MAGIC = b"OP7"
@@ -73,17 +77,26 @@ MAX_FRAME_SIZE = 700_000
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
+_ENVELOPE = "op7.Envelope"
+_NETWORK = TypeAdapter(NetworkName)
 
 
 @dataclass(frozen=True)
 class NodeIdentity:
-    """A node that signs: its id and its current signing key."""
+    """A node that signs: its id, its current signing key, and the network it signs for (its directory's name,
+    written in every header it signs; None for a node without a directory)."""
 
     node_id: str
     key: SigningKey = field(repr=False)
+    network: str | None = None
 
     def __post_init__(self) -> None:
         check_node_id(self.node_id)
+        if self.network is not None:
+            try:
+                _NETWORK.validate_python(self.network)
+            except ValidationError:
+                raise ConfigError(f"{self.network!r} is not a network name") from None
 
 
 @dataclass(frozen=True)
@@ -163,9 +176,10 @@ def _prepare(
         "legal_basis": getattr(message, "legal_basis", ()),
         "languages": getattr(message, "languages", ()),
         "sealed": plan.header if plan else None,
+        "network": identity.network,
     }
     envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
-    header = encode_datum(registry.get("op7.Envelope"), envelope.model_dump(exclude={"sender", "key_id"}))
+    header = write_header(envelope, registry)
     head = _head(identity, scheme, header)
     if plan is not None:
         payload = plan.encrypt(payload, aad=head)
@@ -185,6 +199,37 @@ def _restated(message: Message, handling: Handling | None, expires_at: datetime 
     if expires_at is not None and expires_at != own_expiry:
         raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
     return own_expiry
+
+
+def write_header(envelope: Envelope, registry: SchemaRegistry) -> bytes:
+    """The header of ``envelope``, written with the oldest header schema that holds every field it sets (§3): a
+    header without a network is the bytes release 1 wrote, which every reader of format version 1 reads."""
+    datum = envelope.model_dump(exclude={"sender", "key_id"})
+    for schema in sorted(registry.versions(_ENVELOPE), key=lambda s: len(s.parsed["fields"])):
+        names = {f["name"] for f in schema.parsed["fields"]}
+        if all(value is None for name, value in datum.items() if name not in names):
+            return encode_datum(schema, {name: value for name, value in datum.items() if name in names})
+    raise ConfigError(f"no {_ENVELOPE} schema holds this header")  # pragma: no cover - the current one holds all
+
+
+def read_header(header: bytes, registry: SchemaRegistry | None = None) -> dict[str, Any]:
+    """The header's fields, read with the header schema that consumes exactly its bytes (§3); ``undecodable``.
+
+    A header carries no schema id: the header schemas differ only by nullable fields appended at the end, so at
+    most one of them reads the bytes to their last byte (a shorter one leaves bytes, a longer one runs out).
+    Fields a shorter schema lacks read as their default (null).
+    """
+    schemas = (registry or default_registry()).versions(_ENVELOPE)
+    first: DecodeError | None = None
+    for writer in schemas:
+        try:
+            datum: dict[str, Any] = decode_datum(writer, header, schemas[0])
+        except DecodeError as exc:
+            first = first or exc
+            continue
+        return datum
+    assert first is not None
+    raise first
 
 
 def _head(identity: NodeIdentity, scheme: int, header: bytes) -> bytes:
@@ -305,13 +350,27 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     else:
         _verify_batch(key, raw)
     # From here on, every byte is the sender's.
-    datum = decode_datum(registry.get("op7.Envelope"), raw.header)
+    datum = read_header(raw.header, registry)
     try:
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
         raise DecodeError(f"invalid envelope header: {first_problem(exc)}", reason="invalid-header") from exc
+    check_network(envelope, trust.network)
     trust.check_use(raw.sender, raw.key_id, envelope.created_at, envelope.message_type)
     return Verified(envelope, raw)
+
+
+def check_network(envelope: Envelope, network: str | None) -> None:
+    """``wrong-network`` unless the header names ``network``, the receiver's (§4.2 step 4): the same key may sign
+    in an exercise network and in production, and a frame of one must not count in the other. A receiver without a
+    network (a local trust store) takes any."""
+    if network is None or envelope.network == network:
+        return
+    named = f"was signed for network {envelope.network!r}" if envelope.network else "names no network"
+    raise VerificationError(
+        f"{envelope.message_type} {envelope.message_id} {named}; this node is on network {network!r}",
+        reason="wrong-network",
+    )
 
 
 def _verify_batch(key: VerifyKey, raw: RawFrame) -> None:

@@ -123,12 +123,17 @@ class SchemaRegistry:
             schema = _make_schema(name, self._named[name], self._named)
             self._by_name[name] = schema
             self._by_fingerprint[schema.fingerprint] = schema
+        #: Each name's schemas, this tree's first, then each released one that differs (oldest release first).
+        self._versions: dict[str, list[Schema]] = {name: [schema] for name, schema in self._by_name.items()}
         if include_released:
             # Writer schemas of released versions, so that older messages decode through Avro resolution.
             released = directory / "released"
             for version in sorted(released.iterdir()) if released.is_dir() else ():
                 for schema in SchemaRegistry(version, include_released=False):
                     self._by_fingerprint.setdefault(schema.fingerprint, schema)
+                    known = self._versions.setdefault(schema.name, [])
+                    if all(schema.fingerprint != s.fingerprint for s in known):
+                        known.append(schema)
 
     def _load(self) -> None:
         pending: dict[Path, Any] = {}
@@ -177,6 +182,14 @@ class SchemaRegistry:
             return self._by_name[name]
         except KeyError:
             raise SchemaError(f"no schema named {name!r} in {self.directory}") from None
+
+    def versions(self, name: str) -> tuple[Schema, ...]:
+        """The schemas of ``name``: this tree's first, then each released one that differs.
+
+        What a reader tries in turn on a record that carries no schema id (the header, docs/PROTOCOL.md section 3).
+        """
+        self.get(name)
+        return tuple(self._versions[name])
 
     def by_fingerprint(self, fingerprint: bytes) -> Schema:
         try:

@@ -16,6 +16,12 @@ __all__ = ["Trust"]
 class Trust(Protocol):
     """What verification asks of a trust source."""
 
+    @property
+    def network(self) -> str | None:
+        """The network this trust source is of (a directory's name), which every frame must name; None for a
+        source that has none (a local trust store)."""
+        ...
+
     def key_for(self, node: str, key_id: bytes) -> VerifyKey:
         """The public key ``node`` signs with under ``key_id``; :class:`VerificationError` if unknown."""
         ...

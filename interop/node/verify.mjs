@@ -188,6 +188,27 @@ for (const { full, schema } of topLevel) {
   });
 }
 const ENVELOPE = types.get('op7.Envelope');
+// §3: a header carries no schema id. Release 1's op7.Envelope (schemas/released/1) is the current one
+// without the fields appended since (`network`); a header is read with the schema that consumes exactly
+// its bytes, and a header without a network is written with release 1's.
+const RELEASE1_FIELDS = new Set(readJson(resolve(SCHEMA_DIR, 'released/1/envelope.avsc')).fields.map((f) => f.name));
+const ENVELOPE_V1 = (() => {
+  const fullJson = { ...ENVELOPE.fullJson, fields: ENVELOPE.fullJson.fields.filter((f) => RELEASE1_FIELDS.has(f.name)) };
+  return { fullJson, reader: avscType(fullJson), fingerprint: hex(sha256(pcf(JSON.parse(JSON.stringify(fullJson))))) };
+})();
+function decodeHeader(bytes) {
+  try { return ENVELOPE.reader.fromBuffer(bytes); } catch (first) {
+    let env;
+    try { env = ENVELOPE_V1.reader.fromBuffer(bytes); } catch { throw first; }
+    const out = {};
+    for (const f of ENVELOPE.fullJson.fields) out[f.name] = f.name in env ? env[f.name] : f.default;
+    return out;
+  }
+}
+function encodeHeader(canon) {
+  if (canon.network === null) return ENVELOPE_V1.reader.toBuffer(toAvsc('op7.Envelope', '', canon));
+  return ENVELOPE.writer.toBuffer(toAvsc('op7.Envelope', '', canon));
+}
 const messageTypes = new Map([...types].filter(([n]) => n !== 'op7.Envelope'));
 const writerByFingerprint = new Map([...messageTypes].map(([name, t]) => [t.fingerprint, { name, type: t.writer }]));
 
@@ -426,13 +447,14 @@ const ISO3166 = new Set(('AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB 
   + 'TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW').split(' '));
 const ISO4217 = new Set(Intl.supportedValuesOf('currency')); // ICU's list of current ISO 4217 codes
 const NODE_ID = /^[A-Z]{2}\.[A-Z0-9][A-Z0-9-]{0,15}$/;
+const NETWORK = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$/;
 const E164 = /^\+[0-9]{7,15}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UUID7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const REASONS = ['bad-magic', 'bad-version', 'bad-scheme', 'truncated', 'trailing-bytes', 'too-large', 'bad-frame',
   'unknown-sender', 'unknown-key', 'bad-signature', 'issuer-mismatch', 'unknown-type', 'unknown-schema',
-  'undecodable', 'invalid-header', 'invalid-content', 'inconsistent'];
+  'undecodable', 'invalid-header', 'invalid-content', 'inconsistent', 'wrong-network'];
 const COUNTRY_FIELDS = new Set(['country', 'issuing_country', 'registration_country', 'destination_country']);
 
 const isNodeId = (x) => NODE_ID.test(x) && ISO3166.has(x.slice(0, 2));
@@ -536,6 +558,7 @@ function headerProblems(h) {
   h.recipients.forEach((r) => { if (!isNodeId(r)) problems.push(`recipient is not a node id: ${r}`); });
   h.languages.forEach((l) => { if (!isLanguageTag(l)) problems.push(`not a BCP 47 tag: ${l}`); });
   if (h.case_id !== null && !IDENTIFIER.test(h.case_id)) problems.push(`case_id is not an identifier: ${h.case_id}`);
+  if (h.network !== null && !NETWORK.test(h.network)) problems.push(`network is not a network name: ${h.network}`);
   return problems;
 }
 
@@ -606,7 +629,7 @@ class Refusal extends Error {
 const refuse = (reason, detail, step) => { throw new Refusal(reason, detail, step); };
 const MAX_FRAME = 700_000;
 
-function receive(frame, now = Date.now()) {
+function receive(frame, now = Date.now(), network = null) {
   // Step 1: the prefix and the lengths; nothing is decoded.
   const MAGIC = Buffer.from('OP7', 'ascii');
   if (!frame.subarray(0, 3).equals(MAGIC.subarray(0, Math.min(3, frame.length)))) refuse('bad-magic', `magic ${hex(frame.subarray(0, 3))}`, 1);
@@ -653,11 +676,13 @@ function receive(frame, now = Date.now()) {
   // document never says when `invalid-header` applies: we use it for header content rules.
   let env;
   try {
-    env = ENVELOPE.reader.fromBuffer(header);
+    env = decodeHeader(header);
     norm('op7.Envelope', '', env, 'decoded'); // also checks what avsc does not (int range)
   } catch (e) { refuse('undecodable', `header: ${e.message}`, 4); }
   const hp = headerProblems(env);
   if (hp.length) refuse('invalid-header', hp.join('; '), 4);
+  // A receiver of a network (one with a directory) takes only frames that name it.
+  if (network !== null && env.network !== network) refuse('wrong-network', `header names network ${env.network}, receiver is of ${network}`, 4);
   const reader = messageTypes.get(env.message_type);
   if (!reader) refuse('unknown-type', `message type ${env.message_type}`, 4);
   const fp = hex(env.schema_fingerprint);
@@ -737,7 +762,7 @@ for (const file of readdirSync(validDir).filter((f) => f.endsWith('.json')).sort
     if (hex(r.header.schema_fingerprint) !== fp) problems.push('header.schema_fingerprint != PCF fingerprint');
     if (messageTypes.get(type).topic === undefined) problems.push('schema has no op7.topic');
     // encoder check (§9): rebuild the frame from the expected values and the key's seed
-    const hdr = ENVELOPE.writer.toBuffer(toAvsc('op7.Envelope', '', eEnv.canon));
+    const hdr = encodeHeader(eEnv.canon);
     const pay = messageTypes.get(type).writer.toBuffer(toAvsc(type, '', eMsg.canon));
     const senderB = Buffer.from(r.sender, 'ascii');
     const u32 = (x) => { const b = Buffer.alloc(4); b.writeUInt32BE(x); return b; };
@@ -777,6 +802,36 @@ for (const file of readdirSync(invalidDir).filter((f) => f.endsWith('.json')).so
   }
   const ok = v.expected.outcome === 'refuse' && got === expected && REASONS.includes(expected);
   report(ok, label, `expected ${expected}, got ${got} (${detail})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network vectors: a frame read by a receiver of the network `receiver_network`
+
+const networkDir = join(VECTOR_DIR, 'network');
+for (const file of readdirSync(networkDir).filter((f) => f.endsWith('.json')).sort()) {
+  const v = readJson(join(networkDir, file));
+  const label = `network/${file}`;
+  const frame = Buffer.from(v.frame_hex, 'hex');
+  let r; let got; let detail = '';
+  try { r = receive(frame, Date.now(), v.receiver_network); got = 'accept'; } catch (e) {
+    if (!(e instanceof Refusal)) { got = 'crash'; detail = e.stack; } else { got = e.reason; detail = `step ${e.step}: ${e.message}`; }
+  }
+  if (v.expected.outcome === 'refuse') {
+    report(got === v.expected.reason && REASONS.includes(got), label, `expected ${v.expected.reason}, got ${got} (${detail})`);
+    continue;
+  }
+  const problems = [];
+  if (got !== 'accept') problems.push(`refused: ${got} (${detail})`);
+  else {
+    const expEnv = { ...v.expected.envelope };
+    delete expEnv.sender; delete expEnv.key_id;
+    const eEnv = norm('op7.Envelope', '', expEnv, 'expected');
+    const d = firstDifference(norm('op7.Envelope', '', r.header, 'decoded').canon, eEnv.canon, '/envelope');
+    if (d) problems.push(d);
+    if (hex(encodeHeader(eEnv.canon)) !== v.header_hex) problems.push('re-encoded header differs from header_hex');
+    try { receive(frame); } catch (e) { problems.push(`a receiver without a network refuses it: ${e.reason}`); }
+  }
+  report(problems.length === 0, label, problems.join('; ') || `header names ${r.header.network}, re-encoded header identical`);
 }
 
 // ---------------------------------------------------------------------------------------------

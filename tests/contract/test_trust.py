@@ -90,7 +90,11 @@ async def test_a_directory_update_is_picked_up_live(
             # The sender trusts itself (its own store): it does not know yet that the network's directory lacks it.
             own = TrustStore({"ES.PN": [es_key.public]})
             sender = Node(
-                transport_factory(), own, NodeIdentity("ES.PN", es_key), topic_prefix=prefix, follow_directory=False
+                transport_factory(),
+                own,
+                NodeIdentity("ES.PN", es_key, network="op7-test"),
+                topic_prefix=prefix,
+                follow_directory=False,
             )
             async with sender:
                 await sender.publish(make_alert(spanish_alert, alert_id="BEFORE"))

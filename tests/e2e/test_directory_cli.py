@@ -83,6 +83,9 @@ def test_nodes_follow_the_directory_and_a_revocation(net: dict[str, Any]) -> Non
     published = op7("authority", "directory", "publish", draft)
     assert published.returncode == 0, published.stderr
     assert "published to op7.directory" in published.stdout
+    # FR.GN holds the directory too: what it signs names the network (a frame naming none is refused there).
+    assert op7("fr", "directory", "anchor", draft).returncode == 0
+    assert op7("fr", "directory", "install", draft).returncode == 0
 
     assert op7("fr", "alert", "send", str(EXAMPLE_ALERT)).returncode == 0
     heard = op7("ops", "listen", "--as", "NL.NCC", "--json", "--timeout", "3")
@@ -114,12 +117,18 @@ def test_a_type_the_directory_does_not_allow_is_refused(net: dict[str, Any]) -> 
     op7, draft = net["op7"], net["draft"]
     for authority in ("NL.NA1", "NL.NA2"):
         op7("authority", "directory", "sign", draft, "--as", authority)
-    op7("ops", "directory", "anchor", draft)
-    assert op7("ops", "directory", "install", draft).returncode == 0
+    for home in ("ops", "fr"):
+        op7(home, "directory", "anchor", draft)
+        assert op7(home, "directory", "install", draft).returncode == 0
+    # The sender under the directory refuses first (a receiver's refusal: tests/unit/test_directory.py).
     sent = op7("fr", "send", "CaseInformation", str(EXAMPLE_ALERT.parent / "case-information.json"))
-    assert sent.returncode == 0
+    assert sent.returncode == 1
+    assert "FR.GN is not allowed to send op7.case.CaseInformation" in sent.stderr
+    # A sender on its own trust store is not of the network: what it signs names none, and is refused as such.
+    (net["homes"]["fr"] / "anchor.json").unlink()
+    assert op7("fr", "send", "CaseInformation", str(EXAMPLE_ALERT.parent / "case-information.json")).returncode == 0
     refused = op7("ops", "listen", "--timeout", "3")
-    assert "FR.GN is not allowed to send op7.case.CaseInformation" in refused.stderr
+    assert "names no network; this node is on network 'op7-test' (quarantined)" in refused.stderr
 
 
 def test_a_revocation_time_is_an_instant_with_its_zone_or_an_offset(net: dict[str, Any]) -> None:

@@ -118,15 +118,22 @@ def test_added_enum_symbol_is_fine_only_with_a_reader_default(tree: Path) -> Non
     assert any("forward" in p and "lacks symbol(s) Test" in p for p in breaks(tree))
 
 
+def test_the_header_only_gains_nullable_fields_at_its_end(tree: Path) -> None:
+    """A header carries no schema id (PROTOCOL.md 3): released fields stay first, added ones are null by default."""
+    edit(tree, "envelope.avsc", lambda d: fields(d).append({"name": "x", "type": ["null", "int"], "default": None}))
+    assert breaks(tree) == []
+    edit(tree, "envelope.avsc", lambda d: fields(d).append({"name": "y", "type": "int", "default": 0}))
+    assert any("op7.Envelope.y" in p and "union with null first, null by default" in p for p in breaks(tree))
+    edit(tree, "envelope.avsc", lambda d: fields(d).pop())
+    edit(tree, "envelope.avsc", lambda d: fields(d).insert(0, fields(d).pop()))
+    assert any("released header fields must stay first" in p for p in breaks(tree))
+
+
 def test_changed_envelope_and_removed_type_are_breaks(tree: Path) -> None:
-    edit(
-        tree,
-        "envelope.avsc",
-        lambda d: fields(d).append({"name": "x", "type": ["null", "int"], "default": None}),
-    )
+    edit(tree, "envelope.avsc", lambda d: field(d, "created_at").update(type="string"))
     (tree / "report.avsc").unlink()
     problems = breaks(tree)
-    assert any("op7.Envelope" in p and "fixed for frame format version 1" in p for p in problems)
+    assert any("op7.Envelope.created_at" in p and "type changed" in p for p in problems)
     assert any("op7.report.NationalReport: message type removed" in p for p in problems)
 
 

@@ -185,14 +185,14 @@ def test_rotation_overlap_then_expiry(alert: KidnappingAlert) -> None:
     trust = _trust_with(rotated)
     during = T0 + timedelta(days=3)
     for key in (old, new):
-        _, frame = build(NodeIdentity("FR.GN", key), alert, now=during)
+        _, frame = build(NodeIdentity("FR.GN", key, network="op7-test"), alert, now=during)
         assert open_frame(frame, trust).envelope.sender == "FR.GN"
     after = T0 + timedelta(days=9)
-    _, frame = build(NodeIdentity("FR.GN", old), alert, now=after)
+    _, frame = build(NodeIdentity("FR.GN", old, network="op7-test"), alert, now=after)
     with pytest.raises(VerificationError, match="expired") as info:
         open_frame(frame, trust)
     assert info.value.reason == "key-expired"
-    _, frame = build(NodeIdentity("FR.GN", new), alert, now=after)
+    _, frame = build(NodeIdentity("FR.GN", new, network="op7-test"), alert, now=after)
     open_frame(frame, trust)
 
 
@@ -203,9 +203,9 @@ def test_revocation_applies_from_its_time_on(alert: KidnappingAlert) -> None:
         genesis(("FR.GN", key)), "FR.GN", key.public.key_id.hex(), "laptop stolen", at=revoked_at, now=T0
     )
     trust = _trust_with(v)
-    _, before = build(NodeIdentity("FR.GN", key), alert, now=revoked_at - timedelta(seconds=1))
+    _, before = build(NodeIdentity("FR.GN", key, network="op7-test"), alert, now=revoked_at - timedelta(seconds=1))
     open_frame(before, trust)
-    _, after = build(NodeIdentity("FR.GN", key), alert, now=revoked_at)
+    _, after = build(NodeIdentity("FR.GN", key, network="op7-test"), alert, now=revoked_at)
     with pytest.raises(VerificationError, match="revoked at 2026-11-03T00:00:00Z: laptop stolen") as info:
         open_frame(after, trust)
     assert info.value.reason == "key-revoked"
@@ -216,7 +216,7 @@ def test_a_node_may_send_only_the_types_the_directory_allows(alert: KidnappingAl
     signed = admin.create("op7-test", 2, [card(f"NL.NA{i}", k) for i, k in enumerate(AUTHORITIES)], now=T0)
     signed = admin.add_node(signed, card("FR.GN", key), "GN", [Role.NATIONAL_NODE], ["CaseInformation"], now=T0)
     trust = _trust_with(signed)
-    _, frame = build(NodeIdentity("FR.GN", key), alert, now=T0 + timedelta(hours=1))
+    _, frame = build(NodeIdentity("FR.GN", key, network="op7-test"), alert, now=T0 + timedelta(hours=1))
     with pytest.raises(VerificationError, match=r"not allowed to send op7\.alert\.KidnappingAlert") as info:
         open_frame(frame, trust)
     assert info.value.reason == "type-not-allowed"

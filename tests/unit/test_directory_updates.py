@@ -180,7 +180,7 @@ def test_an_expired_directory_verifies_nothing(clock: ManualClock, alert: Kidnap
     (v1,) = chain(1, expires_in=timedelta(days=10))
     trust = DirectoryTrust(anchor_of(v1))
     assert trust.offer(v1, T0)
-    _, frame = build(NodeIdentity("FR.GN", FR_KEY), alert, now=T0 + timedelta(days=9))
+    _, frame = build(NodeIdentity("FR.GN", FR_KEY, network="op7-test"), alert, now=T0 + timedelta(days=9))
     clock.set(T0 + timedelta(days=9))
     open_frame(frame, trust)
     clock.set(T0 + timedelta(days=10))
@@ -204,7 +204,7 @@ def test_an_expired_version_still_leads_to_the_next(clock: ManualClock, alert: K
     trust = DirectoryTrust(anchor_of(v1))
     assert trust.offer(v1, later) and trust.expired() is not None
     assert trust.offer(v2, later) and trust.expired() is None
-    _, frame = build(NodeIdentity("FR.GN", FR_KEY), alert, now=later)
+    _, frame = build(NodeIdentity("FR.GN", FR_KEY, network="op7-test"), alert, now=later)
     open_frame(frame, trust)
 
 

@@ -1,0 +1,62 @@
+"""Frames are bound to their network: one key signing in an exercise network and in production cannot carry a frame
+of one into the other (docs/PROTOCOL.md sections 3 and 4.2), on both transports."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from broker.models import KidnappingAlert
+from broker.models.directory import Role, SignedDirectory
+from broker.node.node import Delivery, Node
+from broker.trust import admin
+from broker.trust.directory import DirectoryAnchor, DirectoryTrust
+from broker.trust.store import PublicKeyCard
+from broker.wire.envelope import NodeIdentity, verify_frame
+from broker.wire.signing import EncryptionKey, SigningKey
+from tests.conftest import make_alert, now
+
+AUTHORITIES = [SigningKey.generate() for _ in range(2)]
+
+
+def directory_of(network: str, members: dict[str, SigningKey]) -> DirectoryTrust:
+    """A node's trust in ``network``, whose directory lists ``members`` (and is signed by both authorities)."""
+    issued = now() - timedelta(hours=1)
+    cards = [PublicKeyCard(f"NL.NA{i}", k.public, EncryptionKey.generate().public) for i, k in enumerate(AUTHORITIES)]
+    draft: SignedDirectory = admin.create(network, 2, cards, now=issued)
+    for node, key in members.items():
+        member = PublicKeyCard(node, key.public, EncryptionKey.generate().public)
+        draft = admin.add_node(draft, member, "Agency", [Role.NATIONAL_NODE], ["all"], now=issued)
+    for key in AUTHORITIES:
+        draft = admin.sign(draft, key)
+    trust = DirectoryTrust(DirectoryAnchor.of(admin.read(draft)))
+    assert trust.offer(draft, now())
+    return trust
+
+
+async def test_a_frame_signed_for_the_exercise_network_is_refused_in_production_with_the_same_key(
+    transport_factory: Any, unique: str, alert_data: dict[str, Any]
+) -> None:
+    key = SigningKey.generate()  # FR.GN's one key, listed in both directories
+    exercise = directory_of("exercise", {"FR.GN": key})
+    production = directory_of("production", {"FR.GN": key, "NL.NCC": SigningKey.generate()})
+    prefix = f"op7.t{unique}"
+    got: list[Delivery] = []
+    async with (
+        Node(transport_factory(), exercise, NodeIdentity("FR.GN", key), topic_prefix=f"{prefix}x") as drill,
+        Node(transport_factory(), production, NodeIdentity("FR.GN", key), topic_prefix=prefix) as live,
+        Node(transport_factory(), production, topic_prefix=prefix, follow_directory=False) as ops,
+        ops.subscribe("NL.NCC", from_beginning=True) as sub,
+    ):
+        drilled = await drill.publish(make_alert(alert_data, alert_id="EXERCISE"))
+        assert drilled.envelope.network == "exercise"
+        verify_frame(drilled.raw, exercise)  # a frame of its own network, in that network
+        # The exercise frame, copied byte for byte onto production's alerts topic, then a production alert.
+        await ops.transport.send(ops.topic("alerts"), drilled.raw, key=b"EXERCISE")
+        sent = await live.publish(make_alert(alert_data, alert_id="PRODUCTION"))
+        assert sent.envelope.network == "production"
+        await sub.run(got.append, limit=1, idle_timeout=20)
+        await asyncio.sleep(0)
+    assert [d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert)] == ["PRODUCTION"]
+    assert sub.stats.quarantined["wrong-network"] == 1
