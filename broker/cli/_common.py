@@ -163,7 +163,9 @@ def make_node(
     trust: Trust | None = None,
 ) -> Node:
     """A node as the CLI runs it: this home's trust, and, for a node id, its keys (to sign, to open what is sealed
-    to it), its replay store for ``group``, and the directory versions it follows."""
+    to it), the replay store of a node reading (the node's, whichever its group, so that every group and process of
+    the home hands a message over once; a reader without a node id has one per ``group``), and the directory versions
+    it follows."""
     home = env.home
     return Node(
         transport(env),
@@ -171,7 +173,7 @@ def make_node(
         home.identity(me) if sign and me else None,
         topic_prefix=env.topic_prefix,
         opener=home.opener(me) if me else None,
-        replay_guard=ReplayGuard(home.replay_path(group)) if group else None,
+        replay_guard=ReplayGuard(home.replay_path(me or group)) if group else None,
         follow_directory=follow,
         directory_dir=home.directory_dir if follow and home.uses_directory() else None,
         clock=home.clock,
