@@ -289,49 +289,56 @@ def build_batch(
 
 
 def parse_frame(data: bytes) -> RawFrame:
-    """Split a frame into fields; structural checks only (no cryptography, no Avro)."""
+    """Split a frame into fields; structural checks only (no cryptography, no Avro), in the order of §4.2 step 1.
+
+    Any malformed input raises :class:`~broker.errors.FrameError` with its reason, never another exception.
+    """
     if len(data) > MAX_FRAME_SIZE:
         raise FrameError(f"frame of {len(data)} bytes exceeds {MAX_FRAME_SIZE}", reason="too-large")
     if data[:3] != MAGIC:
         raise FrameError("not an op7 frame (bad magic)", reason="bad-magic")
     if len(data) < 6:
-        raise FrameError("truncated frame", reason="truncated")
+        raise FrameError(f"truncated frame: {len(data)} bytes, not even a prefix", reason="truncated")
     if data[3] != FORMAT_VERSION:
         raise FrameError(f"unsupported frame version {data[3]}", reason="bad-version")
     scheme, n = data[4], data[5]
     if scheme not in (SCHEME_ED25519, SCHEME_ED25519_MERKLE):
         raise FrameError(f"unsupported signature scheme {scheme}", reason="bad-scheme")
-    pos = 6
-    if pos + n > len(data):
-        raise FrameError("truncated frame (sender)", reason="truncated")
-    try:
-        sender = data[pos : pos + n].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("sender node id is not ASCII", reason="bad-frame") from None
-    if not NODE_ID_PATTERN.match(sender):
-        raise FrameError(f"sender {sender!r} is not a node id", reason="bad-frame")
-    pos += n
-    key_id = data[pos : pos + KEY_ID_SIZE]
-    pos += KEY_ID_SIZE
+    sender_bytes, pos = _field(data, 6, n, "sender")
+    sender = _sender(sender_bytes)
+    key_id, pos = _field(data, pos, KEY_ID_SIZE, "key id")
     header, pos = _chunk(data, pos, _U32, "header")
     payload, pos = _chunk(data, pos, _U32, "payload")
     signed_end = pos
     signature, pos = _chunk(data, pos, _U16, "signature")
     if pos != len(data):
         raise FrameError(f"{len(data) - pos} trailing bytes after the signature", reason="trailing-bytes")
-    if len(key_id) != KEY_ID_SIZE or len(sender) != n:
-        raise FrameError("truncated frame", reason="truncated")
     return RawFrame(scheme, sender, key_id, header, payload, signature, data[:signed_end], data)
 
 
-def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[bytes, int]:
-    if pos + length.size > len(data):
-        raise FrameError(f"truncated frame (no {what} length)", reason="truncated")
-    (size,) = length.unpack_from(data, pos)
-    pos += length.size
+def _sender(raw: bytes) -> str:
+    """The sender node id of the prefix: ASCII, of the node id pattern (so 4 to 19 bytes); ``bad-frame``."""
+    try:
+        sender = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise FrameError(f"sender node id {raw!r} is not ASCII", reason="bad-frame") from None
+    if not NODE_ID_PATTERN.match(sender):
+        raise FrameError(f"sender {sender!r} is not a node id", reason="bad-frame")
+    return sender
+
+
+def _field(data: bytes, pos: int, size: int, what: str) -> tuple[bytes, int]:
+    """``size`` bytes at ``pos``, and the position after them; ``truncated`` when the frame ends first."""
     if pos + size > len(data):
-        raise FrameError(f"truncated frame ({what} needs {size} bytes)", reason="truncated")
+        raise FrameError(f"truncated frame ({what} needs {size} bytes, {len(data) - pos} left)", reason="truncated")
     return data[pos : pos + size], pos + size
+
+
+def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[bytes, int]:
+    """A length-prefixed field at ``pos``, and the position after it; ``truncated`` when the frame ends first."""
+    size_bytes, pos = _field(data, pos, length.size, f"{what} length")
+    (size,) = length.unpack(size_bytes)
+    return _field(data, pos, size, what)
 
 
 def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = None) -> Verified:
@@ -345,7 +352,9 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     key = trust.key_for(raw.sender, raw.key_id)
     if raw.scheme == SCHEME_ED25519:
         if len(raw.signature) != SIGNATURE_SIZE:
-            raise VerificationError("signature block has the wrong size", reason="bad-signature")
+            raise VerificationError(
+                f"signature block of {len(raw.signature)} bytes, not {SIGNATURE_SIZE}", reason="bad-signature"
+            )
         key.verify(raw.signature, raw.signed)
     else:
         _verify_batch(key, raw)
@@ -373,12 +382,20 @@ def check_network(envelope: Envelope, network: str | None) -> None:
     )
 
 
+#: A scheme-2 signature block: the root signature, the leaf index and the leaf count, then 32-byte path hashes.
+_BATCH_BLOCK = SIGNATURE_SIZE + 4 + 4
+_HASH_SIZE = 32
+
+
 def _verify_batch(key: VerifyKey, raw: RawFrame) -> None:
     block = raw.signature
-    if len(block) < 72 or (len(block) - 72) % 32:
-        raise VerificationError("batch signature block has the wrong size", reason="bad-signature")
-    signature, index, count = block[:64], _U32.unpack_from(block, 64)[0], block[68:72]
-    path = [block[i : i + 32] for i in range(72, len(block), 32)]
+    if len(block) < _BATCH_BLOCK or (len(block) - _BATCH_BLOCK) % _HASH_SIZE:
+        raise VerificationError(
+            f"batch signature block of {len(block)} bytes: it is {_BATCH_BLOCK} bytes and 32 per path hash",
+            reason="bad-signature",
+        )
+    signature, index, count = block[:SIGNATURE_SIZE], _U32.unpack_from(block, 64)[0], block[68:_BATCH_BLOCK]
+    path = [block[i : i + _HASH_SIZE] for i in range(_BATCH_BLOCK, len(block), _HASH_SIZE)]
     root = merkle.root_from_path(merkle.leaf_hash(raw.signed), index, _U32.unpack(count)[0], path)
     if root is None:
         raise VerificationError("batch inclusion proof does not hold", reason="bad-signature")
@@ -431,19 +448,21 @@ def open_verified(
 
 #: Header fields that restate the payload's field of the same name when the payload type has it.
 _RESTATED = ("case_id", "status", "handling", "languages", "legal_basis", "expires_at")
-#: What the header holds for a restated field the payload type lacks.
-_ABSENT: dict[str, object] = {"case_id": None, "languages": (), "legal_basis": (), "expires_at": None}
+#: What the header holds for a restated field the payload type lacks (every type has a status and a handling code;
+#: an expiry is the header's own then).
+_ABSENT: dict[str, object] = {"case_id": None, "languages": (), "legal_basis": ()}
 
 
 def _check_consistency(envelope: Envelope, message: Message) -> None:
     """Header fields that restate payload fields must agree, so no reader is misled by either."""
     fields = type(message).model_fields
     for name in _RESTATED:
-        ours = getattr(message, name) if name in fields else _ABSENT.get(name)
-        if isinstance(ours, list):
-            ours = tuple(ours)
-        if name == "expires_at" and name not in fields:
+        if name in fields:
+            ours = getattr(message, name)
+        elif name == "expires_at":
             continue  # the header may carry an expiry for payload types that have none
+        else:
+            ours = _ABSENT[name]
         if getattr(envelope, name) != ours:
             raise DecodeError(f"header {name} differs from the payload's", reason="inconsistent")
     if message.issuer.node != envelope.sender:
