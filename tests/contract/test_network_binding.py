@@ -12,7 +12,7 @@ from broker.models.directory import Role, SignedDirectory
 from broker.node.node import Delivery, Node
 from broker.trust import admin
 from broker.trust.directory import DirectoryAnchor, DirectoryTrust
-from broker.trust.store import PublicKeyCard
+from broker.trust.store import PublicKeyCard, TrustStore
 from broker.wire.envelope import NodeIdentity, verify_frame
 from broker.wire.signing import EncryptionKey, SigningKey
 from tests.conftest import make_alert, now
@@ -60,3 +60,31 @@ async def test_a_frame_signed_for_the_exercise_network_is_refused_in_production_
         await asyncio.sleep(0)
     assert [d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert)] == ["PRODUCTION"]
     assert sub.stats.quarantined["wrong-network"] == 1
+
+
+async def test_a_frame_is_handed_over_once_per_node_whichever_subscription_reads_it(
+    transport_factory: Any, unique: str, alert_data: dict[str, Any], keys: dict[str, SigningKey]
+) -> None:
+    """Two groups of one node share its replay store (PROTOCOL.md section 12); a broadcast copied into the node's
+    inbox is not a second delivery either (it is not where its sender sends it: wrong-topic)."""
+    trust = TrustStore({node: [keys[node].public] for node in ("FR.GN", "NL.NCC")})
+    prefix = f"op7.t{unique}"
+    got: list[Delivery] = []
+    async with (
+        Node(transport_factory(), trust, NodeIdentity("FR.GN", keys["FR.GN"]), topic_prefix=prefix) as fr,
+        Node(transport_factory(), trust, NodeIdentity("NL.NCC", keys["NL.NCC"]), topic_prefix=prefix) as nl,
+    ):
+        broadcast = await fr.publish(make_alert(alert_data, alert_id="BROADCAST"))
+        await fr.transport.send(fr.topic(fr.inbox_of("NL.NCC")), broadcast.raw, key=b"copy")
+        directed = await fr.publish(make_alert(alert_data, alert_id="DIRECTED"), recipients=("NL.NCC",))
+        assert directed.envelope.recipients == ("NL.NCC",)
+        async with nl.subscribe("NL.NCC", ["alerts", nl.inbox_of("NL.NCC")]) as first:
+            await first.run(got.append, limit=2, idle_timeout=20)
+        async with nl.subscribe("NL.NCC.screen", [nl.inbox_of("NL.NCC")]) as second:
+            await second.run(got.append, idle_timeout=3)
+    assert sorted(d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert)) == [
+        "BROADCAST",
+        "DIRECTED",
+    ]
+    assert first.stats.quarantined["wrong-topic"] + second.stats.quarantined["wrong-topic"] == 2
+    assert second.stats.duplicates == 1
