@@ -190,8 +190,7 @@ class DirectoryTrust:
         log.info("directory version %d waits for version %d (version %d held)", version, self.version + 1, self.version)
 
     def _drain(self, at: datetime) -> None:
-        for version in [v for v in self._waiting if v <= self.version]:
-            del self._waiting[version]
+        # Versions wait only beyond the next one, and each is taken from here in turn: none is ever behind.
         while self.version + 1 in self._waiting:
             for signed in self._waiting.pop(self.version + 1):
                 document = DirectoryDocument(signed)
@@ -310,7 +309,7 @@ class DirectoryTrust:
         problem = self._signing_entry(held, node, key_id)[0].problem_at(signed_at)
         if problem is not None:
             raise VerificationError(f"{node}: {problem[1]}", reason=problem[0])
-        if message_type not in held.allowed.get(node, frozenset()):
+        if message_type not in held.allowed[node]:  # the node is known: its signing key was found
             raise VerificationError(
                 f"{node} is not allowed to send {message_type} by the directory", reason="type-not-allowed"
             )
@@ -347,7 +346,7 @@ def restore_directory(folder: Path, trust: DirectoryTrust, at: datetime) -> None
     waits for it (it may still arrive on the directory topic, or be installed); any other refusal is a
     :class:`ConfigError` naming the file.
     """
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+    for path in sorted(folder.glob("*.json")):  # none when the folder does not exist
         try:
             document, accepted_at = DirectoryDocument.from_kept_file(path)
             trust.offer(document.signed, min(accepted_at or document.directory.issued_at, at))
