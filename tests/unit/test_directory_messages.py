@@ -3,6 +3,7 @@ and the boundaries of its rules: versions that wait, the expiry instant, keys un
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from broker.clock import ManualClock
-from broker.errors import ConfigError, VerificationError
-from broker.models.directory import Role, SignedDirectory
+from broker.errors import ConfigError, DecodeError, VerificationError
+from broker.models.directory import DirectorySignature, Role, SignedDirectory
 from broker.trust import admin
 from broker.trust import directory as directory_module
 from broker.trust.directory import (
@@ -269,3 +270,80 @@ def test_the_anchor_check_alone_names_the_network() -> None:
     other = DirectoryAnchor("op7-other", anchor.threshold, anchor.authorities)
     with pytest.raises(VerificationError, match=r"^directory is for network 'op7-test', not 'op7-other'$"):
         DirectoryDocument(v1).verify(other, T0)
+
+
+def test_an_anchor_file_names_each_key_by_its_id() -> None:
+    (v1,) = chain(1)
+    written = DirectoryAnchor.of(admin.read(v1)).to_json()
+    assert written["authorities"] == [
+        {"key_id": k.public.key_id.hex(), "public_key": base64.b64encode(k.public.raw).decode()} for k in AUTHORITIES
+    ]
+    assert list(written) == ["format", "network", "version", "threshold", "authorities"]
+
+
+def test_a_body_no_schema_reads_is_a_bad_directory() -> None:
+    with pytest.raises(DecodeError, match=r"^invalid directory: ") as info:
+        _ = DirectoryDocument(SignedDirectory(body=b"\x00")).directory
+    assert info.value.reason == "bad-directory"
+
+
+def test_a_forged_signature_does_not_hide_the_valid_ones_after_it() -> None:
+    (v1,) = chain(1)
+    forged = DirectorySignature(key_id=AUTHORITIES[0].public.key_id.hex(), signature=b"\x01" * 64)
+    valid = [s for s in signed_by(SignedDirectory(body=v1.body), *AUTHORITIES[1:]).signatures]
+    document = DirectoryDocument(SignedDirectory(body=v1.body, signatures=(forged, *valid)))
+    authorities = DirectoryAnchor.of(admin.read(v1)).authorities
+    assert document.signers(authorities, T0) == [k.public.key_id.hex() for k in AUTHORITIES[1:]]
+
+
+def test_the_trust_s_own_clock_says_when_its_directory_expired() -> None:
+    (v1,) = chain(1)
+    late = ManualClock(T0 + admin.DEFAULT_LIFETIME)
+    trust = DirectoryTrust(DirectoryAnchor.of(admin.read(v1)), clock=late)
+    assert trust.offer(v1, T0)
+    assert trust.expired() is not None  # while the process clock still reads T0
+
+
+def test_refusals_name_the_version_offered_the_version_held_and_what_is_missing(
+    said: Callable[[], list[str]],
+) -> None:
+    v1, v2, v3 = chain(3)
+    anchored_at_2 = trust_of(v2)
+    assert not anchored_at_2.offer(v1, T0)
+    assert said() == ["ignored directory version 1: older than the anchor's"]
+    trust = trust_of(v1)
+    with pytest.raises(VerificationError) as gap:
+        trust.offer(v3, T0)
+    assert str(gap.value) == (
+        "directory version 3 refused (no version held yet, anchor of version 1): version 2 must come first (each "
+        "version is accepted only after the one before it, whose authorities sign it); this one waits for it"
+    )
+    other = admin.read(v1).model_copy(update={"network": "op7-other"})
+    elsewhere = signed_by(DirectoryDocument.draft(other).signed, *AUTHORITIES)
+    with pytest.raises(VerificationError) as network:
+        trust.offer(elsewhere, T0)
+    assert network.value.reason == "directory-network"
+    assert str(network.value) == (
+        "directory version 1 refused (no version held yet, anchor of version 1): it is for network 'op7-other', "
+        "not 'op7-test'"
+    )
+    anchor = DirectoryAnchor.of(admin.read(v1))
+    strict = DirectoryTrust(DirectoryAnchor(anchor.network, 3, anchor.authorities, 1))
+    with pytest.raises(VerificationError) as short:
+        strict.offer(v1, T0)
+    ids = [k.public.key_id.hex() for k in AUTHORITIES]
+    assert str(short.value) == (
+        "directory version 1 refused (no version held yet, anchor of version 1): 2 valid signature(s) by the "
+        f"authorities of the anchor, 3 required (threshold 3 of 3 keys; signed by {ids[0]}, {ids[1]}; 1 more needed "
+        f"from {ids[2]})"
+    )
+    padded = SignedDirectory.model_construct(
+        body=v1.body, signatures=(*v1.signatures, *signed_by(SignedDirectory(body=v1.body), AUTHORITIES[2]).signatures)
+    )
+    padded = SignedDirectory.model_construct(body=v1.body, signatures=padded.signatures * 2)
+    with pytest.raises(VerificationError) as many:
+        trust.offer(padded, T0)
+    assert str(many.value) == (
+        "directory version 1 refused (no version held yet, anchor of version 1): it carries 6 signatures, more than "
+        "the 3 authority keys that may sign it (those of the anchor and its own)"
+    )
