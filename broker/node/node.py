@@ -391,9 +391,10 @@ class Node(Lifecycle):
         return check.open(forwarded, forwarder, self.clock.now(), sealed=sealed)
 
     def prune_replay_store(self, now: datetime) -> int:
-        """Forget handled message ids older than the freshness window (and its skew): such messages are refused
-        as stale anyway, so the store stays bounded."""
-        return self.replay_guard.prune(now - self.freshness.max_age - self.freshness.max_skew)
+        """Forget handled message ids older than twice the freshness window (and its skew): a copy read now is
+        refused as stale after one window, and a held copy (judged fresh when it was first read) is released or
+        quarantined within one more, so the store stays bounded and no copy is handed over twice."""
+        return self.replay_guard.prune(now - 2 * self.freshness.max_age - self.freshness.max_skew)
 
     def subscribe(self, group: str, topics: Sequence[str] = (ALERTS,), *, from_beginning: bool = True) -> Subscription:
         """A consumer-group subscription; ``group`` is usually the subscribing node's id."""

@@ -18,10 +18,12 @@ from broker.clock import ManualClock
 from broker.models.directory import Role, SignedDirectory
 from broker.node.node import TOPIC_ALERTS, Node
 from broker.node.subscription import Subscription
+from broker.transport.embedded import EmbeddedTransport
 from broker.trust import admin
 from broker.trust.directory import DirectoryAnchor, DirectoryTrust
 from broker.trust.replay import ReplayGuard
-from broker.wire.envelope import NodeIdentity
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity, build
 from broker.wire.signing import SigningKey
 from tests.conftest import make_alert, now
 from tests.contract.test_trust import Collector, card, eventually, genesis, signed
@@ -149,3 +151,18 @@ async def test_a_node_without_state_in_a_file_quarantines_at_once(
             await sender.publish(_spanish(alert_data, "EARLY"))
         await eventually(lambda: net.sub.stats.quarantined["unknown-sender"] == 1)
         assert net.sub.stats.held == 0
+
+
+async def test_a_handled_id_outlives_the_hold_so_a_released_copy_is_a_duplicate(tmp_path: Path, alert: Any) -> None:
+    """A copy held for almost a window, fresh as when it was first read, is released after the window that ends the
+    original's freshness: the replay store still knows the id then, so it is not handed over a second time."""
+    guard = ReplayGuard(tmp_path / "replay.db")
+    async with Node(EmbeddedTransport(tmp_path / "net.db"), TrustStore({}), replay_guard=guard) as node:
+        fr = NodeIdentity("FR.GN", SigningKey.generate())
+        envelope, _ = build(fr, alert, now=now())
+        guard.remember(envelope, b"\x01" * 32, now())
+        window = node.freshness.max_age + node.freshness.max_skew
+        node.prune_replay_store(envelope.created_at + window + node.freshness.max_age - timedelta(minutes=1))
+        assert guard.digest_of("FR.GN", envelope.message_id) == b"\x01" * 32
+        node.prune_replay_store(envelope.created_at + window + node.freshness.max_age + timedelta(minutes=1))
+        assert guard.digest_of("FR.GN", envelope.message_id) is None
