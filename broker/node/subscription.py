@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("op7.node")
+#: What waits on the directory is told there: a user sees it without -v (the CLI shows this logger's warnings).
+directory_log = logging.getLogger("op7.directory")
 
 #: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
 _KEEP_OF_KEY = 1024
@@ -354,7 +356,7 @@ class Subscription(Lifecycle):
             log.info("%s: the same bytes are held already", where)
             return
         self.stats.held += 1
-        log.warning("held %s until the directory lists its sender or key: %s", where, error)
+        directory_log.warning("held %s until the directory lists its sender or key: %s", where, error)
         for old in pushed:  # over the caps: the oldest make room, to quarantine
             await self._unhold(old, MessageError(old.detail, reason=old.reason), on_refused)
 

@@ -49,6 +49,7 @@ def test_an_alert_from_a_node_the_receivers_directory_does_not_list_yet_is_held_
     held = op7("ops", "listen", "--as", "NL.NCC", "--json", "--timeout", "3")
     assert held.returncode == 0, held.stderr
     assert held.stdout == ""  # not shown: ES.PN is unknown to version 1...
+    assert "held op7" in held.stderr and "until the directory lists its sender" in held.stderr  # ...but told
     assert "unknown-sender" not in op7("ops", "quarantine", "list").stdout  # ...and not thrown away either
 
     assert op7("authority", "directory", "publish", draft).returncode == 0
