@@ -321,9 +321,9 @@ def _sender(raw: bytes) -> str:
     try:
         sender = raw.decode("ascii")
     except UnicodeDecodeError:
-        raise FrameError(f"sender node id {raw!r} is not ASCII", reason="bad-frame") from None
+        raise FrameError(f"sender node id {raw!r} is not ASCII") from None
     if not NODE_ID_PATTERN.match(sender):
-        raise FrameError(f"sender {sender!r} is not a node id", reason="bad-frame")
+        raise FrameError(f"sender {sender!r} is not a node id")
     return sender
 
 
@@ -352,9 +352,7 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     key = trust.key_for(raw.sender, raw.key_id)
     if raw.scheme == SCHEME_ED25519:
         if len(raw.signature) != SIGNATURE_SIZE:
-            raise VerificationError(
-                f"signature block of {len(raw.signature)} bytes, not {SIGNATURE_SIZE}", reason="bad-signature"
-            )
+            raise VerificationError(f"signature block of {len(raw.signature)} bytes, not {SIGNATURE_SIZE}")
         key.verify(raw.signature, raw.signed)
     else:
         _verify_batch(key, raw)
@@ -391,14 +389,13 @@ def _verify_batch(key: VerifyKey, raw: RawFrame) -> None:
     block = raw.signature
     if len(block) < _BATCH_BLOCK or (len(block) - _BATCH_BLOCK) % _HASH_SIZE:
         raise VerificationError(
-            f"batch signature block of {len(block)} bytes: it is {_BATCH_BLOCK} bytes and 32 per path hash",
-            reason="bad-signature",
+            f"batch signature block of {len(block)} bytes: it is {_BATCH_BLOCK} bytes and 32 per path hash"
         )
     signature, index, count = block[:SIGNATURE_SIZE], _U32.unpack_from(block, 64)[0], block[68:_BATCH_BLOCK]
     path = [block[i : i + _HASH_SIZE] for i in range(_BATCH_BLOCK, len(block), _HASH_SIZE)]
     root = merkle.root_from_path(merkle.leaf_hash(raw.signed), index, _U32.unpack(count)[0], path)
     if root is None:
-        raise VerificationError("batch inclusion proof does not hold", reason="bad-signature")
+        raise VerificationError("batch inclusion proof does not hold")
     _verified_root(key, BATCH_SIGNING_CONTEXT + count + root, signature)
 
 

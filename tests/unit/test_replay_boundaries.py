@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import PolicyError
+from broker.errors import ConfigError, PolicyError
 from broker.models import Envelope, KidnappingAlert
 from broker.trust.replay import Freshness, ReplayGuard
 from broker.wire.envelope import NodeIdentity, build
@@ -90,3 +90,10 @@ def test_times_are_kept_in_microseconds(tmp_path: Path, fr: NodeIdentity, alert:
         int(handled.timestamp() * 1e6),
     )
     assert row[4] - row[3] == 3_000_007
+
+
+def test_a_store_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    (tmp_path / "replay.db").mkdir()  # a folder where the file should be
+    with pytest.raises(ConfigError, match=r"^replay store .*replay\.db: ") as info:
+        ReplayGuard(tmp_path / "replay.db")
+    assert "Traceback" not in str(info.value)
