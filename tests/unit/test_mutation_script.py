@@ -92,4 +92,4 @@ def test_the_equivalents_file_gives_a_reason_for_each_entry(script: Any, tmp_pat
 
 
 def test_every_configured_module_exists(script: Any) -> None:
-    assert "broker.wire.signing" in script.configured_modules()
+    assert script.configured_modules()  # each one a module of the tree, else it exits naming it
