@@ -81,10 +81,12 @@ async def test_a_frame_is_handed_over_once_per_node_whichever_subscription_reads
         async with nl.subscribe("NL.NCC", ["alerts", nl.inbox_of("NL.NCC")]) as first:
             await first.run(got.append, limit=2, idle_timeout=20)
         async with nl.subscribe("NL.NCC.screen", [nl.inbox_of("NL.NCC")]) as second:
-            await second.run(got.append, idle_timeout=3)
+            await second.run(got.append, idle_timeout=10)
     assert sorted(d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert)) == [
         "BROADCAST",
         "DIRECTED",
     ]
-    assert first.stats.quarantined["wrong-topic"] + second.stats.quarantined["wrong-topic"] == 2
+    # The second group reads the whole inbox; the first may stop at its two deliveries before it reaches the copy.
+    assert second.stats.quarantined["wrong-topic"] == 1
+    assert first.stats.quarantined["wrong-topic"] <= 1
     assert second.stats.duplicates == 1
