@@ -328,28 +328,23 @@ class Home:
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
         os.replace(tmp, path)
-        if protection_of(pem) == "none":
-            _warned.add(path)
-            log.warning(
-                "%s: private key written unprotected (not encrypted): whoever reads the file holds the key; "
-                "set %s and run 'op7 keys protect %s'",
-                path,
-                Settings.variable("key_passphrase"),
-                node_id,
-            )
+        self._warn_protection(path, pem, node_id, written=True)
 
-    def _warn_protection(self, path: Path, data: bytes, node_id: str) -> None:
-        """Warn (once per file) when the key file ``data`` is in clear or encrypted with a weak KDF."""
+    def _warn_protection(self, path: Path, data: bytes, node_id: str, *, written: bool = False) -> None:
+        """Warn when the key file ``data`` is in clear or encrypted with a weak KDF: each time it is written, once
+        per process when it is opened."""
         protection = protection_of(data)
-        if protection == "scrypt" or path in _warned:
+        if protection == "scrypt" or (path in _warned and not written):
             return
         _warned.add(path)
         if protection == "none":
-            problem = f"set {Settings.variable('key_passphrase')} and run 'op7 keys protect {node_id}'"
             log.warning(
-                "%s: private key is unprotected (not encrypted): whoever reads the file holds the key; %s",
+                "%s: private key %s (not encrypted): whoever reads the file holds the key; set %s and run "
+                "'op7 keys protect %s'",
                 path,
-                problem,
+                "written unprotected" if written else "is unprotected",
+                Settings.variable("key_passphrase"),
+                node_id,
             )
         else:
             log.warning(

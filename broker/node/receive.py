@@ -154,8 +154,7 @@ def receive(node: Node, received: Received) -> Outcome:
     return Outcome.DELIVER
 
 
-def received(value: bytes | None, topic: str) -> Received:
-    """A record value read from ``topic`` (its full name), about to go through the stages; a null value (a Kafka
-    tombstone) as empty bytes, refused as ``empty-record``."""
-    value = value or b""
+def received(value: bytes, topic: str) -> Received:
+    """A record value read from ``topic`` (its full name), about to go through the stages; an empty one (a Kafka
+    tombstone, whose null value the transport hands over as empty bytes) is refused as ``empty-record``."""
     return Received(value, hashlib.sha256(value).digest(), topic)

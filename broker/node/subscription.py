@@ -114,7 +114,7 @@ def internal_error(exc: Exception) -> MessageError:
 def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime, keep: Keep | None = None) -> bytes:
     """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes
     (unless ``keep`` says the entry goes without them)."""
-    value = record.value or b""  # a transport may hand over a null value (a Kafka tombstone)
+    value = record.value  # a Kafka tombstone's null value arrives as b"" (broker.transport.kafka)
     entry: dict[str, Any] = {
         "reason": error.reason,
         "detail": str(error),
