@@ -220,16 +220,27 @@ def read_header(header: bytes, registry: SchemaRegistry | None = None) -> dict[s
     Fields a shorter schema lacks read as their default (null).
     """
     schemas = (registry or default_registry()).versions(_ENVELOPE)
-    first: DecodeError | None = None
-    for writer in schemas:
+    start = _last_fit[0] if _last_fit[0] < len(schemas) else 0
+    errors: dict[int, DecodeError] = {}
+    for index in (start, *(i for i in range(len(schemas)) if i != start)):
         try:
-            datum: dict[str, Any] = decode_datum(writer, header, schemas[0])
+            datum: dict[str, Any] = decode_datum(schemas[index], header)
         except DecodeError as exc:
-            first = first or exc
+            errors[index] = exc
             continue
+        _last_fit[0] = index
+        # The fields this writer lacks, as Avro's resolution would give them (faster than resolving): the schema
+        # gate (broker.wire.compat) lets the header gain only fields with a default.
+        for declared in schemas[0].parsed["fields"]:
+            datum.setdefault(declared["name"], declared.get("default"))
         return datum
-    assert first is not None
-    raise first
+    raise errors[0]  # what the current header schema finds wrong
+
+
+#: Which of the header schemas (their index in ``SchemaRegistry.versions``) read the last header: tried first, since
+#: the headers a node reads are nearly all written with one schema, and a failed try costs a decoding error. Only
+#: the order of the tries: at most one schema reads a header to its last byte.
+_last_fit = [0]
 
 
 def _head(identity: NodeIdentity, scheme: int, header: bytes) -> bytes:
