@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -177,12 +178,12 @@ Count = Annotated[int, Field(ge=0, le=10_000_000)]
 
 def new_message_id(now: datetime) -> str:
     """A UUIDv7 (RFC 9562) for the instant ``now``: 48-bit Unix milliseconds, then random bits; sorts by time."""
-    ms = int(now.timestamp() * 1000)
-    rand = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 80) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | rand
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
+    rand = bytearray(os.urandom(10))
+    rand[0] = 0x70 | (rand[0] & 0x0F)  # version 7
+    rand[2] = 0x80 | (rand[2] & 0x3F)  # RFC 4122 variant
+    digits = (ms.to_bytes(6, "big") + rand).hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def new_id() -> str:

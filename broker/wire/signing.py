@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Generic, Self, TypeVar
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -62,8 +63,9 @@ class _PublicKey:
     def b64(self) -> str:
         return base64.b64encode(self.raw).decode()
 
-    @property
+    @cached_property
     def key_id(self) -> bytes:
+        """Worked out once per key: a node writes it in every frame it signs."""
         return key_id_of(self.raw)
 
 
