@@ -38,7 +38,7 @@ from broker.models import NODE_ID_PATTERN, Envelope, Handling, Message, check_no
 from broker.models.envelope import NetworkName
 from broker.models.inputs import first_problem
 from broker.wire import merkle
-from broker.wire.codec import decode, decode_datum, encode, encode_datum
+from broker.wire.codec import decode, encode, read_header, write_header
 from broker.wire.schemas import SchemaRegistry, default_registry
 from broker.wire.sealing import Opener, decrypt_payload, plan_seal
 from broker.wire.signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey, VerifyKey
@@ -77,7 +77,6 @@ MAX_FRAME_SIZE = 700_000
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
-_ENVELOPE = "op7.Envelope"
 _NETWORK = TypeAdapter(NetworkName)
 
 
@@ -199,48 +198,6 @@ def _restated(message: Message, handling: Handling | None, expires_at: datetime 
     if expires_at is not None and expires_at != own_expiry:
         raise ConfigError(f"the {message.avro_name} carries its own expires_at; the envelope must restate it")
     return own_expiry
-
-
-def write_header(envelope: Envelope, registry: SchemaRegistry) -> bytes:
-    """The header of ``envelope``, written with the oldest header schema that holds every field it sets (§3): a
-    header without a network is the bytes release 1 wrote, which every reader of format version 1 reads."""
-    datum = envelope.model_dump(exclude={"sender", "key_id"})
-    for schema in sorted(registry.versions(_ENVELOPE), key=lambda s: len(s.parsed["fields"])):
-        names = {f["name"] for f in schema.parsed["fields"]}
-        if all(value is None for name, value in datum.items() if name not in names):
-            return encode_datum(schema, {name: value for name, value in datum.items() if name in names})
-    raise ConfigError(f"no {_ENVELOPE} schema holds this header")  # pragma: no cover - the current one holds all
-
-
-def read_header(header: bytes, registry: SchemaRegistry | None = None) -> dict[str, Any]:
-    """The header's fields, read with the header schema that consumes exactly its bytes (§3); ``undecodable``.
-
-    A header carries no schema id: the header schemas differ only by nullable fields appended at the end, so at
-    most one of them reads the bytes to their last byte (a shorter one leaves bytes, a longer one runs out).
-    Fields a shorter schema lacks read as their default (null).
-    """
-    schemas = (registry or default_registry()).versions(_ENVELOPE)
-    start = _last_fit[0] if _last_fit[0] < len(schemas) else 0
-    errors: dict[int, DecodeError] = {}
-    for index in (start, *(i for i in range(len(schemas)) if i != start)):
-        try:
-            datum: dict[str, Any] = decode_datum(schemas[index], header)
-        except DecodeError as exc:
-            errors[index] = exc
-            continue
-        _last_fit[0] = index
-        # The fields this writer lacks, as Avro's resolution would give them (faster than resolving): the schema
-        # gate (broker.wire.compat) lets the header gain only fields with a default.
-        for declared in schemas[0].parsed["fields"]:
-            datum.setdefault(declared["name"], declared.get("default"))
-        return datum
-    raise errors[0]  # what the current header schema finds wrong
-
-
-#: Which of the header schemas (their index in ``SchemaRegistry.versions``) read the last header: tried first, since
-#: the headers a node reads are nearly all written with one schema, and a failed try costs a decoding error. Only
-#: the order of the tries: at most one schema reads a header to its last byte.
-_last_fit = [0]
 
 
 def _head(identity: NodeIdentity, scheme: int, header: bytes) -> bytes:

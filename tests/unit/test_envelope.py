@@ -8,6 +8,7 @@ import pytest
 from broker.errors import DecodeError, FrameError, MessageError, VerificationError
 from broker.models import KidnappingAlert
 from broker.trust.store import TrustStore
+from broker.wire import codec as codec_module
 from broker.wire import envelope as envelope_module
 from broker.wire.envelope import NodeIdentity, build, open_frame, parse_frame
 from broker.wire.signing import SigningKey
@@ -61,7 +62,8 @@ def test_altered_payload_is_refused_before_anything_is_decoded(
 ) -> None:
     _, frame = build(fr, alert, now=now())
     decoded: list[Any] = []
-    monkeypatch.setattr(envelope_module, "decode_datum", lambda *a, **k: decoded.append(a))
+    # Headers and payloads are both decoded through the codec's decode_datum.
+    monkeypatch.setattr(codec_module, "decode_datum", lambda *a, **k: decoded.append(a))
     monkeypatch.setattr(envelope_module, "decode", lambda *a, **k: decoded.append(a))
     bad = bytearray(frame)
     bad[-80] ^= 0x01  # inside the payload
