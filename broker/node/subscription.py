@@ -1,9 +1,12 @@
 """Subscriptions: verified messages of some topics for one consumer group, at least once, refusals quarantined.
 
 A subscription hands a message to application code only after every stage of the receive path passed
-(:mod:`broker.node.receive`). Offsets are committed only after the handler returned: a consumer that dies
-mid-handler gets the message again after a restart. Refused records are written to the node's quarantine topic with
-their reason before they are committed, so nothing is lost.
+(:mod:`broker.node.receive`). What is durable is made so once per fetched batch, not once per message: the replay
+store's rows of the batch in one transaction, then one offset commit per partition, both after the handlers returned.
+A consumer that dies mid-batch gets the uncommitted part of the batch again after a restart; messages whose replay
+rows were written are recognised as duplicates and not handed over again, the others (handled, not yet flushed) are
+handed over again: at least once, and at most one batch twice. Refused records are written to the node's quarantine
+topic with their reason before they are committed, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import inspect
 import json
 import logging
 import sqlite3
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 from broker.errors import HandlerError, MessageError
 from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
+from broker.node.batch import Handled, Pending
 from broker.node.receive import Outcome, Received, receive, received
 from broker.node.receive_state import Held, HeldFrames, Keep, QuarantineBook, source_of
+from broker.node.topics import ALERTS
 from broker.transport.base import Consumer, Record
 from broker.transport.health import ConnectionWatch, StatusHook
 from broker.trust.directory import DirectoryTrust
@@ -154,7 +159,16 @@ class Subscription(Lifecycle):
         self._consumer = consumer
         self._group = group
         self._stopping = False
-        self._pending: deque[Record] = deque()
+        names = list(topics) if topics is not None else []
+        #: Fetched, not handled yet: alerts first (:class:`~broker.node.batch.Pending`).
+        self._pending = Pending([t for t in names if node.topics.short(t) == ALERTS])
+        #: Handled, not committed yet.
+        self._handled = Handled()
+        #: Records asked for in one fetch: what one commit (and one replay-store transaction) covers at most.
+        self.max_batch = 500
+        #: Seconds of handling after which what is handled is made durable and committed, and the alerts topic is
+        #: looked at again, even in the middle of a fetched batch: one slow batch holds neither back for long.
+        self.max_batch_seconds = 0.1
         self.stats = SubscriptionStats()
         #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
         self.quarantine_book = QuarantineBook(node.replay_guard.path)
@@ -175,7 +189,10 @@ class Subscription(Lifecycle):
     async def stop(self) -> None:
         self._stopping = True
         self._pending.clear()
-        await self._consumer.stop()
+        try:
+            await self._flush()
+        finally:
+            await self._consumer.stop()
 
     async def run(
         self,
@@ -220,55 +237,74 @@ class Subscription(Lifecycle):
         on_duplicate: DuplicateHook | None,
     ) -> SubscriptionStats:
         loop = asyncio.get_running_loop()
-        last_seen = loop.time()
+        last_seen = batch_started = loop.time()
         delivered = 0
         self._examined = None
-        while not self._stopping:
-            if self._release_due(loop.time()):
-                room = None if limit is None else limit - delivered
-                delivered += await self._release(handler, on_refused, on_duplicate, room)
-                if limit is not None and delivered >= limit:
-                    return self.stats
-            if not self._pending:
-                want = 500 if limit is None else min(500, limit - delivered)
-                records = await self._consumer.fetch(timeout=poll, max_records=want)
-                if not records:
-                    if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
-                        break
-                    continue
-                self._pending.extend(records)
-                last_seen = loop.time()
-            while self._pending and not self._stopping:
-                record = self._pending[0]
-                if not self._consumer.owns(record):
-                    self._drop_partition(record)
-                    continue
-                handled = await self._handle(record, handler, on_refused, on_duplicate)
-                self._pending.popleft()
-                if handled:
-                    delivered += 1
+        try:
+            while not self._stopping:
+                if self._release_due(loop.time()):
+                    room = None if limit is None else limit - delivered
+                    delivered += await self._release(handler, on_refused, on_duplicate, room)
                     if limit is not None and delivered >= limit:
                         return self.stats
-        return self.stats
+                if not self._pending:
+                    await self._flush()  # the whole batch is handled: durable, then committed, before the next
+                    want = self.max_batch if limit is None else min(self.max_batch, limit - delivered)
+                    records = await self._consumer.fetch(timeout=poll, max_records=want)
+                    if not records:
+                        if idle_timeout is not None and loop.time() - last_seen >= idle_timeout:
+                            break
+                        continue
+                    self._pending.extend(records)
+                    last_seen = batch_started = loop.time()
+                while self._pending and not self._stopping:
+                    if loop.time() - batch_started >= self.max_batch_seconds:
+                        await self._catch_up()
+                        batch_started = loop.time()
+                    record = self._pending.first()
+                    if not self._consumer.owns(record):
+                        self._drop_partition(record)
+                        continue
+                    handled = await self._handle(record, handler, on_refused, on_duplicate)
+                    self._pending.pop()
+                    if handled:
+                        delivered += 1
+                        if limit is not None and delivered >= limit:
+                            return self.stats
+            return self.stats
+        finally:
+            await self._flush()
 
-    def _drop_partition(self, record: Record) -> None:
-        kept = [r for r in self._pending if (r.topic, r.partition) != (record.topic, record.partition)]
-        log.info(
-            "partition %s[%d] moved to another member; %d fetched records left to it",
-            record.topic,
-            record.partition,
-            len(self._pending) - len(kept),
-        )
-        self._pending = deque(kept)
+    async def _catch_up(self) -> None:
+        """In the middle of a long batch: make what is handled durable and commit it, and fetch what arrived on the
+        urgent topics since, to be handled next."""
+        await self._flush()
+        if self._pending.urgent:
+            urgent = await self._consumer.fetch(timeout=0, max_records=self.max_batch, topics=self._pending.urgent)
+            self._pending.extend(urgent)
 
-    async def _commit(self, record: Record) -> None:
-        if not await self._consumer.commit(record):
+    async def _flush(self) -> None:
+        """Write the replay-store rows of what was handled (one transaction), then commit its offsets (one request):
+        a committed offset is never ahead of the replay store, so a message read again after a crash is recognised."""
+        self._node.replay_guard.flush()
+        if not self._handled:
+            return
+        for record in await self._consumer.commit_many(self._handled.take()):
             log.info(
-                "%s[%d]@%d handled but not committed: the partition moved; its new owner gets it again",
+                "%s[%d] handled up to @%d but not committed: the partition moved; its new owner gets those again",
                 record.topic,
                 record.partition,
                 record.offset,
             )
+
+    def _drop_partition(self, record: Record) -> None:
+        dropped = self._pending.drop_partition(record.topic, record.partition)
+        log.info(
+            "partition %s[%d] moved to another member; %d fetched records left to it",
+            record.topic,
+            record.partition,
+            dropped,
+        )
 
     def _examine(self, record: Record, state: Received) -> Outcome | MessageError:
         """Run the stages on ``state``: what becomes of the record, or its refusal."""
@@ -296,7 +332,7 @@ class Subscription(Lifecycle):
                 await self._hold(record, state, outcome, on_refused)
             else:
                 await self._quarantine(record, state, outcome, on_refused)
-            await self._commit(record)
+            self._handled.add(record)
             return False
         if outcome is Outcome.NOT_ADDRESSED:
             self.stats.not_addressed += 1
@@ -307,7 +343,7 @@ class Subscription(Lifecycle):
                 await maybe_await(on_duplicate(record, state.envelope))
         else:
             await self._deliver(record, state, handler)
-        await self._commit(record)
+        self._handled.add(record)
         return outcome is Outcome.DELIVER
 
     async def _quarantine(
@@ -411,6 +447,7 @@ class Subscription(Lifecycle):
                 continue
             if outcome is Outcome.DELIVER:
                 await self._deliver(held.record, state, handler)
+                self._node.replay_guard.flush()  # its offset was committed when held: remembered before forgotten
                 delivered += 1
             elif outcome is Outcome.DUPLICATE and on_duplicate is not None and state.envelope is not None:
                 await maybe_await(on_duplicate(held.record, state.envelope))

@@ -8,7 +8,7 @@ against :class:`Transport` and :class:`Consumer` only.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,16 +42,27 @@ class Consumer(Lifecycle):
     """A member of a consumer group. Nothing is committed unless :meth:`commit` is called."""
 
     @abstractmethod
-    async def fetch(self, timeout: float = 1.0, max_records: int = 500) -> list[Record]:
-        """Records after the current position, in order per partition; empty after ``timeout`` seconds."""
+    async def fetch(
+        self, timeout: float = 1.0, max_records: int = 500, *, topics: Collection[str] | None = None
+    ) -> list[Record]:
+        """Records after the current position, in order per partition; empty after ``timeout`` seconds.
+
+        ``topics`` limits the fetch to the partitions of those topics (of the ones subscribed): a consumer busy with
+        bulk traffic looks for alerts without taking more of the bulk.
+        """
 
     @abstractmethod
-    async def commit(self, record: Record) -> bool:
-        """Mark ``record`` and everything before it in its partition as done for this group.
+    async def commit_many(self, records: Sequence[Record]) -> list[Record]:
+        """Mark each of ``records``, and everything before it in its partition, as done for this group, in one
+        request (the last record of each partition counts).
 
-        False when the partition is no longer this member's (a rebalance moved it): the record will be
-        delivered again to its new owner.
+        Returns the records that were not committed because their partition is no longer this member's (a
+        rebalance moved it): they will be delivered again to the partition's new owner.
         """
+
+    async def commit(self, record: Record) -> bool:
+        """:meth:`commit_many` of one record: False when its partition moved to another member."""
+        return not await self.commit_many([record])
 
     def owns(self, record: Record) -> bool:
         """Whether ``record``'s partition is still assigned to this member."""

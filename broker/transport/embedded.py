@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -191,9 +191,11 @@ class EmbeddedConsumer(Consumer):
     async def stop(self) -> None:
         self._position = {}
 
-    def _read(self, max_records: int) -> list[Record]:
+    def _read(self, max_records: int, topics: Collection[str] | None) -> list[Record]:
         out: list[Record] = []
         for topic in self._topics:
+            if topics is not None and topic not in topics:
+                continue
             rows = self._t.db.execute(
                 "SELECT offset, key, value, ts FROM records WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (topic, self._position[topic], max_records - len(out)),
@@ -203,13 +205,15 @@ class EmbeddedConsumer(Consumer):
                 break
         return out
 
-    async def fetch(self, timeout: float = 1.0, max_records: int = 500) -> list[Record]:
+    async def fetch(
+        self, timeout: float = 1.0, max_records: int = 500, *, topics: Collection[str] | None = None
+    ) -> list[Record]:
         if not self._position:
             raise TransportError("embedded consumer is not started")
         deadline = time.monotonic() + timeout
         while True:
             written = self._t._written
-            records = await self._t._call(self._read, max_records)
+            records = await self._t._call(self._read, max_records, topics)
             if records:
                 for r in records:
                     self._position[r.topic] = r.offset + 1
@@ -221,11 +225,18 @@ class EmbeddedConsumer(Consumer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(written.wait(), min(remaining, _POLL_INTERVAL))
 
-    async def commit(self, record: Record) -> bool:
-        await self._t._call(
-            self._t.db.execute,
-            "INSERT INTO offsets (grp, topic, next) VALUES (?, ?, ?) "
-            "ON CONFLICT (grp, topic) DO UPDATE SET next = excluded.next",
-            (self._group, record.topic, record.offset + 1),
-        )
-        return True
+    async def commit_many(self, records: Sequence[Record]) -> list[Record]:
+        last: dict[str, int] = {}
+        for record in records:  # one partition per topic here
+            last[record.topic] = max(last.get(record.topic, -1), record.offset)
+        if last:
+            await self._t._call(self._store_offsets, last)
+        return []
+
+    def _store_offsets(self, last: dict[str, int]) -> None:
+        with immediate(self._t.db) as db:
+            db.executemany(
+                "INSERT INTO offsets (grp, topic, next) VALUES (?, ?, ?) "
+                "ON CONFLICT (grp, topic) DO UPDATE SET next = excluded.next",
+                [(self._group, topic, offset + 1) for topic, offset in last.items()],
+            )

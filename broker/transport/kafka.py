@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -130,9 +130,14 @@ class KafkaConsumer(Consumer):
     async def stop(self) -> None:
         await self._consumer.stop()
 
-    async def fetch(self, timeout: float = 1.0, max_records: int = 500) -> list[Record]:
+    async def fetch(
+        self, timeout: float = 1.0, max_records: int = 500, *, topics: Collection[str] | None = None
+    ) -> list[Record]:
+        partitions = () if topics is None else [tp for tp in self._consumer.assignment() if tp.topic in topics]
+        if topics is not None and not partitions:
+            return []
         try:
-            batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+            batches = await self._consumer.getmany(*partitions, timeout_ms=int(timeout * 1000), max_records=max_records)
         except KafkaError as exc:
             raise _mapped(exc, "fetch") from exc
         # A tombstone's null value is handed over as empty bytes: every reader of a record then meets a value,
@@ -146,18 +151,26 @@ class KafkaConsumer(Consumer):
     def owns(self, record: Record) -> bool:
         return TopicPartition(record.topic, record.partition) in self._consumer.assignment()
 
-    async def commit(self, record: Record) -> bool:
-        tp = TopicPartition(record.topic, record.partition)
-        if tp not in self._consumer.assignment():
-            return False
+    async def commit_many(self, records: Sequence[Record]) -> list[Record]:
+        assigned = self._consumer.assignment()
+        last: dict[TopicPartition, Record] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if record.offset >= (last[tp].offset if tp in last else -1):
+                last[tp] = record
+        moved = [r for tp, r in last.items() if tp not in assigned]
+        offsets = {tp: OffsetAndMetadata(r.offset + 1, "") for tp, r in last.items() if tp in assigned}
+        if not offsets:
+            return moved
         try:
-            await self._consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError):
-            # The group rebalanced between fetch and commit; the new owner starts from the last commit.
-            return False
+            # The group rebalanced between fetch and commit; the new owners start from the last commit.
+            return list(last.values())
         except KafkaError as exc:
-            raise _mapped(exc, f"commit {record.topic}[{record.partition}]@{record.offset}") from exc
-        return True
+            where = ", ".join(f"{tp.topic}[{tp.partition}]@{r.offset}" for tp, r in last.items())
+            raise _mapped(exc, f"commit {where}") from exc
+        return moved
 
 
 class KafkaTransport(Transport):

@@ -3,6 +3,10 @@
 The set of handled message ids is kept in SQLite (a file under the node's home, or memory), so that a
 message is never handed to a handler twice, across restarts too. Ids are kept for longer than the
 freshness window; anything older is refused as stale anyway, so the table stays bounded.
+
+Ids are remembered in memory as messages are handled and written in one transaction by :meth:`ReplayGuard.flush`:
+a subscription flushes once per fetched batch, before it commits the batch's offsets, so one fsync covers the
+batch and a message whose offset is committed is always remembered on disk.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from broker._sqlite import open_database
+from broker._sqlite import immediate, open_database
 from broker.errors import PolicyError
 from broker.models import Envelope
 
@@ -52,33 +56,53 @@ class ReplayGuard:
             "created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL, PRIMARY KEY (sender, message_id));",
             "replay store",
         )
+        #: Remembered, not yet flushed: (sender, message id) -> the row to write.
+        self._unflushed: dict[tuple[str, str], tuple[str, str, bytes, int, int]] = {}
 
     def digest_of(self, sender: str, message_id: str) -> bytes | None:
         """The digest of the bytes ``sender`` sent under ``message_id`` that were handled, or None.
 
-        Scoped by sender: one node cannot block another's message by reusing its id.
+        Scoped by sender: one node cannot block another's message by reusing its id. Ids remembered but not yet
+        flushed count too.
         """
+        unflushed = self._unflushed.get((sender, message_id))
+        if unflushed is not None:
+            return unflushed[2]
         row = self._db.execute(
             "SELECT sha256 FROM handled WHERE sender = ? AND message_id = ?", (sender, message_id)
         ).fetchone()
         return bytes(row[0]) if row else None
 
     def remember(self, envelope: Envelope, sha256: bytes, now: datetime) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)",
-            (
-                envelope.sender,
-                envelope.message_id,
-                sha256,
-                int(envelope.created_at.timestamp() * 1e6),
-                int(now.timestamp() * 1e6),
-            ),
-        )
+        """Count ``envelope``'s message as handled; on disk at the next :meth:`flush`."""
+        key = (envelope.sender, envelope.message_id)
+        if key not in self._unflushed:
+            created, handled = int(envelope.created_at.timestamp() * 1e6), int(now.timestamp() * 1e6)
+            self._unflushed[key] = (envelope.sender, envelope.message_id, sha256, created, handled)
+
+    @property
+    def unflushed(self) -> int:
+        """How many remembered ids are not on disk yet."""
+        return len(self._unflushed)
+
+    def flush(self) -> None:
+        """Write the ids remembered since the last flush, in one transaction (one fsync)."""
+        if not self._unflushed:
+            return
+        with immediate(self._db) as db:
+            db.executemany("INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)", list(self._unflushed.values()))
+        self._unflushed.clear()
 
     def prune(self, created_before: datetime) -> int:
         """Forget ids of messages created before ``created_before`` (they are refused as stale anyway)."""
+        self.flush()
         cursor = self._db.execute("DELETE FROM handled WHERE created_at < ?", (int(created_before.timestamp() * 1e6),))
         return cursor.rowcount
 
     def close(self) -> None:
-        self._db.close()
+        """Flush what was remembered (each was handled: if its offset was not committed, a reader of it again
+        recognises a duplicate) and close the store."""
+        try:
+            self.flush()
+        finally:
+            self._db.close()

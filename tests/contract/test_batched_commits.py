@@ -1,0 +1,191 @@
+"""What a subscription makes durable, and when: once per fetched batch, the replay store before the offsets; alerts
+before bulk traffic. The crash tests kill a real process at the two points between a handler and a commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from broker.models import CaseInformation, Handling, Message
+from broker.node.node import Delivery, Node
+from broker.transport.embedded import EmbeddedTransport
+from broker.trust.replay import ReplayGuard
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from broker.wire.signing import SigningKey
+from tests.conftest import ROOT, example, make_alert
+
+
+def _cases(count: int) -> list[Message]:
+    case: CaseInformation = example("CaseInformation")
+    shared = case.model_copy(update={"handling": Handling.model_validate({"tlp": "GREEN"})})
+    return [shared.model_copy(update={"case_id": f"FR-GN-2026-{i:06d}"}) for i in range(count)]
+
+
+def _counting(sub: Any, guard: ReplayGuard) -> tuple[list[int], list[int]]:
+    """Count the offset commits (records per request) and the replay-store writes (rows per transaction)."""
+    commits: list[int] = []
+    writes: list[int] = []
+    commit_many, flush = sub._consumer.commit_many, guard.flush
+
+    async def counted_commit(records: Any) -> Any:
+        commits.append(len(records))
+        return await commit_many(records)
+
+    def counted_flush() -> None:
+        if guard.unflushed:
+            writes.append(guard.unflushed)
+        flush()
+
+    sub._consumer.commit_many = counted_commit
+    guard.flush = counted_flush  # type: ignore[method-assign]
+    return commits, writes
+
+
+async def test_a_batch_costs_one_replay_transaction_and_one_commit(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.t{unique}"
+    alerts = [make_alert(alert_data, alert_id=f"A{i}", case_id=f"CASE-{i % 7}") for i in range(600)]
+    async with Node(transport_factory(), trust, fr, topic_prefix=prefix) as sender:
+        published = await sender.publish_batch(alerts)
+    guard = ReplayGuard(tmp_path / "replay.db")
+    got: list[Delivery] = []
+    async with Node(transport_factory(), trust, replay_guard=guard, topic_prefix=prefix) as ops:
+        async with ops.subscribe("NL.NCC") as sub:
+            commits, writes = _counting(sub, guard)
+            await asyncio.wait_for(sub.run(got.append, limit=600, idle_timeout=20), 60)
+        assert len(got) == 600
+        # 600 records in batches of at most 500: a few commits and transactions, not one per message.
+        assert 1 <= len(commits) <= 4 and 1 <= len(writes) <= 4, (commits, writes)
+        assert sum(writes) == 600
+        # Everything handled is on disk, and committed: the group reads nothing again.
+        on_disk = ReplayGuard(tmp_path / "replay.db")
+        assert all(on_disk.digest_of("FR.GN", p.envelope.message_id) is not None for p in published)
+        async with ops.subscribe("NL.NCC") as again:
+            stats = await asyncio.wait_for(again.run(got.append, idle_timeout=2), 30)
+        assert stats.received == 0 and len(got) == 600
+
+
+async def test_alerts_are_handled_before_bulk_traffic_fetched_with_them(
+    tmp_path: Path, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any]
+) -> None:
+    db = tmp_path / "net.db"
+    async with Node(EmbeddedTransport(db), trust, fr) as sender:
+        await sender.publish_batch(_cases(300))
+        await sender.publish(make_alert(alert_data, alert_id="URGENT"))
+    order: list[str] = []
+    async with Node(EmbeddedTransport(db), trust) as ops, ops.subscribe("NL.NCC", ("cases", "alerts")) as sub:
+        await asyncio.wait_for(sub.run(lambda d: order.append(d.envelope.message_type), limit=301), 60)
+    assert order[0] == "op7.alert.KidnappingAlert", order.index("op7.alert.KidnappingAlert")
+    assert order.count("op7.case.CaseInformation") == 300
+
+
+async def test_an_alert_sent_during_a_long_batch_does_not_wait_for_its_end(
+    tmp_path: Path, trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any]
+) -> None:
+    db = tmp_path / "net.db"
+    order: list[str] = []
+    async with Node(EmbeddedTransport(db), trust, fr) as sender:
+        await sender.publish_batch(_cases(400))
+
+        async def handle(delivery: Delivery) -> None:
+            order.append(delivery.envelope.message_type)
+            if len(order) == 10:  # the alert is written while the batch of 400 is being handled
+                await sender.publish(make_alert(alert_data, alert_id="URGENT"))
+
+        async with Node(EmbeddedTransport(db), trust) as ops, ops.subscribe("NL.NCC", ("cases", "alerts")) as sub:
+            sub.max_batch_seconds = 0  # look again at every record, so that the test does not hang on timing
+            await asyncio.wait_for(sub.run(handle, limit=401), 60)
+    assert order.index("op7.alert.KidnappingAlert") == 10
+
+
+# --- killed between a handler and a commit ------------------------------------------------------------------
+
+_LISTENER = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from pathlib import Path
+    from broker.node.node import Node
+    from broker.transport.embedded import EmbeddedTransport
+    from broker.trust.replay import ReplayGuard
+    from broker.trust.store import TrustStore
+    from broker.wire.signing import SigningKey
+
+    db, state, seed, crash_at = Path(sys.argv[1]), Path(sys.argv[2]), bytes.fromhex(sys.argv[3]), sys.argv[4]
+
+    async def main() -> None:
+        trust = TrustStore({"FR.GN": [SigningKey.from_seed(seed).public]})
+        guard = ReplayGuard(state)
+        async with Node(EmbeddedTransport(db), trust, replay_guard=guard) as ops, ops.subscribe("NL.NCC") as sub:
+            def die(*args: object) -> None:
+                os._exit(9)  # no clean-up of any kind, as a killed process
+            if crash_at == "before-commit":
+                sub._consumer.commit_many = die  # the replay rows are written, the offsets not
+            else:  # handled, nothing written yet
+                guard.flush = lambda: die() if guard.unflushed else None
+            await sub.run(lambda d: print(d.envelope.message_id, flush=True), idle_timeout=5)
+
+    asyncio.run(main())
+    """
+)
+
+
+def _crashing_listener(db: Path, state: Path, seed: bytes, crash_at: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _LISTENER, str(db), str(state), seed.hex(), crash_at],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 9, done.stderr
+    return done.stdout.split()
+
+
+async def _restart(db: Path, state: Path, trust: TrustStore) -> tuple[list[str], Any]:
+    got: list[str] = []
+    node = Node(EmbeddedTransport(db), trust, replay_guard=ReplayGuard(state))
+    async with node, node.subscribe("NL.NCC") as sub:
+        stats = await asyncio.wait_for(sub.run(lambda d: got.append(d.envelope.message_id), idle_timeout=2), 60)
+    return got, stats
+
+
+async def test_killed_after_the_replay_rows_nothing_is_handed_over_twice(
+    tmp_path: Path, alert_data: dict[str, Any]
+) -> None:
+    seed = os.urandom(32)
+    fr = NodeIdentity("FR.GN", SigningKey.from_seed(seed))
+    trust = TrustStore({"FR.GN": [fr.key.public]})
+    db, state = tmp_path / "net.db", tmp_path / "replay.db"
+    async with Node(EmbeddedTransport(db), trust, fr) as sender:
+        sent = await sender.publish_batch([make_alert(alert_data, alert_id=f"A{i}") for i in range(50)])
+    first = _crashing_listener(db, state, seed, "before-commit")
+    assert sorted(first) == sorted(p.envelope.message_id for p in sent)
+    again, stats = await _restart(db, state, trust)
+    # The offsets were not committed, so all 50 are read again; the replay store knows them all.
+    assert again == [] and stats.received == 50 and stats.duplicates == 50
+
+
+async def test_killed_before_the_replay_rows_the_batch_is_handed_over_again_not_lost(
+    tmp_path: Path, alert_data: dict[str, Any]
+) -> None:
+    seed = os.urandom(32)
+    fr = NodeIdentity("FR.GN", SigningKey.from_seed(seed))
+    trust = TrustStore({"FR.GN": [fr.key.public]})
+    db, state = tmp_path / "net.db", tmp_path / "replay.db"
+    async with Node(EmbeddedTransport(db), trust, fr) as sender:
+        sent = await sender.publish_batch([make_alert(alert_data, alert_id=f"A{i}") for i in range(50)])
+    first = _crashing_listener(db, state, seed, "before-replay")
+    ids = sorted(p.envelope.message_id for p in sent)
+    assert sorted(first) == ids
+    again, stats = await _restart(db, state, trust)
+    # At least once: the batch in flight when the process died is handed over again, nothing is lost.
+    assert sorted(again) == ids and stats.duplicates == 0
