@@ -304,9 +304,9 @@ def _field(data: bytes, pos: int, size: int, what: str) -> tuple[bytes, int]:
 
 def _chunk(data: bytes, pos: int, length: struct.Struct, what: str) -> tuple[bytes, int]:
     """A length-prefixed field at ``pos``, and the position after it; ``truncated`` when the frame ends first."""
-    size_bytes, pos = _field(data, pos, length.size, f"{what} length")
-    (size,) = length.unpack(size_bytes)
-    return _field(data, pos, size, what)
+    if pos + length.size > len(data):
+        _field(data, pos, length.size, f"{what} length")  # raises
+    return _field(data, pos + length.size, length.unpack_from(data, pos)[0], what)
 
 
 def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = None) -> Verified:
@@ -418,16 +418,18 @@ _RESTATED = ("case_id", "status", "handling", "languages", "legal_basis", "expir
 _ABSENT: dict[str, object] = {"case_id": None, "languages": (), "legal_basis": ()}
 
 
+@lru_cache(maxsize=64)
+def _restatements(model: type[Message]) -> tuple[tuple[str, bool], ...]:
+    """The header fields to compare for a payload type, each with whether the payload has it (else the header must
+    hold its ``_ABSENT`` value); the header may carry an expiry for payload types that have none."""
+    fields = model.model_fields
+    return tuple((name, name in fields) for name in _RESTATED if name in fields or name != "expires_at")
+
+
 def _check_consistency(envelope: Envelope, message: Message) -> None:
     """Header fields that restate payload fields must agree, so no reader is misled by either."""
-    fields = type(message).model_fields
-    for name in _RESTATED:
-        if name in fields:
-            ours = getattr(message, name)
-        elif name == "expires_at":
-            continue  # the header may carry an expiry for payload types that have none
-        else:
-            ours = _ABSENT[name]
+    for name, own in _restatements(type(message)):
+        ours = getattr(message, name) if own else _ABSENT[name]
         if getattr(envelope, name) != ours:
             raise DecodeError(f"header {name} differs from the payload's", reason="inconsistent")
     if message.issuer.node != envelope.sender:
