@@ -57,9 +57,14 @@ def _node_id(value: str) -> str:
     return value
 
 
+#: Compiled once: every header and most payloads go through these validators.
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
 def _sha256(value: Any) -> Any:
     if isinstance(value, str):
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        if not _HEX64.fullmatch(value):
             raise ValueError("not a SHA-256 digest (64 hexadecimal digits)")
         return bytes.fromhex(value)
     if isinstance(value, bytes) and len(value) != 32:
@@ -68,7 +73,7 @@ def _sha256(value: Any) -> Any:
 
 
 def _language(value: str) -> str:
-    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+    if not _LANGUAGE.fullmatch(value):
         raise ValueError("not a BCP 47 language tag (e.g. en, fr, es-MX)")
     return value
 
