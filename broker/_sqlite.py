@@ -10,12 +10,13 @@ from pathlib import Path
 from broker.errors import ConfigError
 
 
-def open_database(path: Path | None, schema: str, what: str) -> sqlite3.Connection:
-    """A connection in autocommit mode, WAL for files (readers do not block the writer), ``schema`` applied."""
+def open_database(path: Path | None, schema: str, what: str, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode, WAL for files (readers do not block the writer), ``schema`` applied;
+    ``any_thread`` lets another thread use it (its user then makes sure one thread at a time does)."""
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=not any_thread)
         if path is not None:
             db.execute("PRAGMA journal_mode=WAL")
         db.executescript(schema)

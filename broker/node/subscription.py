@@ -34,6 +34,7 @@ from broker.node.topics import ALERTS
 from broker.transport.base import Consumer, Record
 from broker.transport.health import ConnectionWatch, StatusHook
 from broker.trust.directory import DirectoryTrust
+from broker.trust.replay import Row
 from broker.wire.envelope import MAX_FRAME_SIZE, parse_frame
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ class Subscription(Lifecycle):
         #: Seconds of handling after which what is handled is made durable and committed, and the alerts topic is
         #: looked at again, even in the middle of a fetched batch: one slow batch holds neither back for long.
         self.max_batch_seconds = 0.1
+        self._flushing: asyncio.Task[None] | None = None
         self.stats = SubscriptionStats()
         #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
         self.quarantine_book = QuarantineBook(node.replay_guard.path)
@@ -248,7 +250,7 @@ class Subscription(Lifecycle):
                     if limit is not None and delivered >= limit:
                         return self.stats
                 if not self._pending:
-                    await self._flush()  # the whole batch is handled: durable, then committed, before the next
+                    await self._flush(wait=False)  # the batch is handled: durable, then committed, beside the next
                     want = self.max_batch if limit is None else min(self.max_batch, limit - delivered)
                     records = await self._consumer.fetch(timeout=poll, max_records=want)
                     if not records:
@@ -278,18 +280,33 @@ class Subscription(Lifecycle):
     async def _catch_up(self) -> None:
         """In the middle of a long batch: make what is handled durable and commit it, and fetch what arrived on the
         urgent topics since, to be handled next."""
-        await self._flush()
+        await self._flush(wait=False)
         if self._pending.urgent:
             urgent = await self._consumer.fetch(timeout=0, max_records=self.max_batch, topics=self._pending.urgent)
             self._pending.extend(urgent)
 
-    async def _flush(self) -> None:
-        """Write the replay-store rows of what was handled (one transaction), then commit its offsets (one request):
-        a committed offset is never ahead of the replay store, so a message read again after a crash is recognised."""
-        self._node.replay_guard.flush()
-        if not self._handled:
+    async def _flush(self, *, wait: bool = True) -> None:
+        """Make what was handled durable, then commit it: the replay store's rows in one transaction (in a thread),
+        then the offsets in one request, so a committed offset is never ahead of the replay store. Without ``wait``
+        this goes on beside the next records; one flush at a time, in order."""
+        await self._flushed()
+        rows, records = self._node.replay_guard.take(), self._handled.take()
+        if rows or records:
+            self._flushing = asyncio.create_task(self._write_and_commit(rows, records), name="op7-flush")
+            if wait:
+                await self._flushed()
+
+    async def _flushed(self) -> None:
+        """Wait for the flush under way, if any (its failure ends the run)."""
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            await flushing
+
+    async def _write_and_commit(self, rows: list[Row], records: list[Record]) -> None:
+        await self._node.replay_guard.write_taken(rows)
+        if not records:
             return
-        for record in await self._consumer.commit_many(self._handled.take()):
+        for record in await self._consumer.commit_many(records):
             log.info(
                 "%s[%d] handled up to @%d but not committed: the partition moved; its new owner gets those again",
                 record.topic,

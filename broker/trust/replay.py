@@ -4,13 +4,16 @@ The set of handled message ids is kept in SQLite (a file under the node's home, 
 message is never handed to a handler twice, across restarts too. Ids are kept for longer than the
 freshness window; anything older is refused as stale anyway, so the table stays bounded.
 
-Ids are remembered in memory as messages are handled and written in one transaction by :meth:`ReplayGuard.flush`:
-a subscription flushes once per fetched batch, before it commits the batch's offsets, so one fsync covers the
-batch and a message whose offset is committed is always remembered on disk.
+Ids are remembered in memory as messages are handled and written in one transaction per batch
+(:meth:`ReplayGuard.take` then :meth:`ReplayGuard.write`, or :meth:`ReplayGuard.flush`): a subscription writes once
+per fetched batch, in a thread beside the event loop, before it commits the batch's offsets, so one fsync covers the
+batch, the loop goes on meanwhile, and a message whose offset is committed is always remembered on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +22,10 @@ from broker._sqlite import immediate, open_database
 from broker.errors import PolicyError
 from broker.models import Envelope
 
-__all__ = ["Freshness", "ReplayGuard"]
+__all__ = ["Freshness", "ReplayGuard", "Row"]
+
+#: A handled message as the replay store keeps it: sender, message id, SHA-256, created and handled (microseconds).
+Row = tuple[str, str, bytes, int, int]
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,14 @@ class ReplayGuard:
             "created_at INTEGER NOT NULL, handled_at INTEGER NOT NULL, PRIMARY KEY (sender, message_id));",
             "replay store",
         )
-        #: Remembered, not yet flushed: (sender, message id) -> the row to write.
-        self._unflushed: dict[tuple[str, str], tuple[str, str, bytes, int, int]] = {}
+        #: Remembered, not yet taken to be written: (sender, message id) -> the row to write.
+        self._unflushed: dict[tuple[str, str], Row] = {}
+        #: Taken, being written.
+        self._writing: dict[tuple[str, str], Row] = {}
+        # Writes go through a connection of their own, which a thread may use (one at a time: the lock), so that the
+        # event loop reads on while a batch is made durable; a store in memory has one connection for both.
+        self._writer = self._db if path is None else open_database(path, "", "replay store", any_thread=True)
+        self._write_lock = threading.Lock()
 
     def digest_of(self, sender: str, message_id: str) -> bytes | None:
         """The digest of the bytes ``sender`` sent under ``message_id`` that were handled, or None.
@@ -65,7 +77,8 @@ class ReplayGuard:
         Scoped by sender: one node cannot block another's message by reusing its id. Ids remembered but not yet
         flushed count too.
         """
-        unflushed = self._unflushed.get((sender, message_id))
+        key = (sender, message_id)
+        unflushed = self._unflushed.get(key) or self._writing.get(key)
         if unflushed is not None:
             return unflushed[2]
         row = self._db.execute(
@@ -74,7 +87,7 @@ class ReplayGuard:
         return bytes(row[0]) if row else None
 
     def remember(self, envelope: Envelope, sha256: bytes, now: datetime) -> None:
-        """Count ``envelope``'s message as handled; on disk at the next :meth:`flush`."""
+        """Count ``envelope``'s message as handled; on disk once written (:meth:`flush`)."""
         key = (envelope.sender, envelope.message_id)
         if key not in self._unflushed:
             created, handled = int(envelope.created_at.timestamp() * 1e6), int(now.timestamp() * 1e6)
@@ -83,15 +96,39 @@ class ReplayGuard:
     @property
     def unflushed(self) -> int:
         """How many remembered ids are not on disk yet."""
-        return len(self._unflushed)
+        return len(self._unflushed) + len(self._writing)
+
+    def take(self) -> list[Row]:
+        """The rows remembered since the last take, to :meth:`write` (still known to :meth:`digest_of` until then)."""
+        rows = list(self._unflushed.values())
+        self._writing.update(self._unflushed)
+        self._unflushed.clear()
+        return rows
+
+    def write(self, rows: list[Row]) -> None:
+        """Write ``rows`` in one transaction (one fsync); from any thread."""
+        if rows:
+            with self._write_lock, immediate(self._writer) as db:
+                db.executemany("INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)", rows)
+
+    def written(self, rows: list[Row]) -> None:
+        """Forget the taken ``rows`` once :meth:`write` returned: the file answers for them now."""
+        for row in rows:
+            self._writing.pop((row[0], row[1]), None)
+
+    async def write_taken(self, rows: list[Row]) -> None:
+        """:meth:`write` in a thread (a file's fsync does not stop the event loop), then :meth:`written`."""
+        if self.path is None:
+            self.write(rows)
+        else:
+            await asyncio.to_thread(self.write, rows)
+        self.written(rows)
 
     def flush(self) -> None:
-        """Write the ids remembered since the last flush, in one transaction (one fsync)."""
-        if not self._unflushed:
-            return
-        with immediate(self._db) as db:
-            db.executemany("INSERT OR IGNORE INTO handled VALUES (?, ?, ?, ?, ?)", list(self._unflushed.values()))
-        self._unflushed.clear()
+        """Write what was remembered and not taken, in one transaction, here and now."""
+        rows = self.take()
+        self.write(rows)
+        self.written(rows)
 
     def prune(self, created_before: datetime) -> int:
         """Forget ids of messages created before ``created_before`` (they are refused as stale anyway)."""
@@ -106,3 +143,5 @@ class ReplayGuard:
             self.flush()
         finally:
             self._db.close()
+            if self._writer is not self._db:
+                self._writer.close()
