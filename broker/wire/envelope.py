@@ -165,15 +165,13 @@ def _prepare(
         "message_type": schema.name,
         "schema_fingerprint": schema.fingerprint,
         "created_at": now,
-        "status": message.status,
-        "handling": message.handling,
-        "case_id": message.message_case_id,
+        # status, handling, case_id, languages, legal_basis: the payload's (or their absent value, looked up by the
+        # type's field list: a missing attribute of a model costs an exception)
+        **{name: getattr(message, name) if own else _ABSENT[name] for name, own in _restatements(type(message))},
         "recipients": tuple(check_node_id(r) for r in recipients),
         "conversation_id": conversation_id,
         "in_reply_to": in_reply_to,
         "expires_at": expires_at,
-        "legal_basis": getattr(message, "legal_basis", ()),
-        "languages": getattr(message, "languages", ()),
         "sealed": plan.header if plan else None,
         "network": identity.network,
     }
@@ -192,7 +190,7 @@ def _restated(message: Message, handling: Handling | None, expires_at: datetime 
         raise ConfigError(
             f"the {message.avro_name} carries handling {message.handling.tlp.value}; the envelope must restate it"
         )
-    if "expires_at" not in type(message).model_fields:
+    if ("expires_at", True) not in _restatements(type(message)):
         return expires_at
     own_expiry: datetime | None = getattr(message, "expires_at", None)
     if expires_at is not None and expires_at != own_expiry:
