@@ -81,6 +81,8 @@ def test_times_are_kept_in_microseconds(tmp_path: Path, fr: NodeIdentity, alert:
     env = envelope(fr, alert)
     handled = env.created_at + timedelta(seconds=3, microseconds=7)
     guard.remember(env, b"\x01" * 32, handled)
+    assert guard.unflushed == 1 and guard._db.execute("SELECT COUNT(*) FROM handled").fetchone() == (0,)
+    guard.flush()  # remembered in memory, written once per batch
     row = guard._db.execute("SELECT sender, message_id, sha256, created_at, handled_at FROM handled").fetchone()
     assert row == (
         "FR.GN",
