@@ -231,22 +231,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "options": {k: v for k, v in vars(args).items() if k != "out"},
     }
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def done(phase: str) -> None:
+        nonlocal mark
+        phases[phase] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
+
     print("stage costs ...", flush=True)
     results["stages_cpu_us"] = stages(args.stage_calls)
     results["node_stages_us"] = {str(s): node_stage_row(s, args.stage_calls) for s in args.sizes}
+    done("stages")
     with tempfile.TemporaryDirectory(prefix="op7-bench-") as tmp:
         results["throughput"] = throughput(args, Path(tmp))
+        done("throughput")
         t = results["throughput"]["1024" if "1024" in results["throughput"] else str(args.sizes[0])]
         results["scaling"] = t["op7"].pop("scaling", None)
         results["commit_round_trip_us"] = t["raw"]["consumer"].get("commit_round_trip_us")
         saturation = t["op7"]["end_to_end_msg_per_s"]
         results["saturation_msg_per_s"] = saturation
         results["latency"] = latencies(args, saturation, Path(tmp))
+        done("latency")
         if args.profile:
             print(f"profile of the node path ({args.profile_messages} messages) ...", flush=True)
             results["profile"] = profiled(args.bootstrap, args.profile_messages, args.batch, Path(tmp))
+            done("profile")
         print(f"memory while the node drains {args.drain:,} messages ...", flush=True)
         results["drain"] = drain(args.bootstrap, args.drain, args.batch, Path(tmp))
+        done("drain")
+    results["phase_seconds"] = phases
     results["seconds"] = time.perf_counter() - started
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     svg_chart(results, args.out.with_suffix(".svg"))
