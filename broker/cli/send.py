@@ -27,6 +27,7 @@ from broker.cli._common import (
     where,
 )
 from broker.cli._consuming import Reporter
+from broker.cli.workers import WorkerTally, run_workers
 from broker.errors import ConfigError, InputError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
 from broker.models.answers import is_answer_type
@@ -259,7 +260,7 @@ def reply(env: Env, message_id: str, type_name: str, file: str, as_node: str, fo
 
 def listen_options(what: str, from_now: str) -> Callable[[F], F]:
     """The options of the listening commands: ``--as``, ``--group``, ``--json``, ``--count``, ``--timeout``,
-    ``--from-now``; ``what`` is what ``--count`` counts, ``from_now`` the help of ``--from-now``."""
+    ``--from-now``, ``--workers``; ``what`` is what ``--count`` counts, ``from_now`` the help of ``--from-now``."""
 
     def add(f: F) -> F:
         for option in reversed(
@@ -277,6 +278,13 @@ def listen_options(what: str, from_now: str) -> Callable[[F], F]:
                     "--timeout", type=POSITIVE_SECONDS, help="exit after this many seconds without a new record"
                 ),
                 click.option("--from-now", is_flag=True, help=from_now),
+                click.option(
+                    "--workers",
+                    type=POSITIVE_INT,
+                    default=1,
+                    show_default=True,
+                    help="consumer processes sharing the group's partitions, to use several cores (Kafka only)",
+                ),
             )
         ):
             f = option(f)
@@ -295,6 +303,7 @@ class Listening:
     count: int | None = None
     timeout: float | None = None
     from_now: bool = False
+    workers: int = 1
 
 
 def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, what: str) -> int:
@@ -309,19 +318,24 @@ def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, wh
         log.warning("no network directory accepted yet: waiting for one on the directory topic")
     node_id = check_node_id(how.as_node) if how.as_node else None
     group = how.group or node_id or "op7.cli-listen"
-
+    if how.workers > 1:
+        return run_workers(env, how, topics, group, what)
     report = Reporter(where(env), how.as_json)
+    tally = WorkerTally.of_environment()
 
     async def run() -> None:
         node = make_node(env, me=node_id, group=group, trust=trust)
         async with node, node.subscribe(group, topics, from_beginning=not how.from_now) as sub:
-            if not how.as_json:
+            if not how.as_json and tally is None:
                 click.echo(f"listening for {what} on {where(env)} as group {group} (Ctrl-C to stop)", err=True)
+            handler = show if tally is None else tally.counting(show)
             await sub.run(
-                show, limit=how.count, idle_timeout=how.timeout, on_refused=report.refused, on_status=report.status
+                handler, limit=how.count, idle_timeout=how.timeout, on_refused=report.refused, on_status=report.status
             )
 
     asyncio.run(run())
+    if tally is not None:
+        tally.report()
     return 0
 
 
