@@ -175,3 +175,29 @@ def test_workers_refuse_a_count(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     zero = run_op7(home, "listen", "--workers", "0")
     assert zero.returncode == 2 and "0 is not at least 1" in zero.stderr
+
+
+@pytest.mark.kafka
+def test_from_now_fixes_a_new_groups_start_before_the_workers_join(
+    homes: dict[str, Path], kafka_bootstrap: str
+) -> None:
+    """Each worker would otherwise start a partition at its end when it gets it: a record arriving while the second
+    worker joins (a partition moving to it) would be skipped. The start is the end of each partition at the command's
+    start, committed for the group, so the group's next run reads what came after, and nothing before."""
+    prefix = os.environ["OP7_TOPIC_PREFIX"]
+    sender = Home(homes["fr"]).identity("FR.GN")
+
+    async def send(alerts: list[KidnappingAlert]) -> list[str]:
+        async with Node(
+            KafkaTransport(bootstrap_servers=kafka_bootstrap), TrustStore(), sender, topic_prefix=prefix
+        ) as node:
+            return [p.envelope.message_id for p in await node.publish_batch(alerts)]
+
+    asyncio.run(send(_alerts(6, 0)))  # before: not for this group
+    group = ("alerts", "listen", "--group", "NL.NCC.desk", "--workers", "2", "--json", "--timeout", "3")
+    first = run_op7(homes["nl"], *group, "--from-now", bootstrap=kafka_bootstrap)
+    assert first.returncode == 0 and first.stdout == "", first.stderr
+    after = asyncio.run(send(_alerts(6, 6)))
+    second = run_op7(homes["nl"], *group, bootstrap=kafka_bootstrap)
+    assert second.returncode == 0, second.stderr
+    assert sorted(json.loads(line)["envelope"]["message_id"] for line in second.stdout.splitlines()) == sorted(after)
