@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -404,6 +404,14 @@ class Node(Lifecycle):
     async def quarantine(self, record: Record, error: MessageError, group: str, keep: Keep | None = None) -> None:
         """Keep a refused record with its reason (its value too, unless ``keep`` says otherwise: a repeat, a source
         over its budget); raises if it cannot be kept (so it is not committed)."""
+        await (await self.quarantine_soon(record, error, group, keep))
+
+    async def quarantine_soon(
+        self, record: Record, error: MessageError, group: str, keep: Keep | None = None
+    ) -> Awaitable[Sent]:
+        """:meth:`quarantine` without waiting for the entry to be durable: the caller awaits what is returned before
+        it commits the record (a flood of refusals is not made to wait one round trip each)."""
         entry = quarantine_entry(record, error, group, self.clock.now(), keep)
-        await self.transport.send(self.topic(self.quarantine_name), entry, key=record.topic.encode())
+        sending = await self.transport.send_soon(self.topic(self.quarantine_name), entry, key=record.topic.encode())
         log.warning("quarantined %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset, error.reason, error)
+        return sending

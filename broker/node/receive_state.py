@@ -91,6 +91,9 @@ class QuarantineBook:
         self.window = window
         self.remember = remember
         self._db = open_database(path, _SCHEMA, "receive state")
+        # Counters only: a power cut may take their last changes (a repeat is then kept whole once more), so a
+        # refusal is not made to wait for an fsync; an application crash loses nothing (WAL).
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def decide(self, digest: bytes, source: str, now: datetime) -> Keep | None:
         """What the entry of a refused frame keeps; None for a repeat that gets no entry of its own (counted)."""

@@ -31,7 +31,7 @@ from broker.node.batch import Handled, Pending
 from broker.node.receive import Outcome, Received, receive, received
 from broker.node.receive_state import Held, HeldFrames, Keep, QuarantineBook, source_of
 from broker.node.topics import ALERTS
-from broker.transport.base import Consumer, Record
+from broker.transport.base import Consumer, Record, Sent
 from broker.transport.health import ConnectionWatch, StatusHook
 from broker.trust.directory import DirectoryTrust
 from broker.trust.replay import Row
@@ -171,6 +171,8 @@ class Subscription(Lifecycle):
         #: looked at again, even in the middle of a fetched batch: one slow batch holds neither back for long.
         self.max_batch_seconds = 0.1
         self._flushing: asyncio.Task[None] | None = None
+        #: Quarantine entries sent and not yet known to be durable.
+        self._quarantining: list[Awaitable[Sent]] = []
         self.stats = SubscriptionStats()
         #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
         self.quarantine_book = QuarantineBook(node.replay_guard.path)
@@ -291,8 +293,9 @@ class Subscription(Lifecycle):
         this goes on beside the next records; one flush at a time, in order."""
         await self._flushed()
         rows, records = self._node.replay_guard.take(), self._handled.take()
-        if rows or records:
-            self._flushing = asyncio.create_task(self._write_and_commit(rows, records), name="op7-flush")
+        entries, self._quarantining = self._quarantining, []
+        if rows or records or entries:
+            self._flushing = asyncio.create_task(self._write_and_commit(rows, entries, records), name="op7-flush")
             if wait:
                 await self._flushed()
 
@@ -302,8 +305,10 @@ class Subscription(Lifecycle):
         if flushing is not None:
             await flushing
 
-    async def _write_and_commit(self, rows: list[Row], records: list[Record]) -> None:
+    async def _write_and_commit(self, rows: list[Row], entries: list[Awaitable[Sent]], records: list[Record]) -> None:
         await self._node.replay_guard.write_taken(rows)
+        for entry in entries:  # the quarantine entries of the records about to be committed
+            await entry
         if not records:
             return
         for record in await self._consumer.commit_many(records):
@@ -377,7 +382,8 @@ class Subscription(Lifecycle):
         source = source_of(record, state.envelope.sender if state.envelope is not None else None)
         keep = book.decide(digest, source, now)
         if keep is not None:
-            await self._node.quarantine(record, error, self._group, keep)
+            # Durable before the record's offset is committed (the flush waits for it), not before the next record.
+            self._quarantining.append(await self._node.quarantine_soon(record, error, self._group, keep))
         else:
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             log.info("%s: %s again, a copy already quarantined", where, error.reason)
@@ -419,6 +425,9 @@ class Subscription(Lifecycle):
         """Quarantine a held frame with ``error``, then forget it (its offset was committed when it was held)."""
         state = state or received(held.record.value, held.record.topic)
         await self._quarantine(held.record, state, error, on_refused)
+        entries, self._quarantining = self._quarantining, []
+        for entry in entries:  # its offset was committed when it was held: its entry is durable before it is forgotten
+            await entry
         self.held.drop(state.digest)
 
     def _directory_version(self) -> int:

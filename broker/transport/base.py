@@ -7,8 +7,9 @@ against :class:`Transport` and :class:`Consumer` only.
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -87,6 +88,11 @@ class Transport(Lifecycle):
     @abstractmethod
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
         """Write one record and wait until it is durable (Kafka: acknowledged by all in-sync replicas)."""
+
+    async def send_soon(self, topic: str, value: bytes, *, key: bytes | None = None) -> Awaitable[Sent]:
+        """Queue one record and return at once: what is returned completes when the record is durable (or raises as
+        :meth:`send` would). For writes that only need to be durable before a later step, such as a commit."""
+        return asyncio.ensure_future(self.send(topic, value, key=key))
 
     async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
         """Write several (key, value) records, in order per key, and wait until all are durable."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -282,6 +282,23 @@ class KafkaTransport(Transport):
             raise TransportError("Kafka transport is not started")
         try:
             meta = await self._producer.send_and_wait(topic, value, key=key)
+        except KafkaError as exc:
+            raise _mapped(exc, f"send to {topic}") from exc
+        return Sent(meta.topic, meta.partition, meta.offset)
+
+    async def send_soon(self, topic: str, value: bytes, *, key: bytes | None = None) -> Awaitable[Sent]:
+        if self._producer is None:
+            raise TransportError("Kafka transport is not started")
+        try:
+            queued = await self._producer.send(topic, value, key=key)
+        except KafkaError as exc:
+            raise _mapped(exc, f"send to {topic}") from exc
+        return self._sent(topic, queued)
+
+    @staticmethod
+    async def _sent(topic: str, queued: Awaitable[Any]) -> Sent:
+        try:
+            meta = await queued
         except KafkaError as exc:
             raise _mapped(exc, f"send to {topic}") from exc
         return Sent(meta.topic, meta.partition, meta.offset)

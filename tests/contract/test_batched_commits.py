@@ -11,6 +11,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from broker.errors import TransportError
 from broker.models import CaseInformation, Handling, Message
 from broker.node.node import Delivery, Node
 from broker.transport.embedded import EmbeddedTransport
@@ -192,3 +195,57 @@ async def test_killed_before_the_replay_rows_the_batch_is_handed_over_again_not_
     again, stats = await _restart(db, state, trust)
     # At least once: the batch in flight when the process died is handed over again, nothing is lost.
     assert sorted(again) == ids and stats.duplicates == 0
+
+
+# --- refusals: quarantined without a round trip each, committed only once their entries are durable -----------------
+
+
+async def _garbage(db: Path, trust: TrustStore, count: int) -> None:
+    async with Node(EmbeddedTransport(db), trust) as writer:
+        await writer.transport.send_many(writer.topic("alerts"), [(None, b"not a frame %d" % i) for i in range(count)])
+
+
+async def test_refused_records_do_not_wait_one_round_trip_each(tmp_path: Path, trust: TrustStore) -> None:
+    db = tmp_path / "net.db"
+    await _garbage(db, trust, 40)
+    pending: list[asyncio.Future[Any]] = []
+    most = 0
+    async with Node(EmbeddedTransport(db), trust, replay_guard=ReplayGuard(tmp_path / "r.db")) as ops:
+        send_soon = ops.transport.send_soon
+
+        async def counted(topic: str, value: bytes, *, key: bytes | None = None) -> Any:
+            nonlocal most
+            sending = asyncio.ensure_future(await send_soon(topic, value, key=key))
+            pending.append(sending)
+            most = max(most, sum(not p.done() for p in pending))
+            return sending
+
+        ops.transport.send_soon = counted  # type: ignore[method-assign]
+        async with ops.subscribe("NL.NCC") as sub:
+            sub.max_batch_seconds = 30
+            stats = await asyncio.wait_for(sub.run(lambda d: None, idle_timeout=1), 30)
+    assert stats.quarantined["bad-magic"] == 40 and len(pending) == 40
+    assert most > 1  # the next refusal was handled while the entries before it were still being written
+
+
+async def test_refused_records_are_committed_only_once_their_entries_are_durable(
+    tmp_path: Path, trust: TrustStore
+) -> None:
+    db = tmp_path / "net.db"
+    await _garbage(db, trust, 5)
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        async def fail() -> None:
+            raise TransportError("the quarantine topic is out of reach", retriable=True)
+
+        return asyncio.ensure_future(fail())
+
+    async with Node(EmbeddedTransport(db), trust, replay_guard=ReplayGuard(tmp_path / "r.db")) as ops:
+        ops.transport.send_soon = lost  # type: ignore[method-assign]
+        with pytest.raises(TransportError, match="out of reach"):
+            async with ops.subscribe("NL.NCC") as sub:
+                await asyncio.wait_for(sub.run(lambda d: None, idle_timeout=1), 30)
+    again = Node(EmbeddedTransport(db), trust, replay_guard=ReplayGuard(tmp_path / "r.db"))
+    async with again, again.subscribe("NL.NCC") as sub:
+        stats = await asyncio.wait_for(sub.run(lambda d: None, idle_timeout=1), 30)
+    assert stats.quarantined["bad-magic"] == 5  # read again: none was committed without its quarantine entry
