@@ -16,7 +16,10 @@ def open_database(path: Path | None, schema: str, what: str, *, any_thread: bool
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=not any_thread)
+        # Several processes of one home (listener workers, the inbox) may write at once: a writer waits its turn.
+        db = sqlite3.connect(
+            str(path) if path else ":memory:", isolation_level=None, check_same_thread=not any_thread, timeout=30
+        )
         if path is not None:
             db.execute("PRAGMA journal_mode=WAL")
         db.executescript(schema)

@@ -171,6 +171,9 @@ class Subscription(Lifecycle):
         #: looked at again, even in the middle of a fetched batch: one slow batch holds neither back for long.
         self.max_batch_seconds = 0.1
         self._flushing: asyncio.Task[None] | None = None
+        # One flush is taken at a time, in order, whoever asks: the run, or the consumer before a rebalance.
+        self._flush_lock = asyncio.Lock()
+        consumer.before_revoke = self._flush
         #: Quarantine entries sent and not yet known to be durable.
         self._quarantining: list[Awaitable[Sent]] = []
         self.stats = SubscriptionStats()
@@ -291,11 +294,12 @@ class Subscription(Lifecycle):
         """Make what was handled durable, then commit it: the replay store's rows in one transaction (in a thread),
         then the offsets in one request, so a committed offset is never ahead of the replay store. Without ``wait``
         this goes on beside the next records; one flush at a time, in order."""
-        await self._flushed()
-        rows, records = self._node.replay_guard.take(), self._handled.take()
-        entries, self._quarantining = self._quarantining, []
-        if rows or records or entries:
-            self._flushing = asyncio.create_task(self._write_and_commit(rows, entries, records), name="op7-flush")
+        async with self._flush_lock:
+            await self._flushed()
+            rows, records = self._node.replay_guard.take(), self._handled.take()
+            entries, self._quarantining = self._quarantining, []
+            if rows or records or entries:
+                self._flushing = asyncio.create_task(self._write_and_commit(rows, entries, records), name="op7-flush")
             if wait:
                 await self._flushed()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -41,6 +41,10 @@ class Sent:
 
 class Consumer(Lifecycle):
     """A member of a consumer group. Nothing is committed unless :meth:`commit` is called."""
+
+    #: Awaited when the group is about to take partitions from this member (a rebalance), while its commits are
+    #: still accepted: the moment to commit what it handled. Transports without rebalances never call it.
+    before_revoke: Callable[[], Awaitable[None]] | None = None
 
     @abstractmethod
     async def fetch(

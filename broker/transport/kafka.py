@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
@@ -107,11 +107,31 @@ def _mapped(exc: KafkaError, doing: str) -> TransportError:
     return TransportError(f"Kafka: {doing}: {exc.__class__.__name__}: {exc}", retriable=bool(exc.retriable))
 
 
+class _BeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the consumer's owner before its partitions are taken away, so it commits while its generation is still
+    the group's: a commit refused mid-rebalance makes aiokafka rejoin as a new member, and the group then waits a
+    whole session timeout for the old one, reading nothing."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked and self._consumer.before_revoke is not None:
+            try:
+                await self._consumer.before_revoke()
+            except Exception:
+                # What was not committed is read again by the partition's next owner (at least once).
+                log.warning("committing before a rebalance failed", exc_info=True)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
 class KafkaConsumer(Consumer):
     def __init__(self, settings: KafkaSettings, topics: Sequence[str], group: str, from_beginning: bool) -> None:
         self._settings = settings
+        self._topics = list(topics)
         self._consumer = AIOKafkaConsumer(
-            *topics,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -123,6 +143,7 @@ class KafkaConsumer(Consumer):
     async def start(self) -> None:
         try:
             await self._consumer.start()
+            self._consumer.subscribe(self._topics, listener=_BeforeRevoke(self))
         except KafkaError as exc:
             await self._consumer.stop()
             raise _mapped(exc, f"cannot start consumer on {self._settings.bootstrap_servers}") from exc
