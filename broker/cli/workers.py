@@ -28,9 +28,6 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from broker.cli._common import Env, Globals, transport, where
 from broker.errors import ConfigError
@@ -116,7 +113,7 @@ def run_workers(env: Env, how: Listening, topics: list[str], group: str, what: s
     kafka = transport(env)
     assert isinstance(kafka, KafkaTransport)  # a bootstrap means Kafka
     layout = TopicLayout(env.topic_prefix)
-    partitions = asyncio.run(partitions_of(kafka, [layout.name(t) for t in topics]))
+    partitions = asyncio.run(kafka.partitions_of([layout.name(t) for t in topics]))
     if partitions and n > len(partitions):
         log.warning(
             "--workers %d: the topics have %d partition(s) in all and Kafka gives each to one member of group %s, "
@@ -127,7 +124,7 @@ def run_workers(env: Env, how: Listening, topics: list[str], group: str, what: s
             n - len(partitions),
         )
     if how.from_now and partitions:
-        asyncio.run(start_at_end(kafka, partitions, group))
+        asyncio.run(kafka.start_group_at_end(group, partitions))
     supervisor = Supervisor(worker_command(click.get_current_context()), n)
     supervisor.start()
     if not how.as_json:
@@ -137,42 +134,6 @@ def run_workers(env: Env, how: Listening, topics: list[str], group: str, what: s
             err=True,
         )
     return supervisor.wait()
-
-
-async def partitions_of(kafka: KafkaTransport, topics: list[str]) -> list[TopicPartition]:
-    """The partitions of ``topics`` (of those that exist); none when the cluster is out of reach (the workers then say
-    so themselves)."""
-    client = AIOKafkaClient(**kafka.settings.common())
-    try:
-        async with asyncio.timeout(10):
-            await client.bootstrap()
-            metadata = await client.fetch_all_metadata()
-    except (KafkaError, TimeoutError, OSError) as exc:
-        log.debug("partitions of %s not known: %s", ", ".join(topics), exc)
-        return []
-    finally:
-        await client.close()
-    return [TopicPartition(t, p) for t in topics for p in sorted(metadata.partitions_for_topic(t) or ())]
-
-
-async def start_at_end(kafka: KafkaTransport, partitions: list[TopicPartition], group: str) -> None:
-    """``--from-now``: commit the end of each partition that ``group`` has no offset for, before the workers start.
-    Otherwise each worker would start a partition at its end when it gets it, and a record arriving while the workers
-    join (a partition moving from the first to the second) would be skipped."""
-    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **kafka.settings.common())
-    try:
-        async with asyncio.timeout(30):
-            await consumer.start()
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            fresh = {tp: OffsetAndMetadata(ends[tp], "") for tp in partitions if await consumer.committed(tp) is None}
-            if fresh:
-                await consumer.commit(fresh)
-    except (KafkaError, TimeoutError) as exc:
-        # A group with live members refuses a commit from outside: they hold its positions already.
-        log.info("--from-now: group %s keeps its positions: %s", group, exc)
-    finally:
-        await consumer.stop()
 
 
 def worker_command(ctx: click.Context) -> list[str]:

@@ -335,5 +335,40 @@ class KafkaTransport(Transport):
             raise _mapped(exc, f"send to {topic}") from exc
         return [Sent(m.topic, m.partition, m.offset) for m in metas]
 
+    async def partitions_of(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """The partitions of ``topics`` (of those that exist); none when the cluster is out of reach (the consumers
+        then say so themselves)."""
+        client = AIOKafkaClient(**self.settings.common())
+        try:
+            async with asyncio.timeout(10):
+                await client.bootstrap()
+                metadata = await client.fetch_all_metadata()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.debug("partitions of %s not known: %s", ", ".join(topics), exc)
+            return []
+        finally:
+            await client.close()
+        return [TopicPartition(t, p) for t in topics for p in sorted(metadata.partitions_for_topic(t) or ())]
+
+    async def start_group_at_end(self, group: str, partitions: Sequence[TopicPartition]) -> None:
+        """Commit the end of each of ``partitions`` that ``group`` has no offset for yet: members that join later
+        start there, wherever a rebalance moves a partition (``--from-now`` with several members)."""
+        consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **self.settings.common())
+        try:
+            async with asyncio.timeout(30):
+                await consumer.start()
+                consumer.assign(list(partitions))
+                ends = await consumer.end_offsets(list(partitions))
+                fresh = {
+                    tp: OffsetAndMetadata(ends[tp], "") for tp in partitions if await consumer.committed(tp) is None
+                }
+                if fresh:
+                    await consumer.commit(fresh)
+        except (KafkaError, TimeoutError) as exc:
+            # A group with live members refuses a commit from outside: they hold its positions already.
+            log.info("group %s keeps its positions: %s", group, exc)
+        finally:
+            await consumer.stop()
+
     def consumer(self, topics: Sequence[str], group: str, *, from_beginning: bool = True) -> Consumer:
         return KafkaConsumer(self.settings, topics, group, from_beginning)
