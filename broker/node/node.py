@@ -32,8 +32,9 @@ from broker.node.outgoing import (
     must_seal,
     seal_keys,
 )
+from broker.node.quarantine import quarantine_entry
 from broker.node.receive_state import Keep
-from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats, quarantine_entry
+from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
 from broker.trust.directory import DirectoryDocument, DirectoryTrust, keep_directory
@@ -141,7 +142,8 @@ class Node(Lifecycle):
             assert isinstance(trust, DirectoryTrust)
             if trust.directory is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._directory_arrived.wait(), self.directory_wait)
+                    async with asyncio.timeout(self.directory_wait):  # not wait_for: see broker.transport.embedded
+                        await self._directory_arrived.wait()
             if trust.directory is None:
                 directory_log.warning(
                     "no network directory after %.0f s: every message will be refused until one arrives",

@@ -12,10 +12,7 @@ topic with their reason before they are committed, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import inspect
-import json
 import logging
 import sqlite3
 from collections import Counter
@@ -29,13 +26,13 @@ from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
 from broker.node.batch import Handled, Pending
 from broker.node.receive import Outcome, Received, receive, received
-from broker.node.receive_state import Held, HeldFrames, Keep, QuarantineBook, source_of
+from broker.node.receive_state import Held, HeldFrames, QuarantineBook, source_of
 from broker.node.topics import ALERTS
 from broker.transport.base import Consumer, Record, Sent
 from broker.transport.health import ConnectionWatch, StatusHook
 from broker.trust.directory import DirectoryTrust
 from broker.trust.replay import Row
-from broker.wire.envelope import MAX_FRAME_SIZE, parse_frame
+from broker.wire.envelope import parse_frame
 
 if TYPE_CHECKING:
     from broker.node.node import Node
@@ -50,16 +47,12 @@ __all__ = [
     "chain_refusals",
     "internal_error",
     "maybe_await",
-    "quarantine_entry",
 ]
 
 log = logging.getLogger("op7.node")
 #: What waits on the directory is told there: a user sees it without -v (the CLI shows this logger's warnings).
 directory_log = logging.getLogger("op7.directory")
 
-#: What a quarantine entry keeps of a record key, and of a value larger than any valid frame.
-_KEEP_OF_KEY = 1024
-_KEEP_OF_OVERSIZED = 65_536
 #: Refusals that mean the directory held does not list the sender, or its key, yet: such frames are held (§4.4).
 HOLD_REASONS = frozenset({"unknown-sender", "unknown-key"})
 
@@ -115,35 +108,6 @@ def internal_error(exc: Exception) -> MessageError:
         f"internal error while checking the record ({type(exc).__name__}); the traceback is in the node's log",
         reason="internal-error",
     )
-
-
-def quarantine_entry(record: Record, error: MessageError, group: str, now: datetime, keep: Keep | None = None) -> bytes:
-    """A refused record as kept in quarantine (docs/PROTOCOL.md §6): the reason, where it came from, its bytes
-    (unless ``keep`` says the entry goes without them)."""
-    value = record.value  # a Kafka tombstone's null value arrives as b"" (broker.transport.kafka)
-    entry: dict[str, Any] = {
-        "reason": error.reason,
-        "detail": str(error),
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "record_timestamp_ms": record.timestamp_ms,
-        "quarantined_at": now.isoformat(),
-        "consumer_group": group,
-        "key": base64.b64encode(record.key[:_KEEP_OF_KEY]).decode() if record.key is not None else None,
-        "value_sha256": hashlib.sha256(value).hexdigest(),
-        "value_length": len(value),
-    }
-    if keep is not None and keep.omitted is not None:
-        entry["omitted"] = keep.omitted
-        if keep.first is not None:
-            entry |= {"copy": keep.copy, "first": keep.first}
-    elif len(value) <= MAX_FRAME_SIZE:
-        entry["value"] = base64.b64encode(value).decode()
-    else:
-        # Too large to keep whole in one record: keep its digest, its length and its beginning.
-        entry["value_prefix"] = base64.b64encode(value[:_KEEP_OF_OVERSIZED]).decode()
-    return json.dumps(entry).encode()
 
 
 class Subscription(Lifecycle):
@@ -373,9 +337,16 @@ class Subscription(Lifecycle):
         return outcome is Outcome.DELIVER
 
     async def _quarantine(
-        self, record: Record, state: Received, error: MessageError, on_refused: RefusalHook | None
+        self,
+        record: Record,
+        state: Received,
+        error: MessageError,
+        on_refused: RefusalHook | None,
+        *,
+        then: Callable[[], None] | None = None,
     ) -> None:
-        """Write ``record``'s quarantine entry (as much of it as §6 keeps); the caller commits."""
+        """Write ``record``'s quarantine entry (as much of it as §6 keeps); the caller commits. With ``then`` (a held
+        frame, committed already), the entry is durable before ``then`` runs and before the refusal is counted."""
         # The verified header, when there is one: the sender is then known and can be told.
         error.envelope = state.envelope
         now = self._node.clock.now()
@@ -386,12 +357,17 @@ class Subscription(Lifecycle):
         source = source_of(record, state.envelope.sender if state.envelope is not None else None)
         keep = book.decide(digest, source, now)
         if keep is not None:
-            # Durable before the record's offset is committed (the flush waits for it), not before the next record.
-            self._quarantining.append(await self._node.quarantine_soon(record, error, self._group, keep))
+            sending = await self._node.quarantine_soon(record, error, self._group, keep)
+            if then is None:  # durable before the record's offset is committed (the flush waits for it)
+                self._quarantining.append(sending)
+            else:
+                await sending
         else:
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             log.info("%s: %s again, a copy already quarantined", where, error.reason)
         book.kept(digest, source, keep, record, now)
+        if then is not None:
+            then()
         self.stats.quarantined[error.reason] += 1
         if on_refused is not None:
             await maybe_await(on_refused(record, error))
@@ -428,11 +404,8 @@ class Subscription(Lifecycle):
     ) -> None:
         """Quarantine a held frame with ``error``, then forget it (its offset was committed when it was held)."""
         state = state or received(held.record.value, held.record.topic)
-        await self._quarantine(held.record, state, error, on_refused)
-        entries, self._quarantining = self._quarantining, []
-        for entry in entries:  # its offset was committed when it was held: its entry is durable before it is forgotten
-            await entry
-        self.held.drop(state.digest)
+        digest = state.digest  # its offset was committed when it was held: its entry is durable before it is forgotten
+        await self._quarantine(held.record, state, error, on_refused, then=lambda: self.held.drop(digest))
 
     def _directory_version(self) -> int:
         trust = self._node.trust

@@ -222,8 +222,11 @@ class EmbeddedConsumer(Consumer):
             if remaining <= 0:
                 return []
             # Woken at once by a writer in this process; other processes are seen on the next poll.
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
+            # event is set (a write of this process waking the reader as its run is cancelled), and the run goes on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(written.wait(), min(remaining, _POLL_INTERVAL))
+                async with asyncio.timeout(min(remaining, _POLL_INTERVAL)):
+                    await written.wait()
 
     async def commit_many(self, records: Sequence[Record]) -> list[Record]:
         last: dict[str, int] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -39,3 +40,15 @@ async def test_a_failed_write_leaves_nothing_and_no_open_transaction(transport: 
     assert not transport.db.in_transaction
     with pytest.raises(TransportError, match="unknown topic 't'"):
         await transport.send("t", b"a")
+
+
+async def test_a_fetch_cancelled_as_a_write_wakes_it_is_cancelled(transport: EmbeddedTransport) -> None:
+    """A reader's run cancelled at the moment a write of the same process wakes its fetch stops; it does not read
+    on (Python 3.11's wait_for can swallow such a cancellation)."""
+    async with transport.consumer(["t"], "g") as consumer:
+        fetching = asyncio.create_task(consumer.fetch(timeout=5))
+        await asyncio.sleep(0.2)  # the fetch found nothing and waits for a write
+        transport._written.set()  # a write wakes it...
+        fetching.cancel()  # ...as its run is cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(fetching, 3)
