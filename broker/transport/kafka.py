@@ -299,13 +299,7 @@ class KafkaTransport(Transport):
                 raise TransportError(f"Kafka: delete topic {topic}: {error.__name__}", retriable=error.retriable)
 
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
-        if self._producer is None:
-            raise TransportError("Kafka transport is not started")
-        try:
-            meta = await self._producer.send_and_wait(topic, value, key=key)
-        except KafkaError as exc:
-            raise _mapped(exc, f"send to {topic}") from exc
-        return Sent(meta.topic, meta.partition, meta.offset)
+        return await (await self.send_soon(topic, value, key=key))
 
     async def send_soon(self, topic: str, value: bytes, *, key: bytes | None = None) -> Awaitable[Sent]:
         if self._producer is None:

@@ -164,18 +164,25 @@ async def _restart(db: Path, state: Path, trust: TrustStore) -> tuple[list[str],
     return got, stats
 
 
-async def test_killed_after_the_replay_rows_nothing_is_handed_over_twice(
-    tmp_path: Path, alert_data: dict[str, Any]
-) -> None:
+async def _killed(tmp_path: Path, alert_data: dict[str, Any], crash_at: str) -> tuple[list[str], list[str], Any]:
+    """50 alerts, a listener killed at ``crash_at``, then restarted: the ids sent, what the restart handed over, and
+    its stats."""
     seed = os.urandom(32)
     fr = NodeIdentity("FR.GN", SigningKey.from_seed(seed))
     trust = TrustStore({"FR.GN": [fr.key.public]})
     db, state = tmp_path / "net.db", tmp_path / "replay.db"
     async with Node(EmbeddedTransport(db), trust, fr) as sender:
         sent = await sender.publish_batch([make_alert(alert_data, alert_id=f"A{i}") for i in range(50)])
-    first = _crashing_listener(db, state, seed, "before-commit")
-    assert sorted(first) == sorted(p.envelope.message_id for p in sent)
+    ids = sorted(p.envelope.message_id for p in sent)
+    assert sorted(_crashing_listener(db, state, seed, crash_at)) == ids  # all handled before the process died
     again, stats = await _restart(db, state, trust)
+    return ids, again, stats
+
+
+async def test_killed_after_the_replay_rows_nothing_is_handed_over_twice(
+    tmp_path: Path, alert_data: dict[str, Any]
+) -> None:
+    _, again, stats = await _killed(tmp_path, alert_data, "before-commit")
     # The offsets were not committed, so all 50 are read again; the replay store knows them all.
     assert again == [] and stats.received == 50 and stats.duplicates == 50
 
@@ -183,16 +190,7 @@ async def test_killed_after_the_replay_rows_nothing_is_handed_over_twice(
 async def test_killed_before_the_replay_rows_the_batch_is_handed_over_again_not_lost(
     tmp_path: Path, alert_data: dict[str, Any]
 ) -> None:
-    seed = os.urandom(32)
-    fr = NodeIdentity("FR.GN", SigningKey.from_seed(seed))
-    trust = TrustStore({"FR.GN": [fr.key.public]})
-    db, state = tmp_path / "net.db", tmp_path / "replay.db"
-    async with Node(EmbeddedTransport(db), trust, fr) as sender:
-        sent = await sender.publish_batch([make_alert(alert_data, alert_id=f"A{i}") for i in range(50)])
-    first = _crashing_listener(db, state, seed, "before-replay")
-    ids = sorted(p.envelope.message_id for p in sent)
-    assert sorted(first) == ids
-    again, stats = await _restart(db, state, trust)
+    ids, again, stats = await _killed(tmp_path, alert_data, "before-replay")
     # At least once: the batch in flight when the process died is handed over again, nothing is lost.
     assert sorted(again) == ids and stats.duplicates == 0
 
