@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     kafka_replication_factor: str | None = Field(
         None, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
     )
+    # Text, checked by metrics_endpoint(): a bad one fails the commands that serve metrics, not every command.
+    metrics_port: str | None = Field(
+        None, description="port of the Prometheus endpoint of the long-running commands (default: none served)"
+    )
+    metrics_address: str = Field("127.0.0.1", description="address the Prometheus endpoint listens on")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -163,6 +168,16 @@ class Settings(BaseSettings):
             replication_factor=int(replicas) if replicas else None,
         )
         return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+    def metrics_endpoint(self, port: int | None = None, address: str | None = None) -> tuple[str, int] | None:
+        """Where a long-running command serves its metrics: ``port`` and ``address`` (the command's options) over
+        :attr:`metrics_port` and :attr:`metrics_address`; None when no port is given."""
+        if port is None and self.metrics_port is not None:
+            text = self.metrics_port.strip()
+            if not (text.isdigit() and 0 < int(text) < 65536):
+                raise ConfigError(f"{self.variable('metrics_port')}={self.metrics_port!r}: a port number, 1 to 65535")
+            port = int(text)
+        return None if port is None else (address or self.metrics_address, port)
 
     def transport(self, embedded_path: Path | None, *, clock: Clock | None = None, **kafka: Any) -> Transport:
         """Kafka when bootstrap servers are set, otherwise the embedded transport (``embedded_path``, or memory)."""

@@ -22,7 +22,7 @@ from broker.cli._common import (
     pass_env,
     where,
 )
-from broker.cli._consuming import Reporter
+from broker.cli._consuming import Reporter, metrics_options, serving_metrics
 from broker.cli.render import render_body
 from broker.errors import ConfigError
 from broker.models import Authority
@@ -50,6 +50,7 @@ inbox = new_group("inbox", "this node's inbox")
 @click.option("--count", type=POSITIVE_INT, help="exit after this many messages")
 @click.option("--timeout", type=POSITIVE_SECONDS, help="exit after this many seconds without a record")
 @click.option("--tick", type=POSITIVE_SECONDS, default=5.0, help="seconds between deadline and resend checks")
+@metrics_options
 @global_options
 @pass_env
 def inbox_watch(
@@ -62,6 +63,8 @@ def inbox_watch(
     count: int | None,
     timeout: float | None,
     tick: float,
+    metrics_port: int | None,
+    metrics_address: str | None,
 ) -> int:
     node_id = me(as_node)
     given = Given(agency, desk, phone)
@@ -104,7 +107,10 @@ def inbox_watch(
                 await asyncio.gather(watching, return_exceptions=True)
                 exchanges.store.close()
 
-    asyncio.run(watch())
+    with serving_metrics(env, metrics_port, metrics_address) as metrics:
+        if metrics is not None:
+            metrics.watch_exchanges(env.home.exchanges_path(node_id))
+        asyncio.run(watch())
     return 0
 
 

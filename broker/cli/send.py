@@ -26,7 +26,7 @@ from broker.cli._common import (
     transport,
     where,
 )
-from broker.cli._consuming import Reporter
+from broker.cli._consuming import Reporter, metrics_options, serving_metrics
 from broker.cli.workers import WorkerTally, run_workers
 from broker.errors import ConfigError, InputError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
@@ -260,7 +260,8 @@ def reply(env: Env, message_id: str, type_name: str, file: str, as_node: str, fo
 
 def listen_options(what: str, from_now: str) -> Callable[[F], F]:
     """The options of the listening commands: ``--as``, ``--group``, ``--json``, ``--count``, ``--timeout``,
-    ``--from-now``, ``--workers``; ``what`` is what ``--count`` counts, ``from_now`` the help of ``--from-now``."""
+    ``--from-now``, ``--workers``, ``--metrics-port``, ``--metrics-address``; ``what`` is what ``--count`` counts,
+    ``from_now`` the help of ``--from-now``."""
 
     def add(f: F) -> F:
         for option in reversed(
@@ -288,7 +289,7 @@ def listen_options(what: str, from_now: str) -> Callable[[F], F]:
             )
         ):
             f = option(f)
-        return f
+        return metrics_options(f)
 
     return add
 
@@ -304,6 +305,8 @@ class Listening:
     timeout: float | None = None
     from_now: bool = False
     workers: int = 1
+    metrics_port: int | None = None
+    metrics_address: str | None = None
 
 
 def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, what: str) -> int:
@@ -333,7 +336,8 @@ def listen_topics(env: Env, how: Listening, topics: list[str], show: Handler, wh
                 handler, limit=how.count, idle_timeout=how.timeout, on_refused=report.refused, on_status=report.status
             )
 
-    asyncio.run(run())
+    with serving_metrics(env, how.metrics_port, how.metrics_address):
+        asyncio.run(run())
     if tally is not None:
         tally.report()
     return 0

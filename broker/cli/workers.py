@@ -107,6 +107,9 @@ def run_workers(env: Env, how: Listening, topics: list[str], group: str, what: s
             f"reads every record, so every message would be shown {n} times); --workers needs Kafka "
             "(--bootstrap or OP7_BOOTSTRAP)"
         )
+    metrics = env.settings.metrics_endpoint(how.metrics_port, how.metrics_address)
+    if metrics is not None and metrics[1] + n - 1 > 65535:
+        raise ConfigError(f"--metrics-port {metrics[1]} with --workers {n}: worker I serves PORT+I-1, past 65535")
     cores = os.cpu_count() or 1
     if n > cores:
         log.warning("--workers %d on %d cores: the workers will share them", n, cores)
@@ -129,8 +132,10 @@ def run_workers(env: Env, how: Listening, topics: list[str], group: str, what: s
     supervisor.start()
     if not how.as_json:
         pids = ", ".join(str(p.pid) for p in supervisor.processes)
+        served = "" if metrics is None else f"; metrics on {metrics[0]} ports {metrics[1]}-{metrics[1] + n - 1}"
         click.echo(
-            f"listening for {what} on {where(env)} as group {group} with {n} workers (pids {pids}; Ctrl-C to stop)",
+            f"listening for {what} on {where(env)} as group {group} with {n} workers (pids {pids}{served}; "
+            "Ctrl-C to stop)",
             err=True,
         )
     return supervisor.wait()

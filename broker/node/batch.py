@@ -7,7 +7,7 @@ so a kidnapping alert never waits behind a backlog of case files or reports. Rec
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection, Iterable, Iterator
 
 from broker.transport.base import Record
@@ -51,6 +51,10 @@ class Pending:
         self._urgent = deque(r for r in self._urgent if (r.topic, r.partition) != (topic, partition))
         self._rest = deque(r for r in self._rest if (r.topic, r.partition) != (topic, partition))
         return before - len(self)
+
+    def per_partition(self) -> Counter[tuple[str, int]]:
+        """How many records of each partition wait here (for the lag metric, sampled every few seconds)."""
+        return Counter((r.topic, r.partition) for r in self)
 
     def clear(self) -> None:
         self._urgent.clear()

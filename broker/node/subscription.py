@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import logging
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from broker.errors import HandlerError, MessageError
 from broker.lifecycle import Lifecycle
 from broker.models import Envelope, Message
 from broker.node.batch import Handled, Pending
+from broker.node.metrics import Lag, process_metrics
 from broker.node.receive import Outcome, Received, receive, received
 from broker.node.receive_state import Held, HeldFrames, QuarantineBook, source_of
 from broker.node.topics import ALERTS
@@ -141,6 +143,7 @@ class Subscription(Lifecycle):
         #: Quarantine entries sent and not yet known to be durable.
         self._quarantining: list[Awaitable[Sent]] = []
         self.stats = SubscriptionStats()
+        self.metrics = process_metrics()
         #: What was quarantined already, and each source's budget of whole entries (docs/PROTOCOL.md §6).
         self.quarantine_book = QuarantineBook(node.replay_guard.path)
         self._pruned_at: datetime | None = None
@@ -188,15 +191,25 @@ class Subscription(Lifecycle):
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
-        if on_status is None:
-            return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
-        watch = ConnectionWatch(self._node.transport, on_status, grace=status_grace, clock=self._node.clock)
-        watching = asyncio.create_task(watch.run(), name="op7-connection-watch")
-        try:
-            return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
-        finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+        async with self.metrics.sampling_lag(self.lag):
+            if on_status is None:
+                return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
+            watch = ConnectionWatch(self._node.transport, on_status, grace=status_grace, clock=self._node.clock)
+            watching = asyncio.create_task(watch.run(), name="op7-connection-watch")
+            try:
+                return await self._run(handler, limit, idle_timeout, poll, on_refused, on_duplicate)
+            finally:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
+
+    async def lag(self) -> Lag:
+        """Records of each partition read here that are not handled yet: beyond the consumer's position, and
+        fetched but waiting in this subscription."""
+        behind = await self._consumer.lag()
+        for partition, waiting in self._pending.per_partition().items():
+            if partition in behind:
+                behind[partition] += waiting
+        return behind
 
     async def _run(
         self,
@@ -369,6 +382,7 @@ class Subscription(Lifecycle):
         if then is not None:
             then()
         self.stats.quarantined[error.reason] += 1
+        self.metrics.refused(error.reason)
         if on_refused is not None:
             await maybe_await(on_refused(record, error))
 
@@ -460,6 +474,7 @@ class Subscription(Lifecycle):
     async def _deliver(self, record: Record, state: Received, handler: Handler) -> None:
         opened = state.opened
         assert opened is not None
+        started = time.perf_counter()
         try:
             await maybe_await(handler(Delivery(opened.envelope, opened.message, opened.raw, record)))
         except Exception as exc:
@@ -468,5 +483,6 @@ class Subscription(Lifecycle):
                 f"handler failed on {opened.envelope.message_type} {opened.envelope.message_id} "
                 f"({record.topic}[{record.partition}]@{record.offset}); it was not committed: {exc!r}"
             ) from exc
+        self.metrics.handled(record.topic, opened.envelope.message_type, time.perf_counter() - started)
         self._node.replay_guard.remember(opened.envelope, state.digest, self._node.clock.now())
         self.stats.delivered += 1

@@ -73,6 +73,12 @@ class Consumer(Lifecycle):
         """Whether ``record``'s partition is still assigned to this member."""
         return True
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """How many records of each partition assigned to this member lie beyond its position (not fetched yet),
+        ``{(topic, partition): records}``; partitions whose end is not known yet are left out. For metrics: sampled
+        every few seconds, never per record. A transport that cannot tell returns nothing."""
+        return {}
+
 
 class Transport(Lifecycle):
     """Topics, producing and consumer groups."""

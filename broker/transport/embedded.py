@@ -228,6 +228,23 @@ class EmbeddedConsumer(Consumer):
                 async with asyncio.timeout(min(remaining, _POLL_INTERVAL)):
                     await written.wait()
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        if not self._position:
+            return {}
+        ends = await self._t._call(self._ends)
+        return {(topic, 0): max(0, ends[topic] - position) for topic, position in self._position.items()}
+
+    def _ends(self) -> dict[str, int]:
+        """The offset after the last record of each topic read."""
+        return {
+            topic: int(
+                self._t.db.execute(
+                    "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?", (topic,)
+                ).fetchone()[0]
+            )
+            for topic in self._topics
+        }
+
     async def commit_many(self, records: Sequence[Record]) -> list[Record]:
         last: dict[str, int] = {}
         for record in records:  # one partition per topic here

@@ -220,6 +220,22 @@ class KafkaTransport(Transport):
             await self._prober.close()
             self._prober = None
         if self._producer is not None:
+    async def lag(self) -> dict[tuple[str, int], int]:
+        # The end is the high watermark of the partition's last fetch response (no request of its own); records are
+        # read uncommitted (the producer is idempotent, not transactional), so the high watermark, not the last
+        # stable offset, is where reading ends.
+        behind: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue  # not fetched from yet
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:
+                continue  # taken away by a rebalance meanwhile
+            behind[(tp.topic, tp.partition)] = max(0, end - position)
+        return behind
+
             await self._producer.stop()
             self._producer = None
 
