@@ -16,8 +16,14 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
     KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownProducerId,
     UnknownTopicOrPartitionError,
     for_code,
 )
@@ -30,6 +36,33 @@ from broker.transport.base import Consumer, Record, Sent, Transport
 __all__ = ["KafkaSettings", "KafkaTransport"]
 
 log = logging.getLogger("op7.transport.kafka")
+_client_log = logging.getLogger("op7.transport.kafka.client")
+
+
+class _ClientNoise(logging.Filter):
+    """aiokafka logs each failed connection attempt and retried request as an ERROR: thousands of lines while a broker
+    is away, telling the reader nothing op7 does not report itself (:mod:`broker.transport.health`, the errors of
+    sends and commits). They go to DEBUG under ``op7.transport.kafka.client``; tracebacks and CRITICAL stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL or record.exc_info:
+            return True
+        _client_log.debug("%s: %s", record.name, record.getMessage())
+        return False
+
+
+# Filters apply to the logger a record is made on, not to its children: each of aiokafka's loggers gets one.
+for _name in (
+    "aiokafka",
+    "aiokafka.conn",
+    "aiokafka.cluster",
+    "aiokafka.consumer.consumer",
+    "aiokafka.consumer.fetcher",
+    "aiokafka.consumer.group_coordinator",
+    "aiokafka.producer.producer",
+    "aiokafka.producer.sender",
+):
+    logging.getLogger(_name).addFilter(_ClientNoise())
 
 
 @dataclass(frozen=True)
@@ -58,6 +91,9 @@ class KafkaSettings:
     #: Seconds before a silent group member is considered dead and its partitions reassigned.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    #: Static group membership (KIP-345): a member that comes back under the same id within the session timeout
+    #: gets its partitions back without a rebalance of the group. Unique per running process of a group.
+    group_instance_id: str | None = None
 
     def common(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -103,6 +139,17 @@ def check_bootstrap(servers: str) -> str:
     return ",".join(s.strip() for s in servers.split(","))
 
 
+#: Errors after which an idempotent producer's sequence state is unusable (for instance once the whole cluster
+#: restarted): only a new producer, with a new producer id, can write again.
+_SEQUENCE_LOST = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+
+
 def _mapped(exc: KafkaError, doing: str) -> TransportError:
     return TransportError(f"Kafka: {doing}: {exc.__class__.__name__}: {exc}", retriable=bool(exc.retriable))
 
@@ -137,6 +184,7 @@ class KafkaConsumer(Consumer):
             auto_offset_reset="earliest" if from_beginning else "latest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            group_instance_id=settings.group_instance_id,
             **settings.common(),
         )
 
@@ -172,6 +220,22 @@ class KafkaConsumer(Consumer):
     def owns(self, record: Record) -> bool:
         return TopicPartition(record.topic, record.partition) in self._consumer.assignment()
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        # The end is the high watermark of the partition's last fetch response (no request of its own); records are
+        # read uncommitted (the producer is idempotent, not transactional), so the high watermark, not the last
+        # stable offset, is where reading ends.
+        behind: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue  # not fetched from yet
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:
+                continue  # taken away by a rebalance meanwhile
+            behind[(tp.topic, tp.partition)] = max(0, end - position)
+        return behind
+
     async def commit_many(self, records: Sequence[Record]) -> list[Record]:
         assigned = self._consumer.assignment()
         last: dict[TopicPartition, Record] = {}
@@ -203,41 +267,60 @@ class KafkaTransport(Transport):
         self.settings = settings or KafkaSettings(**kwargs)
         check_bootstrap(self.settings.bootstrap_servers)
         self._producer: AIOKafkaProducer | None = None
+        self._renewing = asyncio.Lock()
+        self._retired: set[asyncio.Future[None]] = set()
+        #: How often the producer was replaced after losing its sequence state.
+        self.renewals = 0
         #: The client of :meth:`probe`, once it has reached the cluster.
         self._prober: AIOKafkaClient | None = None
 
     async def start(self) -> None:
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self.settings.common())
         try:
             await producer.start()
         except KafkaError as exc:
             await producer.stop()
             raise _mapped(exc, f"cannot reach {self.settings.bootstrap_servers}") from exc
-        self._producer = producer
+        return producer
+
+    async def _renew(self, broken: AIOKafkaProducer, why: str) -> None:
+        """Replace ``broken`` by a new producer (a new producer id, fresh sequences), once however many sends saw it
+        fail; its queued records fail and are sent again by their callers (the node's outbox) with the same bytes."""
+        stop = broken.stop
+        async with self._renewing:
+            if self._producer is not broken:
+                return
+            log.warning("Kafka producer renewed: %s", why)
+            self._producer = await self._new_producer()
+            self.renewals += 1
+        self._retired.add(asyncio.ensure_future(stop()))
+        self._retired = {t for t in self._retired if not t.done()}
+
+    def _usable(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise TransportError("Kafka transport is not started", retriable=True)
+        return self._producer
+
+    @staticmethod
+    def _sender_dead(producer: AIOKafkaProducer) -> bool:
+        # aiokafka's sender task ends for good on a sequence error, and records queued after that wait for ever:
+        # nothing public tells, so its task is looked at.
+        task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        return task is not None and task.done()
 
     async def stop(self) -> None:
         if self._prober is not None:
             await self._prober.close()
             self._prober = None
         if self._producer is not None:
-    async def lag(self) -> dict[tuple[str, int], int]:
-        # The end is the high watermark of the partition's last fetch response (no request of its own); records are
-        # read uncommitted (the producer is idempotent, not transactional), so the high watermark, not the last
-        # stable offset, is where reading ends.
-        behind: dict[tuple[str, int], int] = {}
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            if end is None:
-                continue  # not fetched from yet
-            try:
-                position = await self._consumer.position(tp)
-            except IllegalStateError:
-                continue  # taken away by a rebalance meanwhile
-            behind[(tp.topic, tp.partition)] = max(0, end - position)
-        return behind
-
             await self._producer.stop()
             self._producer = None
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+            self._retired.clear()
 
     async def probe(self, timeout: float) -> None:
         """A metadata request to any broker of the cluster; the first one bootstraps a client kept for the next."""
@@ -275,14 +358,24 @@ class KafkaTransport(Transport):
             if replicas is None:
                 replicas = min(3, len((await admin.describe_cluster())["brokers"]))
             response = await admin.create_topics([NewTopic(topic, partitions, replicas, topic_configs=configs)])
+            # Under ACLs the operator creates the topics and a node may not, not even one that exists: then what
+            # the node needs is that the topic is there.
+            denied = any(e[1] == TopicAuthorizationFailedError.errno for e in response.topic_errors)
+            there = denied and all(t["error_code"] == 0 for t in await admin.describe_topics([topic]))
         except KafkaError as exc:
             raise _mapped(exc, f"create topic {topic}") from exc
         finally:
             await admin.close()
         for entry in response.topic_errors:
             code = entry[1]
-            if code == TopicAlreadyExistsError.errno:
+            if code == TopicAlreadyExistsError.errno or (code == TopicAuthorizationFailedError.errno and there):
                 continue
+            if code == TopicAuthorizationFailedError.errno:
+                raise TransportError(
+                    f"Kafka: topic {topic} does not exist (or is not visible to this principal) and this principal "
+                    "may not create it: the operator creates topics ('op7 topics create')",
+                    retriable=False,
+                )
             if code != 0:
                 error = for_code(code)
                 raise TransportError(f"Kafka: create topic {topic}: {error.__name__}", retriable=error.retriable)
@@ -318,32 +411,32 @@ class KafkaTransport(Transport):
         return await (await self.send_soon(topic, value, key=key))
 
     async def send_soon(self, topic: str, value: bytes, *, key: bytes | None = None) -> Awaitable[Sent]:
-        if self._producer is None:
-            raise TransportError("Kafka transport is not started")
+        producer = self._usable()
+        if self._sender_dead(producer):
+            await self._renew(producer, "its sender had stopped")
+            producer = self._usable()
         try:
-            queued = await self._producer.send(topic, value, key=key)
+            queued = await producer.send(topic, value, key=key)
         except KafkaError as exc:
             raise _mapped(exc, f"send to {topic}") from exc
-        return self._sent(topic, queued)
+        return self._sent(producer, topic, queued)
 
-    @staticmethod
-    async def _sent(topic: str, queued: Awaitable[Any]) -> Sent:
+    async def _sent(self, producer: AIOKafkaProducer, topic: str, queued: Awaitable[Any]) -> Sent:
         try:
             meta = await queued
+        except _SEQUENCE_LOST as exc:
+            await self._renew(producer, f"{exc.__class__.__name__} on {topic}")
+            raise TransportError(
+                f"Kafka: send to {topic}: {exc.__class__.__name__} (producer renewed)", retriable=True
+            ) from exc
         except KafkaError as exc:
             raise _mapped(exc, f"send to {topic}") from exc
         return Sent(meta.topic, meta.partition, meta.offset)
 
     async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[Sent]:
         # Queue everything first (the producer batches by partition and linger), then wait for all acks.
-        if self._producer is None:
-            raise TransportError("Kafka transport is not started")
-        try:
-            futures = [await self._producer.send(topic, value, key=key) for key, value in records]
-            metas = await asyncio.gather(*futures)
-        except KafkaError as exc:
-            raise _mapped(exc, f"send to {topic}") from exc
-        return [Sent(m.topic, m.partition, m.offset) for m in metas]
+        queued = [await self.send_soon(topic, value, key=key) for key, value in records]
+        return list(await asyncio.gather(*queued))
 
     async def partitions_of(self, topics: Sequence[str]) -> list[TopicPartition]:
         """The partitions of ``topics`` (of those that exist); none when the cluster is out of reach (the consumers
