@@ -314,6 +314,10 @@ class Home:
     def replay_path(self, group: str) -> Path:
         return self.state_dir() / f"replay-{_safe(group)}.db"
 
+    def outbox_path(self, node_id: str) -> Path:
+        """What ``node_id`` sent on this home's network and the cluster has not acknowledged yet."""
+        return self.state_dir() / f"outbox-{check_node_id(node_id)}.db"
+
     def exchanges_path(self, node_id: str) -> Path:
         """The exchanges of ``node_id`` on this home's network."""
         return self.state_dir() / f"exchanges-{check_node_id(node_id)}.db"

@@ -15,6 +15,7 @@
     ├── HandlingRuleError      an onward transmission or use the information's handling code forbids
     ├── HandlerError           application code raised while handling a verified message
     └── TransportError         the transport failed; ``retriable`` says whether trying again may help
+        └── DeliveryError      a message not acknowledged in time (kept in the outbox) or refused for good
 
 Errors from third-party libraries (aiokafka, fastavro, pydantic, cryptography) are mapped to these at the
 boundary, with the original kept as ``__cause__``.
@@ -122,3 +123,19 @@ class TransportError(Op7Error):
     def __init__(self, message: str, *, retriable: bool = False) -> None:
         self.retriable = retriable
         super().__init__(message)
+
+
+class DeliveryError(TransportError):
+    """A message sent but not acknowledged: ``outcome`` is ``pending`` when it waits in the node's outbox and is sent
+    again with the same bytes (it may also have arrived already: receivers recognise the copy), ``failed`` when the
+    transport refused it for good (kept in the outbox for an operator: ``op7 outbox list``)."""
+
+    def __init__(
+        self, message: str, *, message_id: str, message_type: str, case_id: str | None, topic: str, outcome: str
+    ) -> None:
+        self.message_id = message_id
+        self.message_type = message_type
+        self.case_id = case_id
+        self.topic = topic
+        self.outcome = outcome
+        super().__init__(message, retriable=outcome == "pending")

@@ -24,6 +24,7 @@ from broker.node.deadlines import DeadlinePolicy
 from broker.node.exchange import EventHook, ExchangeAgent
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Node
+from broker.node.outbox import Outbox
 from broker.transport import Transport
 from broker.trust.replay import ReplayGuard
 from broker.wire.trust import Trust
@@ -167,16 +168,18 @@ def make_node(
     the home hands a message over once; a reader without a node id has one per ``group``), and the directory versions
     it follows."""
     home = env.home
+    signs = bool(sign and me)
     return Node(
         transport(env),
         trust or home.trust(),
-        home.identity(me) if sign and me else None,
+        home.identity(me) if signs and me else None,
         topic_prefix=env.topic_prefix,
         opener=home.opener(me) if me else None,
         replay_guard=ReplayGuard(home.replay_path(me or group)) if group else None,
         follow_directory=follow,
         directory_dir=home.directory_dir if follow and home.uses_directory() else None,
         clock=home.clock,
+        outbox=Outbox(home.outbox_path(me)) if signs and me else None,
     )
 
 

@@ -1,7 +1,8 @@
 """The ``op7`` command: the root group, its commands, and how errors end a run.
 
 Exit codes: 0 success; 1 an op7 error (bad input, bad configuration, transport failure), with one line per
-problem on standard error and no traceback; 2 a usage error; 130 interrupted.
+problem on standard error and no traceback; 2 a usage error; 75 a message signed and kept in the outbox, not yet
+acknowledged by the cluster (it is sent again: ``op7 outbox``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from broker.cli.directory import directory
 from broker.cli.exchanges import exchanges
 from broker.cli.inbox import inbox
 from broker.cli.keys import keys
+from broker.cli.outbox import PENDING, outbox
 from broker.cli.quarantine import quarantine
 from broker.cli.schemas import schemas
 from broker.cli.send import listen, reply, send
 from broker.cli.show import show
 from broker.cli.topics import topics
-from broker.errors import HandlerError, InputError, Op7Error
+from broker.errors import DeliveryError, HandlerError, InputError, Op7Error
 
 __all__ = ["cli", "main"]
 
@@ -75,6 +77,7 @@ for _command in (
     listen,
     exchanges,
     inbox,
+    outbox,
     reply,
     quarantine,
     topics,
@@ -119,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HandlerError as exc:
         click.echo(f"op7: error: {exc}", err=True)
         return 1
+    except DeliveryError as exc:
+        click.echo(f"op7: {'pending' if exc.outcome == 'pending' else 'error'}: {exc}", err=True)
+        return PENDING if exc.outcome == "pending" else 1
     except Op7Error as exc:
         bootstrap = given.env.bootstrap if given.env is not None else given.bootstrap
         hint = " (is Kafka running? scripts/kafka start)" if exc.retriable and bootstrap else ""

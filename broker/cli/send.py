@@ -28,12 +28,13 @@ from broker.cli._common import (
 )
 from broker.cli._consuming import Reporter, metrics_options, serving_metrics
 from broker.cli.workers import WorkerTally, run_workers
-from broker.errors import ConfigError, InputError
+from broker.errors import ConfigError, InputError, TransportError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
 from broker.models.answers import is_answer_type
 from broker.models.inputs import outgoing_problems, validate
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Handler, Node, Published
+from broker.node.outbox import Outbox
 from broker.plugins import load_adapter
 from broker.trust.directory import DirectoryTrust
 from broker.trust.replay import Freshness
@@ -143,10 +144,11 @@ def send_message(env: Env, out: Outgoing) -> int:
             topic_prefix=env.topic_prefix,
             follow_directory=False,
             clock=home.clock,
+            outbox=Outbox(home.outbox_path(sender)),
         )
+        if not exchange:
+            return await _publish_or_keep(node, message, recipients, out.seal)
         async with node:
-            if not exchange:
-                return await node.publish(message, recipients=recipients, seal=out.seal)
             # A directed message is an exchange: recorded, with its deadline, followed by 'op7 inbox watch'.
             exchanges = await agent(env.home, node, message.issuer)
             try:
@@ -158,6 +160,23 @@ def send_message(env: Env, out: Outgoing) -> int:
 
     _report_sent(asyncio.run(publish()), sender, out.as_json)
     return 0
+
+
+async def _publish_or_keep(node: Node, message: Message, recipients: tuple[str, ...], seal: bool) -> Published:
+    """Publish ``message``; with the cluster out of reach, sign it and keep it in the outbox (DeliveryError, pending):
+    the node's next run, or 'op7 outbox retry', sends it, with the same message id."""
+    try:
+        await node.start()
+    except TransportError as exc:
+        await node.stop()
+        if not exc.retriable:
+            raise
+        node.courier.held = f"the cluster is out of reach ({exc})"
+        return await node.publish(message, recipients=recipients, seal=seal)
+    try:
+        return await node.publish(message, recipients=recipients, seal=seal)
+    finally:
+        await node.stop()
 
 
 def _report_sent(published: Published, sender: str, as_json: bool) -> None:

@@ -23,7 +23,10 @@ from broker.errors import ConfigError, MessageError, TransportError
 from broker.lifecycle import Lifecycle
 from broker.models import Authority, Envelope, ForwardedMessage, Handling, Message, Request
 from broker.models.directory import SignedDirectory
+from broker.node.courier import Courier
 from broker.node.forwarding import ForwardCheck, forwarded_message
+from broker.node.metrics import set_outbox_pending
+from broker.node.outbox import Outbox, Outgoing
 from broker.node.outgoing import (
     check_answer,
     check_audience,
@@ -39,7 +42,8 @@ from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, parti
 from broker.transport.base import Record, Sent, Transport
 from broker.trust.directory import DirectoryDocument, DirectoryTrust, keep_directory
 from broker.trust.replay import Freshness, ReplayGuard
-from broker.wire.envelope import NodeIdentity, Opened, build, build_batch
+from broker.wire.codec import read_header
+from broker.wire.envelope import NodeIdentity, Opened, build, build_batch, parse_frame
 from broker.wire.schemas import SchemaRegistry, default_registry
 from broker.wire.sealing import Opener
 from broker.wire.trust import Trust
@@ -98,6 +102,8 @@ class Node(Lifecycle):
         follow_directory: bool = True,
         directory_dir: Path | None = None,
         clock: Clock | None = None,
+        outbox: Outbox | None = None,
+        delivery_timeout: float = 30.0,
     ) -> None:
         self.transport = transport
         #: Every reading of the time by this node, its subscriptions and its exchange agent.
@@ -127,6 +133,11 @@ class Node(Lifecycle):
         self.directory_wait = 30.0
         self._directory_arrived = asyncio.Event()
         self._created: set[str] = set()
+        #: Every frame this node sends is recorded here first and sent again with the same bytes until acknowledged
+        #: (in memory unless given one: a restart then forgets what was pending).
+        self.outbox = outbox or Outbox()
+        self.courier = Courier(transport, self.outbox, self.clock, prepare=self._prepare, timeout=delivery_timeout)
+        self.courier.on_change = set_outbox_pending
 
     async def start(self) -> None:
         if self._manage_transport:
@@ -134,6 +145,7 @@ class Node(Lifecycle):
         own = self.topics.of_node(self.node_id) if self.node_id else [self.quarantine_name]
         for topic in [*self.topics.shared, *own]:
             await self._ensure_topic(topic)
+        self.courier.start()
         if self._follow:
             # In the background: nothing on the message path waits for the directory topic...
             self._follower = asyncio.create_task(self._follow_directory(), name="op7-directory-follower")
@@ -151,6 +163,7 @@ class Node(Lifecycle):
                 )
 
     async def stop(self) -> None:
+        await self.courier.stop()
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +245,10 @@ class Node(Lifecycle):
         """Full names of the topics this node created or checked, for tools that clean up after themselves."""
         return sorted(self.topic(name) for name in self._created)
 
+    async def _prepare(self, topic: str) -> None:
+        """Make sure the full-named ``topic`` exists before a copy is sent to it (a node created it, or this one)."""
+        await self._ensure_topic(topic.removeprefix(f"{self.topic_prefix}."))
+
     async def _ensure_topic(self, name: str) -> None:
         if name not in self._created:
             spec = self.topics.spec(name)
@@ -281,13 +298,9 @@ class Node(Lifecycle):
         )
         if before_send is not None:
             before_send(envelope, frame)
-        key = partition_key(envelope)
         # Directed messages go to each recipient's inbox (the same signed bytes); others to their type's topic.
         names = self.topics.destinations(message.avro_name, recipients)
-        copies = []
-        for name in names:
-            await self._ensure_topic(name)
-            copies.append(await self.transport.send(self.topic(name), frame, key=key))
+        copies = await self.courier.deliver(self._copies(envelope, frame, names))
         sent = copies[0]
         log.info(
             "published %s %s case=%s to %s[%d]@%d",
@@ -299,6 +312,13 @@ class Node(Lifecycle):
             sent.offset,
         )
         return Published(envelope, sent, frame, tuple(copies))
+
+    def _copies(self, envelope: Envelope, frame: bytes, names: Sequence[str]) -> list[Outgoing]:
+        key, queued = partition_key(envelope), self.clock.now()
+        return [
+            Outgoing(envelope.message_id, self.topic(n), key, frame, envelope.message_type, envelope.case_id, queued)
+            for n in names
+        ]
 
     def _signer(self, message: Message, at: datetime) -> NodeIdentity:
         """This node's identity, to sign ``message`` at ``at``; ``ConfigError`` for what receivers would refuse."""
@@ -321,11 +341,21 @@ class Node(Lifecycle):
 
     async def send_frame(self, frame: bytes, recipients: tuple[str, ...], *, key: bytes) -> list[Sent]:
         """Send an already signed frame (a kept receipt, a resend) to the recipients' inboxes, unchanged."""
-        sent = []
-        for recipient in recipients:
-            await self._ensure_topic(self.inbox_of(recipient))
-            sent.append(await self.transport.send(self.topic(self.inbox_of(recipient)), frame, key=key))
-        return sent
+        header = read_header(parse_frame(frame).header, self.registry)
+        queued = self.clock.now()
+        copies = [
+            Outgoing(
+                str(header["message_id"]),
+                self.topic(self.inbox_of(r)),
+                key,
+                frame,
+                str(header["message_type"]),
+                None if header["case_id"] is None else str(header["case_id"]),
+                queued,
+            )
+            for r in recipients
+        ]
+        return await self.courier.deliver(copies)
 
     async def publish_batch(
         self, messages: Sequence[Message], *, recipients: tuple[str, ...] = (), now: datetime | None = None
@@ -346,20 +376,12 @@ class Node(Lifecycle):
                     f"TLP:{message.handling.tlp.value}: publish it alone, to be sealed to its recipients"
                 )
         built = build_batch(signers[0], messages, recipients=recipients, now=now, registry=self.registry)
-        by_topic: dict[str, list[int]] = {}
-        for i, message in enumerate(messages):
-            for name in self.topics.destinations(message.avro_name, recipients):
-                by_topic.setdefault(name, []).append(i)
-        sent: dict[int, list[Sent]] = {}
-        for name, indexes in by_topic.items():
-            await self._ensure_topic(name)
-            records = []
-            for i in indexes:
-                env = built[i][0]
-                records.append((partition_key(env), built[i][1]))
-            for i, s in zip(indexes, await self.transport.send_many(self.topic(name), records), strict=True):
-                sent.setdefault(i, []).append(s)
-        return [Published(env, sent[i][0], frame, tuple(sent[i])) for i, (env, frame) in enumerate(built)]
+        copies: list[Outgoing] = []
+        for env, frame in built:
+            copies += self._copies(env, frame, self.topics.destinations(env.message_type, recipients))
+        delivered = iter(await self.courier.deliver(copies))
+        sent = [[next(delivered) for _ in self.topics.destinations(env.message_type, recipients)] for env, _ in built]
+        return [Published(env, s[0], frame, tuple(s)) for (env, frame), s in zip(built, sent, strict=True)]
 
     async def forward(
         self,

@@ -103,12 +103,25 @@ def test_sending_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
     assert "op7 keys new FR.GN" in result.stderr
 
 
-def test_unreachable_kafka_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+def test_unreachable_kafka_is_one_line_and_the_alert_waits_in_the_outbox(tmp_path: Path) -> None:
     assert op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
     result = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "alert", "send", str(EXAMPLE_ALERT))
-    assert result.returncode == 1
-    assert "op7: error: Kafka" in result.stderr and "127.0.0.1:1" in result.stderr
+    assert result.returncode == 75  # EX_TEMPFAIL: kept, to be sent again
+    [line] = [line for line in result.stderr.splitlines() if "WARNING" not in line]
+    assert line.startswith("op7: pending: KidnappingAlert ") and "(case FR-GN-2026-000142)" in line
+    assert "out of reach" in line and "127.0.0.1:1" in line and "kept in the outbox" in line
     assert "Traceback" not in result.stderr
+    listed = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "outbox", "list", "--as", "FR.GN", "--json")
+    [kept] = json.loads(listed.stdout)
+    assert kept["message_id"] in line and kept["state"] == "pending" and kept["topic"] == "op7.alerts"
+    table = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "outbox", "list", "--as", "FR.GN")
+    assert kept["message_id"] in table.stdout and "pending" in table.stdout
+    wrong = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "outbox", "drop", "--as", "FR.GN", "no-such-id")
+    assert wrong.returncode == 1 and "not in the outbox: no-such-id" in wrong.stderr
+    dropped = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "outbox", "drop", "--as", "FR.GN", kept["message_id"])
+    assert dropped.returncode == 0 and "dropped 1 copy" in dropped.stdout
+    empty = op7(tmp_path, "--bootstrap", "127.0.0.1:1", "outbox", "list", "--as", "FR.GN")
+    assert "nothing waits in the outbox of FR.GN" in empty.stdout
 
 
 def test_send_any_type_addresses_requests_to_the_requested_authority(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Listeners tell their user when the cluster is out of reach and when it is back.
+"""Listeners tell their user when the cluster is out of reach and when it is back; what is sent meanwhile waits in
+the sender's outbox until ``op7 outbox retry``.
 
 The test starts a private single-broker cluster (scripts/kafka with its own OP7_KAFKA_HOME and port; the jars of the
 shared cache are reused), runs ``op7 alerts listen --json`` and ``op7 inbox watch --json`` against it, stops the
@@ -154,11 +155,22 @@ def test_listeners_report_a_lost_and_a_restored_connection(private_kafka: Privat
             lost = listener.wait_for(_status("disconnected"), 30)
             assert lost["since"] and f"cannot reach {bootstrap}" in lost["reason"]
             assert listener.said(f"op7: connection to Kafka at {bootstrap} lost since"), listener.stderr
+        # Sent while the cluster is away: signed, kept in the outbox, and said so (exit 75, try again later).
+        kept = run_op7(fr, "alert", "send", str(EXAMPLE_ALERT), bootstrap=bootstrap)
+        assert kept.returncode == 75, kept.stderr
+        assert "op7: pending:" in kept.stderr and "kept in the outbox" in kept.stderr, kept.stderr
+        listed = run_op7(fr, "outbox", "list", "--as", "FR.GN", "--json", bootstrap=bootstrap)
+        [waiting] = json.loads(listed.stdout)
+        assert waiting["state"] == "pending" and waiting["message_type"].endswith("KidnappingAlert")
 
         private_kafka.run("start")
         for listener in (alerts, inbox):
             assert listener.wait_for(_status("connected"), 60)["reason"] is None
             assert listener.said(f"op7: connection to Kafka at {bootstrap} restored at"), listener.stderr
+        retried = run_op7(fr, "outbox", "retry", "--as", "FR.GN", bootstrap=bootstrap)
+        assert retried.returncode == 0, retried.stderr
+        assert alerts.wait_for(_alert, 60)["envelope"]["message_id"] == waiting["message_id"]
+        assert json.loads(run_op7(fr, "outbox", "list", "--as", "FR.GN", "--json", bootstrap=bootstrap).stdout) == []
         sent = run_op7(fr, "alert", "send", str(EXAMPLE_ALERT), "--json", bootstrap=bootstrap)
         assert sent.returncode == 0, sent.stderr
         after = json.loads(sent.stdout)["message_id"]

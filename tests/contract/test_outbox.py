@@ -1,0 +1,239 @@
+"""The durable outbox: a frame is recorded before it is sent and sent again, with the same bytes, until acknowledged.
+
+The transport under the node is the embedded one or a real Kafka broker, with a gate in front of its ``send`` that
+holds or fails the attempts a test chooses (the real faults, on a real cluster, are in tests/cluster/test_faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.clock import ManualClock
+from broker.errors import DeliveryError, TransportError
+from broker.node.node import Delivery, Node
+from broker.node.outbox import Outbox, State
+from broker.transport.base import Sent, Transport
+from broker.trust.store import TrustStore
+from broker.wire.envelope import NodeIdentity
+from tests.conftest import make_alert
+
+
+class Gate:
+    """What the next attempts to send do: ``fail`` (retriable or not) or ``hold`` (until opened), then pass."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.plan: list[str] = []
+        self.opened = asyncio.Event()
+        self.attempts: list[bytes] = []
+        original = transport.send
+
+        async def send(topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
+            self.attempts.append(value)
+            step = self.plan.pop(0) if self.plan else "pass"
+            if step == "fail":
+                raise TransportError("Kafka: send: NotEnoughReplicas (test)", retriable=True)
+            if step == "refuse":
+                raise TransportError("Kafka: send: RecordTooLarge (test)", retriable=False)
+            if step == "hold":
+                await self.opened.wait()
+            return await original(topic, value, key=key)
+
+        transport.send = send  # type: ignore[method-assign]
+
+
+def _node(
+    factory: Any,
+    trust: TrustStore,
+    prefix: str,
+    clock: ManualClock,
+    identity: NodeIdentity | None = None,
+    **options: Any,
+) -> Node:
+    return Node(factory(), trust, identity, topic_prefix=prefix, clock=clock, **options)
+
+
+async def _received(factory: Any, trust: TrustStore, prefix: str, clock: ManualClock, count: int) -> list[Delivery]:
+    got: list[Delivery] = []
+    async with _node(factory, trust, prefix, clock) as reader, reader.subscribe("NL.NCC") as sub:
+        await asyncio.wait_for(sub.run(got.append, limit=count, idle_timeout=3), 30)
+    return got
+
+
+async def _until(done: Any, what: str, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    # The outbox is a database: nothing to wait on but what it holds.
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, f"not {what} within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_send_not_acknowledged_in_time_is_pending_then_acknowledged_late(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    clock: ManualClock,
+) -> None:
+    prefix = f"op7.t{unique}"
+    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=0.3)
+    gate = Gate(node.transport)
+    async with node:
+        gate.plan = ["hold"]
+        with pytest.raises(DeliveryError) as caught:
+            await node.publish(make_alert(alert_data, case_id="CASE-LATE"))
+        error = caught.value
+        assert error.outcome == "pending" and error.case_id == "CASE-LATE"
+        assert error.message_id in str(error) and "CASE-LATE" in str(error) and "not acknowledged within" in str(error)
+        assert [c.message_id for c in node.outbox.copies()] == [error.message_id]
+        gate.opened.set()  # the held send completes after its caller gave up: the outbox learns it
+        await _until(lambda: not node.outbox.copies(), "acknowledged late")
+    got = await _received(transport_factory, trust, prefix, clock, 1)
+    assert [d.envelope.message_id for d in got] == [error.message_id]
+
+
+async def test_a_failed_send_is_sent_again_with_the_same_bytes_and_handed_over_once(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    clock: ManualClock,
+) -> None:
+    prefix = f"op7.t{unique}"
+    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
+    node.courier.retry_every = 0.05
+    gate = Gate(node.transport)
+    async with node:
+        gate.plan = ["fail"]
+        with pytest.raises(DeliveryError) as caught:
+            await node.publish(make_alert(alert_data, case_id="CASE-RETRY"))
+        assert caught.value.outcome == "pending" and "NotEnoughReplicas" in str(caught.value)
+        [copy] = node.outbox.copies()
+        assert copy.attempts == 1 and copy.state is State.PENDING
+        await asyncio.sleep(0.3)
+        assert len(gate.attempts) == 1  # not due yet: the wait doubles with each attempt
+        clock.advance(timedelta(seconds=3))
+        await _until(lambda: not node.outbox.copies(), "sent again")
+        # And once more, as if the first attempt had in fact arrived: receivers see a duplicate, not a message.
+        await node.transport.send(copy.topic, copy.frame, key=copy.key)
+    assert gate.attempts[0] == gate.attempts[1] == copy.frame  # same id, same signature
+    got = await _received(transport_factory, trust, prefix, clock, 2)
+    assert [d.envelope.message_id for d in got] == [caught.value.message_id]
+
+
+async def test_a_case_keeps_its_order_when_an_earlier_message_waits(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    clock: ManualClock,
+) -> None:
+    prefix = f"op7.t{unique}"
+    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
+    node.courier.retry_every = 0.05
+    gate = Gate(node.transport)
+    async with node:
+        gate.plan = ["fail"]
+        with pytest.raises(DeliveryError):
+            await node.publish(make_alert(alert_data, case_id="CASE-ORDER", alert_id="A1"))
+        # The next message of the case goes after the first (sent again first), not before it.
+        second = await node.publish(make_alert(alert_data, case_id="CASE-ORDER", alert_id="A2"))
+        other = await node.publish(make_alert(alert_data, case_id="CASE-OTHER", alert_id="B1"))
+        assert second.sent.offset >= 0 and other.sent.offset >= 0
+        assert not node.outbox.copies()
+    got = await _received(transport_factory, trust, prefix, clock, 3)
+    ids = [d.message.alert_id for d in got if d.envelope.case_id == "CASE-ORDER"]  # type: ignore[attr-defined]
+    assert ids == ["A1", "A2"]
+
+
+async def test_a_refusal_for_good_is_failed_and_not_sent_again_by_itself(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    clock: ManualClock,
+) -> None:
+    prefix = f"op7.t{unique}"
+    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
+    node.courier.retry_every = 0.05
+    gate = Gate(node.transport)
+    async with node:
+        gate.plan = ["refuse"]
+        with pytest.raises(DeliveryError) as caught:
+            await node.publish(make_alert(alert_data))
+        assert caught.value.outcome == "failed" and "RecordTooLarge" in str(caught.value)
+        clock.advance(timedelta(minutes=5))
+        await asyncio.sleep(0.3)
+        assert len(gate.attempts) == 1
+        assert [c.state for c in node.outbox.copies()] == [State.FAILED]
+        assert node.outbox.reopen() == 1  # 'op7 outbox retry': due again at once
+        await _until(lambda: not node.outbox.copies(), "sent after reopening")
+
+
+async def test_what_a_stopped_node_left_pending_is_sent_by_its_next_run(
+    transport_factory: Any,
+    trust: TrustStore,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
+    clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    prefix = f"op7.t{unique}"
+    path = tmp_path / "outbox.db"
+    first = _node(transport_factory, trust, prefix, clock, fr, outbox=Outbox(path), delivery_timeout=5)
+    gate = Gate(first.transport)
+    async with first:
+        gate.plan = ["fail"]
+        with pytest.raises(DeliveryError) as caught:
+            await first.publish(make_alert(alert_data))
+    first.outbox.close()
+    clock.advance(timedelta(seconds=5))
+    second = _node(transport_factory, trust, prefix, clock, fr, outbox=Outbox(path))
+    second.courier.retry_every = 0.05
+    async with second:
+        await _until(lambda: not second.outbox.copies(), "sent by the next run")
+    got = await _received(transport_factory, trust, prefix, clock, 1)
+    assert [d.envelope.message_id for d in got] == [caught.value.message_id]
+
+
+async def test_a_node_that_cannot_reach_the_cluster_keeps_what_it_signs(
+    trust: TrustStore, fr: NodeIdentity, alert_data: dict[str, Any], clock: ManualClock
+) -> None:
+    node = Node(_Unreachable(), trust, fr, clock=clock)
+    node.courier.held = "the cluster is out of reach"
+    with pytest.raises(DeliveryError) as caught:
+        await node.publish(make_alert(alert_data, case_id="CASE-HELD"))
+    assert caught.value.outcome == "pending" and "out of reach" in str(caught.value)
+    assert [c.case_id for c in node.outbox.copies()] == ["CASE-HELD"]
+
+
+class _Unreachable(Transport):
+    name = "unreachable"
+
+    async def create_topic(self, topic: str, **options: Any) -> None:
+        raise AssertionError("nothing is sent by a node that holds")
+
+    async def delete_topic(self, topic: str) -> None:
+        raise AssertionError
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
+        raise AssertionError("nothing is sent by a node that holds")
+
+    def consumer(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError
+
+    async def start(self) -> None:
+        raise AssertionError
+
+    async def stop(self) -> None:
+        return None
