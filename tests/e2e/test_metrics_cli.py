@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import EXAMPLE_ALERT, run_op7, trusting_homes
+from tests.conftest import EXAMPLE_ALERT, ROOT, run_op7, trusting_homes
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -118,3 +118,29 @@ def test_a_port_in_use_or_a_bad_setting_is_one_clear_error(tmp_path: Path, monke
     assert "OP7_METRICS_PORT='http': a port number, 1 to 65535" in result.stderr
     result = run_op7(tmp_path, "alerts", "listen", "--metrics-port", "0", "--timeout", "1")
     assert result.returncode == 2 and "--metrics-port" in result.stderr
+
+
+def test_the_inbox_watcher_serves_its_exchanges_by_state(tmp_path: Path) -> None:
+    homes = trusting_homes(tmp_path, {"fr": "FR.GN", "es": "ES.PN"})
+    request = str(ROOT / "examples" / "mla-request.json")
+    sent = run_op7(homes["fr"], "send", "MutualLegalAssistanceRequest", request, "--seal")
+    assert sent.returncode == 0, sent.stderr
+    port = _free_port()
+    contact = ("--agency", "Policia Nacional", "--desk", "Sala del 091", "--phone", "+34910000000")
+    env = {**os.environ, "OP7_HOME": str(homes["es"])}
+    env.pop("OP7_BOOTSTRAP", None)
+    command = [sys.executable, "-m", "broker.cli", "inbox", "watch", "--as", "ES.PN", *contact]
+    watcher = subprocess.Popen(
+        [*command, "--metrics-port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        received = ("op7_exchanges", (("state", "received"),))
+        samples = _until(port, lambda s: s.get(received) == 1)
+        assert samples.get(received) == 1, samples
+        assert samples[("op7_exchanges", (("state", "sent"),))] == 0  # every state is shown, from the store file
+        handled = [v for (name, labels), v in samples.items() if name == "op7_messages_handled_total"]
+        assert handled == [1]
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=60)
+    assert "Traceback" not in err
