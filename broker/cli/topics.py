@@ -1,4 +1,5 @@
-"""``op7 topics create``: the shared topics, and an inbox and a quarantine per node, with their retention."""
+"""``op7 topics create``: the shared topics, and an inbox and a quarantine per node, with their retention;
+``op7 topics acls``: the Kafka ACLs a node needs on a cluster that enforces them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import asyncio
 
 import click
 
-from broker.cli._click import POSITIVE_INT
-from broker.cli._common import Env, command, global_options, new_group, pass_env
+from broker.cli._click import POSITIVE_INT, argument
+from broker.cli._common import Env, command, echo_json, global_options, new_group, pass_env
 from broker.models import check_node_id
+from broker.node.acls import kafka_acls_commands, node_bindings
 from broker.node.topics import TopicLayout
 from broker.trust.directory import DirectoryTrust
 
@@ -52,4 +54,35 @@ def topics_create(
     asyncio.run(create())
     for spec in specs:
         click.echo(spec.name)
+    return 0
+
+
+@command(topics, "acls", "print the Kafka ACLs a node needs (read its inbox only, write but never read other inboxes)")
+@argument("node_id", "the node (its inbox, quarantine and consumer group)", metavar="NODE_ID")
+@click.option("--principal", metavar="User:NAME", help="its Kafka principal (default User:NODE_ID: a certificate CN)")
+@click.option("--authority", is_flag=True, help="it also publishes the network directory (a network authority)")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["kafka-acls", "json"]),
+    default="kafka-acls",
+    show_default=True,
+    help="kafka-acls: the kafka-acls.sh commands an operator runs; json: one object per binding",
+)
+@click.option(
+    "--command-config",
+    metavar="FILE",
+    default="admin.properties",
+    show_default=True,
+    help="the admin's Kafka client config, in the kafka-acls.sh commands",
+)
+@global_options
+@pass_env
+def topics_acls(env: Env, node_id: str, principal: str | None, authority: bool, form: str, command_config: str) -> int:
+    bindings = node_bindings(TopicLayout(env.topic_prefix), node_id, principal, authority=authority)
+    if form == "json":
+        echo_json([b.as_json() for b in bindings], indent=2)
+        return 0
+    for line in kafka_acls_commands(bindings, env.bootstrap or "HOST:PORT", command_config):
+        click.echo(line)
     return 0
