@@ -96,6 +96,11 @@ class Network:
         return f"{self.transport}-{_safe(self.topic_prefix)}-{digest}"
 
 
+#: The session timeout of a static group member (OP7_KAFKA_GROUP_INSTANCE_ID): long enough for a service manager to
+#: restart a crashed listener, short enough that a member gone for good is replaced within a minute.
+STATIC_SESSION_TIMEOUT_MS = 45_000
+
+
 class Settings(BaseSettings):
     """op7's settings, in one place: each from its ``OP7_*`` environment variable (an empty one counts as unset),
     or from keyword arguments (the command line's options), which take precedence.
@@ -125,6 +130,11 @@ class Settings(BaseSettings):
     # Text, checked by kafka(): a bad Kafka setting fails the commands that reach Kafka, not every command.
     kafka_replication_factor: str | None = Field(
         None, description="replicas of the topics op7 creates (default: 3, or fewer brokers)"
+    )
+    kafka_group_instance_id: str | None = Field(
+        None,
+        description="static group membership: this listener's own id in its group (one per process; worker I of "
+        "--workers N adds -I); a restart within the session timeout keeps its partitions, without a rebalance",
     )
     # Text, checked by metrics_endpoint(): a bad one fails the commands that serve metrics, not every command.
     metrics_port: str | None = Field(
@@ -166,6 +176,9 @@ class Settings(BaseSettings):
             sasl_username=self.kafka_sasl_username,
             sasl_password=secret(self.kafka_sasl_password),
             replication_factor=int(replicas) if replicas else None,
+            group_instance_id=self.kafka_group_instance_id,
+            # A static member is given this long to come back before its partitions go to another member.
+            session_timeout_ms=STATIC_SESSION_TIMEOUT_MS if self.kafka_group_instance_id else 10_000,
         )
         return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

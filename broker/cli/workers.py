@@ -177,6 +177,15 @@ class _Terminated(BaseException):
     """SIGTERM reached the supervisor."""
 
 
+def _static_member(index: int) -> dict[str, str]:
+    """Worker ``index``'s own static group member id, when the listener has one: ids are unique per process."""
+    base = os.environ.get(_INSTANCE_VARIABLE)
+    return {_INSTANCE_VARIABLE: f"{base}-{index}"} if base else {}
+
+
+_INSTANCE_VARIABLE = "OP7_KAFKA_GROUP_INSTANCE_ID"
+
+
 def _terminated(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
@@ -227,7 +236,7 @@ class Supervisor:
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                env={**os.environ, WORKER_VARIABLE: f"{index}/{self.count}"},
+                env={**os.environ, WORKER_VARIABLE: f"{index}/{self.count}", **_static_member(index)},
                 # Its own process group: Ctrl-C reaches the supervisor, which stops each worker once.
                 start_new_session=True,
                 preexec_fn=_prepare_worker,
