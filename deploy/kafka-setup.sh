@@ -6,7 +6,8 @@
 #
 # Environment: SETUP_BOOTSTRAP (host:port,...), SETUP_CA (the CA's PEM), SETUP_KEYSTORE (op7-admin's key and
 # certificate, PEM), SETUP_REPLICATION_FACTOR (default 3), SETUP_MIN_INSYNC_REPLICAS (default 2), SETUP_BROKERS (how
-# many brokers to wait for, default 3), SETUP_TIMEOUT (seconds, default 180), SETUP_DIR (default: this script's folder).
+# many brokers to wait for, default 3), SETUP_TIMEOUT (seconds, default 180), SETUP_DIR (default: this script's folder),
+# SETUP_KAFKA_BIN (Kafka's tools, default /opt/kafka/bin as in the apache/kafka image).
 set -euo pipefail
 
 dir="${SETUP_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
@@ -15,7 +16,7 @@ replicas="${SETUP_REPLICATION_FACTOR:-3}"
 min_isr="${SETUP_MIN_INSYNC_REPLICAS:-2}"
 brokers="${SETUP_BROKERS:-3}"
 timeout="${SETUP_TIMEOUT:-180}"
-bin=/opt/kafka/bin
+bin="${SETUP_KAFKA_BIN:-/opt/kafka/bin}"
 say() { printf 'kafka-setup: %s\n' "$*" >&2; }
 
 for f in "${SETUP_CA:?SETUP_CA: the CA certificate}" "${SETUP_KEYSTORE:?SETUP_KEYSTORE: op7-admin key and certificate}" \
