@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from broker.errors import FrameError, PolicyError, SchemaError
+from broker.errors import FrameError, MessageError, PolicyError, SchemaError
 from broker.models import Envelope, ForwardedMessage
 from broker.node.topics import TopicLayout
 from broker.trust.replay import Freshness, ReplayGuard
-from broker.wire.envelope import Opened, Verified, open_verified, verify_frame
+from broker.wire.envelope import Opened, Verified, check_sender, open_verified, verify_signed
 from broker.wire.schemas import SchemaRegistry
 from broker.wire.sealing import Opener
 from broker.wire.trust import Trust
@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from broker.node.node import Node
 
 __all__ = [
+    "KEY_NOT_VALID",
     "Outcome",
     "Received",
+    "authorise",
     "check_forwarding",
     "check_fresh",
     "check_record",
@@ -79,10 +81,27 @@ def check_record(value: bytes) -> None:
         )
 
 
+#: Refusals of a key that was not valid when it signed: its signature proves nothing of who holds it, so the sender is
+#: not believed (the refusal counts against the partition, and no one is told).
+KEY_NOT_VALID = frozenset({"key-not-yet-valid", "key-expired", "key-revoked"})
+
+
 def verify(value: bytes, trust: Trust, registry: SchemaRegistry) -> Verified:
-    """Parse the frame, check the signature over the bytes as received, decode the header, and ask the trust
-    source whether the key was valid when it signed and the sender may send this type."""
-    return verify_frame(value, trust, registry)
+    """Parse the frame, check the signature over the bytes as received, decode the header."""
+    return verify_signed(value, trust, registry)
+
+
+def authorise(received: Received, verified: Verified, trust: Trust) -> None:
+    """Ask the trust source whether the header names its network, the key was valid when it signed and the sender
+    may send this type (:func:`check_sender`). The frame is the sender's from here, refused or not (§6: its budget,
+    and a report to it), unless the key was not valid."""
+    try:
+        check_sender(verified, trust)
+    except MessageError as exc:
+        if exc.reason not in KEY_NOT_VALID:
+            received.verified = verified
+        raise
+    received.verified = verified
 
 
 def check_topic(envelope: Envelope, topic: str, layout: TopicLayout) -> None:
@@ -141,15 +160,16 @@ def check_forwarding(opened: Opened, node: Node) -> None:
 def receive(node: Node, received: Received) -> Outcome:
     """Run every stage on ``received`` in protocol order; raises the first refusal."""
     check_record(received.value)
-    received.verified = verify(received.value, node.trust, node.registry)
-    envelope = received.verified.envelope
+    verified = verify(received.value, node.trust, node.registry)
+    authorise(received, verified, node.trust)
+    envelope = verified.envelope
     check_topic(envelope, received.topic, node.topics)
     if not is_addressed(envelope, node.node_id):
         return Outcome.NOT_ADDRESSED
     if recognise_duplicate(envelope, received.digest, node.replay_guard):
         return Outcome.DUPLICATE
     check_fresh(envelope, node.freshness, received.received_at or node.clock.now())
-    received.opened = open_and_decode(received.verified, node.registry, node.opener)
+    received.opened = open_and_decode(verified, node.registry, node.opener)
     check_forwarding(received.opened, node)
     return Outcome.DELIVER
 

@@ -56,11 +56,13 @@ __all__ = [
     "build",
     "build_batch",
     "check_network",
+    "check_sender",
     "open_frame",
     "parse_frame",
     "open_verified",
     "read_header",
     "verify_frame",
+    "verify_signed",
     "write_header",
 ]
 
@@ -313,6 +315,14 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
     What an auditor needs to prove who sent what to whom and when, sealed or not, without reading it.
     Raises a :class:`~broker.errors.MessageError` subclass; nothing is decoded from an unverified frame.
     """
+    verified = verify_signed(data, trust, registry)
+    check_sender(verified, trust)
+    return verified
+
+
+def verify_signed(data: bytes, trust: Trust, registry: SchemaRegistry | None = None) -> Verified:
+    """:func:`verify_frame` up to the decoded header: the signature verified, not yet the sender's right to send it
+    (:func:`check_sender`)."""
     registry = registry or default_registry()
     raw = parse_frame(data)
     key = trust.key_for(raw.sender, raw.key_id)
@@ -328,9 +338,14 @@ def verify_frame(data: bytes, trust: Trust, registry: SchemaRegistry | None = No
         envelope = Envelope.model_validate({**datum, "sender": raw.sender, "key_id": raw.key_id.hex()})
     except ValidationError as exc:
         raise DecodeError(f"invalid envelope header: {first_problem(exc)}", reason="invalid-header") from exc
-    check_network(envelope, trust.network)
-    trust.check_use(raw.sender, raw.key_id, envelope.created_at, envelope.message_type)
     return Verified(envelope, raw)
+
+
+def check_sender(verified: Verified, trust: Trust) -> None:
+    """The network the header names, the key's validity when it signed, and the sender's right to send the type."""
+    envelope = verified.envelope
+    check_network(envelope, trust.network)
+    trust.check_use(envelope.sender, verified.raw.key_id, envelope.created_at, envelope.message_type)
 
 
 def check_network(envelope: Envelope, network: str | None) -> None:
