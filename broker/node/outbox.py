@@ -121,10 +121,12 @@ class Outbox:
                 rows,
             )
 
-    def acknowledged(self, ident: tuple[str, str]) -> None:
-        """The transport holds this copy durably: it leaves the outbox."""
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE message_id = ? AND topic = ?", ident)
+    def acknowledged(self, idents: Sequence[tuple[str, str]]) -> None:
+        """The transport holds these copies durably: they leave the outbox (one transaction)."""
+        if not idents:
+            return
+        with self._lock, immediate(self._db):
+            self._db.executemany("DELETE FROM outbox WHERE message_id = ? AND topic = ?", idents)
 
     def attempted(self, ident: tuple[str, str], at: datetime, error: str, *, permanent: bool = False) -> None:
         """An attempt at this copy failed with ``error``; ``permanent`` marks it failed (no retry by itself)."""

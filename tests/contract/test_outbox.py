@@ -7,6 +7,7 @@ holds or fails the attempts a test chooses (the real faults, on a real cluster, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,12 @@ class Gate:
     """What the next attempts to send do: ``fail`` (retriable or not) or ``hold`` (until opened), then pass."""
 
     def __init__(self, transport: Transport) -> None:
-        self.transport = transport
         self.plan: list[str] = []
         self.opened = asyncio.Event()
         self.attempts: list[bytes] = []
-        original = transport.send
+        original = transport.send_soon
 
-        async def send(topic: str, value: bytes, *, key: bytes | None = None) -> Sent:
+        async def send_soon(topic: str, value: bytes, *, key: bytes | None = None) -> Awaitable[Sent]:
             self.attempts.append(value)
             step = self.plan.pop(0) if self.plan else "pass"
             if step == "fail":
@@ -41,10 +41,15 @@ class Gate:
             if step == "refuse":
                 raise TransportError("Kafka: send: RecordTooLarge (test)", retriable=False)
             if step == "hold":
-                await self.opened.wait()
+
+                async def later() -> Sent:
+                    await self.opened.wait()
+                    return await (await original(topic, value, key=key))
+
+                return asyncio.ensure_future(later())
             return await original(topic, value, key=key)
 
-        transport.send = send  # type: ignore[method-assign]
+        transport.send_soon = send_soon  # type: ignore[method-assign]
 
 
 def _node(
