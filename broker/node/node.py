@@ -143,8 +143,14 @@ class Node(Lifecycle):
         if self._manage_transport:
             await self.transport.start()
         own = self.topics.of_node(self.node_id) if self.node_id else [self.quarantine_name]
-        for topic in [*self.topics.shared, *own]:
-            await self._ensure_topic(topic)
+        try:
+            for topic in [*self.topics.shared, *own]:
+                await self._ensure_topic(topic)
+        except BaseException:
+            # A node that does not start leaves no producer or connection behind.
+            if self._manage_transport:
+                await self.transport.stop()
+            raise
         self.courier.start()
         if self._follow:
             # In the background: nothing on the message path waits for the directory topic...
