@@ -171,10 +171,13 @@ def test_every_op7_service_is_configured_with_real_settings_and_flags(project: d
             status = main([*command[1:], "--help"])
         assert status == 0, f"{name}: {shlex.join(command)}: {out.getvalue().strip().splitlines()[-1]}"
     assert "--metrics-port" in services["ops-centre"]["command"]
+    members = set()
     for name, service in services.items():
         if name != "directory-publish":  # the long-running ones serve metrics, reachable from outside the container
             assert service["environment"]["OP7_METRICS_PORT"] == "9464", name
             assert service["environment"]["OP7_METRICS_ADDRESS"] == "0.0.0.0", name
+            members.add(service["environment"]["OP7_KAFKA_GROUP_INSTANCE_ID"])  # static membership: one id each
+    assert len(members) == len(services) - 1
 
 
 def _acl_file(path: Path) -> set[Binding]:
