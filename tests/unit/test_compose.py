@@ -9,6 +9,7 @@ CI=true; elsewhere the tests that need it skip without Go).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import itertools
@@ -18,6 +19,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +294,32 @@ def test_the_image_runs_as_a_user_with_its_home_a_volume() -> None:
     assert re.search(r"^RUN pip install .* \.", text, re.M)
     assert re.search(r"^USER op7$", text, re.M) and re.search(r'^VOLUME \["/var/lib/op7"\]$', text, re.M)
     assert "OP7_HOME=/var/lib/op7" in text
+
+
+def test_the_image_build_context_installs(tmp_path: Path) -> None:
+    """What the Dockerfile copies, and .dockerignore lets through, is enough for its `pip install .`: a wheel built
+    from that alone ships op7's command and schemas."""
+    ignored = [p for p in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines() if p and p[0] != "#"]
+    context = tmp_path / "context"
+    for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert not any(fnmatch.fnmatch(source, p) for p in ignored), f"{source} is in .dockerignore"
+                target = context / source
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if (ROOT / source).is_dir():
+                    shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(ROOT / source, target)
+    wheel_dir = tmp_path / "wheel"
+    command = ["pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(wheel_dir), str(context)]
+    subprocess.run([sys.executable, "-m", *command], check=True, capture_output=True, timeout=300)
+    (wheel,) = wheel_dir.glob("op7_exchange-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {Path(n).name for n in names if n.startswith("broker/_schemas/")} == {
+        p.name for p in (ROOT / "schemas").glob("*.avsc")
+    }
+    assert "broker/cli/__init__.py" in names and "adapters/base.py" in names
 
 
 def test_entrypoint_reads_secrets_from_files(tmp_path: Path) -> None:
