@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,22 +53,44 @@ class Gate:
         transport.send_soon = send_soon  # type: ignore[method-assign]
 
 
-def _node(
-    factory: Any,
+@dataclass
+class World:
+    """A sending node's surroundings: the backend, the trust, FR.GN's identity, the topics and the test clock."""
+
+    factory: Any
+    trust: TrustStore
+    fr: NodeIdentity
+    prefix: str
+    clock: ManualClock
+    alert_data: dict[str, Any]
+
+    def sender(self, **options: Any) -> tuple[Node, Gate]:
+        """FR.GN's node (retrying every 0.05 s) and the gate in front of its transport."""
+        node = Node(self.factory(), self.trust, self.fr, topic_prefix=self.prefix, clock=self.clock, **options)
+        node.courier.retry_every = 0.05
+        return node, Gate(node.transport)
+
+    def alert(self, **changes: Any) -> Any:
+        return make_alert(self.alert_data, **changes)
+
+    async def received(self, count: int) -> list[Delivery]:
+        got: list[Delivery] = []
+        reader = Node(self.factory(), self.trust, topic_prefix=self.prefix, clock=self.clock)
+        async with reader, reader.subscribe("NL.NCC") as sub:
+            await asyncio.wait_for(sub.run(got.append, limit=count, idle_timeout=3), 30)
+        return got
+
+
+@pytest.fixture
+def world(
+    transport_factory: Any,
     trust: TrustStore,
-    prefix: str,
+    fr: NodeIdentity,
+    alert_data: dict[str, Any],
+    unique: str,
     clock: ManualClock,
-    identity: NodeIdentity | None = None,
-    **options: Any,
-) -> Node:
-    return Node(factory(), trust, identity, topic_prefix=prefix, clock=clock, **options)
-
-
-async def _received(factory: Any, trust: TrustStore, prefix: str, clock: ManualClock, count: int) -> list[Delivery]:
-    got: list[Delivery] = []
-    async with _node(factory, trust, prefix, clock) as reader, reader.subscribe("NL.NCC") as sub:
-        await asyncio.wait_for(sub.run(got.append, limit=count, idle_timeout=3), 30)
-    return got
+) -> World:
+    return World(transport_factory, trust, fr, f"op7.t{unique}", clock, alert_data)
 
 
 async def _until(done: Any, what: str, timeout: float = 20) -> None:
@@ -78,105 +101,66 @@ async def _until(done: Any, what: str, timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_send_not_acknowledged_in_time_is_pending_then_acknowledged_late(
-    transport_factory: Any,
-    trust: TrustStore,
-    fr: NodeIdentity,
-    alert_data: dict[str, Any],
-    unique: str,
-    clock: ManualClock,
-) -> None:
-    prefix = f"op7.t{unique}"
-    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=0.3)
-    gate = Gate(node.transport)
+async def test_a_send_not_acknowledged_in_time_is_pending_then_acknowledged_late(world: World) -> None:
+    node, gate = world.sender(delivery_timeout=0.3)
     async with node:
         gate.plan = ["hold"]
         with pytest.raises(DeliveryError) as caught:
-            await node.publish(make_alert(alert_data, case_id="CASE-LATE"))
+            await node.publish(world.alert(case_id="CASE-LATE"))
         error = caught.value
         assert error.outcome == "pending" and error.case_id == "CASE-LATE"
         assert error.message_id in str(error) and "CASE-LATE" in str(error) and "not acknowledged within" in str(error)
         assert [c.message_id for c in node.outbox.copies()] == [error.message_id]
         gate.opened.set()  # the held send completes after its caller gave up: the outbox learns it
         await _until(lambda: not node.outbox.copies(), "acknowledged late")
-    got = await _received(transport_factory, trust, prefix, clock, 1)
+    got = await world.received(1)
     assert [d.envelope.message_id for d in got] == [error.message_id]
 
 
-async def test_a_failed_send_is_sent_again_with_the_same_bytes_and_handed_over_once(
-    transport_factory: Any,
-    trust: TrustStore,
-    fr: NodeIdentity,
-    alert_data: dict[str, Any],
-    unique: str,
-    clock: ManualClock,
-) -> None:
-    prefix = f"op7.t{unique}"
-    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
-    node.courier.retry_every = 0.05
-    gate = Gate(node.transport)
+async def test_a_failed_send_is_sent_again_with_the_same_bytes_and_handed_over_once(world: World) -> None:
+    node, gate = world.sender(delivery_timeout=5)
     async with node:
         gate.plan = ["fail"]
         with pytest.raises(DeliveryError) as caught:
-            await node.publish(make_alert(alert_data, case_id="CASE-RETRY"))
+            await node.publish(world.alert(case_id="CASE-RETRY"))
         assert caught.value.outcome == "pending" and "NotEnoughReplicas" in str(caught.value)
         [copy] = node.outbox.copies()
         assert copy.attempts == 1 and copy.state is State.PENDING
         await asyncio.sleep(0.3)
         assert len(gate.attempts) == 1  # not due yet: the wait doubles with each attempt
-        clock.advance(timedelta(seconds=3))
+        world.clock.advance(timedelta(seconds=3))
         await _until(lambda: not node.outbox.copies(), "sent again")
         # And once more, as if the first attempt had in fact arrived: receivers see a duplicate, not a message.
         await node.transport.send(copy.topic, copy.frame, key=copy.key)
     assert gate.attempts[0] == gate.attempts[1] == copy.frame  # same id, same signature
-    got = await _received(transport_factory, trust, prefix, clock, 2)
+    got = await world.received(2)
     assert [d.envelope.message_id for d in got] == [caught.value.message_id]
 
 
-async def test_a_case_keeps_its_order_when_an_earlier_message_waits(
-    transport_factory: Any,
-    trust: TrustStore,
-    fr: NodeIdentity,
-    alert_data: dict[str, Any],
-    unique: str,
-    clock: ManualClock,
-) -> None:
-    prefix = f"op7.t{unique}"
-    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
-    node.courier.retry_every = 0.05
-    gate = Gate(node.transport)
+async def test_a_case_keeps_its_order_when_an_earlier_message_waits(world: World) -> None:
+    node, gate = world.sender(delivery_timeout=5)
     async with node:
         gate.plan = ["fail"]
         with pytest.raises(DeliveryError):
-            await node.publish(make_alert(alert_data, case_id="CASE-ORDER", alert_id="A1"))
+            await node.publish(world.alert(case_id="CASE-ORDER", alert_id="A1"))
         # The next message of the case goes after the first (sent again first), not before it.
-        second = await node.publish(make_alert(alert_data, case_id="CASE-ORDER", alert_id="A2"))
-        other = await node.publish(make_alert(alert_data, case_id="CASE-OTHER", alert_id="B1"))
+        second = await node.publish(world.alert(case_id="CASE-ORDER", alert_id="A2"))
+        other = await node.publish(world.alert(case_id="CASE-OTHER", alert_id="B1"))
         assert second.sent.offset >= 0 and other.sent.offset >= 0
         assert not node.outbox.copies()
-    got = await _received(transport_factory, trust, prefix, clock, 3)
+    got = await world.received(3)
     ids = [d.message.alert_id for d in got if d.envelope.case_id == "CASE-ORDER"]  # type: ignore[attr-defined]
     assert ids == ["A1", "A2"]
 
 
-async def test_a_refusal_for_good_is_failed_and_not_sent_again_by_itself(
-    transport_factory: Any,
-    trust: TrustStore,
-    fr: NodeIdentity,
-    alert_data: dict[str, Any],
-    unique: str,
-    clock: ManualClock,
-) -> None:
-    prefix = f"op7.t{unique}"
-    node = _node(transport_factory, trust, prefix, clock, fr, delivery_timeout=5)
-    node.courier.retry_every = 0.05
-    gate = Gate(node.transport)
+async def test_a_refusal_for_good_is_failed_and_not_sent_again_by_itself(world: World) -> None:
+    node, gate = world.sender(delivery_timeout=5)
     async with node:
         gate.plan = ["refuse"]
         with pytest.raises(DeliveryError) as caught:
-            await node.publish(make_alert(alert_data))
+            await node.publish(world.alert())
         assert caught.value.outcome == "failed" and "RecordTooLarge" in str(caught.value)
-        clock.advance(timedelta(minutes=5))
+        world.clock.advance(timedelta(minutes=5))
         await asyncio.sleep(0.3)
         assert len(gate.attempts) == 1
         assert [c.state for c in node.outbox.copies()] == [State.FAILED]
@@ -184,30 +168,19 @@ async def test_a_refusal_for_good_is_failed_and_not_sent_again_by_itself(
         await _until(lambda: not node.outbox.copies(), "sent after reopening")
 
 
-async def test_what_a_stopped_node_left_pending_is_sent_by_its_next_run(
-    transport_factory: Any,
-    trust: TrustStore,
-    fr: NodeIdentity,
-    alert_data: dict[str, Any],
-    unique: str,
-    clock: ManualClock,
-    tmp_path: Path,
-) -> None:
-    prefix = f"op7.t{unique}"
+async def test_what_a_stopped_node_left_pending_is_sent_by_its_next_run(world: World, tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
-    first = _node(transport_factory, trust, prefix, clock, fr, outbox=Outbox(path), delivery_timeout=5)
-    gate = Gate(first.transport)
+    first, gate = world.sender(outbox=Outbox(path), delivery_timeout=5)
     async with first:
         gate.plan = ["fail"]
         with pytest.raises(DeliveryError) as caught:
-            await first.publish(make_alert(alert_data))
+            await first.publish(world.alert())
     first.outbox.close()
-    clock.advance(timedelta(seconds=5))
-    second = _node(transport_factory, trust, prefix, clock, fr, outbox=Outbox(path))
-    second.courier.retry_every = 0.05
+    world.clock.advance(timedelta(seconds=5))
+    second, _ = world.sender(outbox=Outbox(path))
     async with second:
         await _until(lambda: not second.outbox.copies(), "sent by the next run")
-    got = await _received(transport_factory, trust, prefix, clock, 1)
+    got = await world.received(1)
     assert [d.envelope.message_id for d in got] == [caught.value.message_id]
 
 
