@@ -6,7 +6,8 @@ as in the kafka-setup service, as the super user op7-admin, with Kafka's own too
 BrokerApiVersionsCommand: what /opt/kafka/bin's scripts run in the apache/kafka image) on a few lines of
 deploy/topics.conf and the hand-written ACLs of the auditor (deploy/acls/NL.AUDIT.acl). Then the topics are what the
 lines say, and the auditor's principal reads the alerts and writes its own quarantine, but writes no alert and reads
-no inbox.
+no inbox. And Kafka itself takes each broker's configuration of the compose file: rendered into properties as the
+apache/kafka image renders its KAFKA_* variables, it formats the broker's KRaft storage.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from broker.errors import TransportError
 from broker.transport import KafkaSettings, KafkaTransport
 from tests.conftest import ROOT, under_ci
+from tests.unit.test_compose import built_compose_config, compose_model
 
 pytestmark = pytest.mark.kafka
 
@@ -36,6 +38,27 @@ TOOLS = {
     "kafka-acls.sh": "AclCommand",
     "kafka-broker-api-versions.sh": "BrokerApiVersionsCommand",
 }
+
+
+#: The variables the image's start script leaves out of server.properties (its kafka-propertiesSpec.json).
+IMAGE_EXCLUDES = {
+    "KAFKA_VERSION",
+    "KAFKA_HEAP_OPT",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_ROOT_LOGLEVEL",
+    "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+}
+
+
+def _property(variable: str) -> str:
+    """KAFKA_X_Y as the image names it: x.y (``__`` for ``_``, ``___`` for ``-``)."""
+    name = variable.removeprefix("KAFKA_").lower()
+    return name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
 
 
 def _free(port: int) -> bool:
@@ -196,3 +219,24 @@ async def _read(transport: KafkaTransport, topic: str, attempts: int) -> list[by
             if records:
                 return [r.value for r in records]
     return []
+
+
+def test_kafka_takes_each_broker_configuration(tmp_path: Path) -> None:
+    libs = sorted((ROOT / ".cache" / "kafka").glob("libs-*"))
+    if not libs:
+        if under_ci():
+            pytest.fail("no cached Kafka jars (scripts/kafka fetch)")
+        pytest.skip("no cached Kafka jars (scripts/kafka fetch)")
+    services = compose_model(built_compose_config())["services"]
+    for name in ("kafka-1", "kafka-2", "kafka-3"):
+        env = services[name]["environment"]
+        properties = {_property(k): v for k, v in env.items() if k.startswith("KAFKA_") and k not in IMAGE_EXCLUDES}
+        properties["log.dirs"] = str(tmp_path / name / "data")  # the volume's place, here
+        config = tmp_path / f"{name}.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in sorted(properties.items())), encoding="utf-8")
+        command = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-cp", f"{libs[-1]}/*", "kafka.tools.StorageTool"]
+        command += ["format", "-t", env["CLUSTER_ID"], "-c", str(config)]
+        formatted = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert formatted.returncode == 0, f"{name}: {formatted.stdout[-1500:]} {formatted.stderr[-1500:]}"
+        meta = (tmp_path / name / "data" / "meta.properties").read_text(encoding="utf-8")
+        assert f"node.id={env['KAFKA_NODE_ID']}" in meta and f"cluster.id={env['CLUSTER_ID']}" in meta
