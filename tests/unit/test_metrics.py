@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.cli._consuming import Reporter
-from broker.config import Settings
+from broker.cli._common import Env
+from broker.cli._consuming import Reporter, serving_metrics
+from broker.config import Home, Settings
 from broker.errors import ConfigError
 from broker.node.exchange_store import Direction, ExchangeState, ExchangeStore
 from broker.node.metrics import Lag, Metrics, process_metrics, set_outbox_pending
@@ -144,3 +145,19 @@ def test_the_endpoint_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OP7_METRICS_PORT", "95000")
     with pytest.raises(ConfigError, match=r"OP7_METRICS_PORT='95000': a port number, 1 to 65535"):
         Settings.load().metrics_endpoint()
+
+
+def test_worker_i_of_n_serves_the_port_plus_i_minus_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OP7_METRICS_PORT", raising=False)
+    settings = Settings.load(home=tmp_path)
+    env = Env(settings, Home(tmp_path, settings=settings), 0)
+    with serving_metrics(env, None, None) as none:
+        assert none is None  # no port given: nothing served
+    port = free_port()
+    monkeypatch.setenv("OP7_WORKER", "2/3")  # as --workers 3 starts its second worker
+    with serving_metrics(env, port - 1, None) as served:
+        assert served is not None and served.serving == ("127.0.0.1", port)
+        assert scrape(port)[("op7_kafka_connected", ())] == 1
+    monkeypatch.setenv("OP7_WORKER", "3/3")
+    with pytest.raises(ConfigError, match="past 65535"), serving_metrics(env, 65534, None):
+        pass
