@@ -66,4 +66,8 @@ rm -f ca.srl
 if [[ "$(id -u)" == 0 ]]; then
   # Root made them: hand them to the uid the containers run as (apache/kafka's appuser is 1000).
   chown -R "${OP7_UID:-1000}:${OP7_UID:-1000}" "$TLS"
+  chown 1000 "$TLS"/kafka-*.keystore.pem "$TLS"/op7-admin.keystore.pem
+elif [[ "$(id -u)" != 1000 ]]; then
+  echo "make-dev-certs: the Kafka containers run as uid 1000 and must read their keystores (mode 0600):" \
+    "sudo chown 1000 $TLS/kafka-*.keystore.pem $TLS/op7-admin.keystore.pem" >&2
 fi
