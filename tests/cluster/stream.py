@@ -98,9 +98,10 @@ class Listener:
         self._args = args
         self._env = {**os.environ, "OP7_HOME": str(home), "OP7_BOOTSTRAP": bootstrap, "OP7_TOPIC_PREFIX": prefix}
         self._env["XDG_DATA_HOME"] = str(logs / "user-data")
-        # A static group member, as a listener run by a service manager is: restarted, it takes its partitions back
-        # without waiting for the group to rebalance.
-        self._env["OP7_KAFKA_GROUP_INSTANCE_ID"] = f"{prefix}-{name}"
+        # Dynamic group members (no OP7_KAFKA_GROUP_INSTANCE_ID): each test's receivers join the groups NL.NCC and
+        # ES.PN again, and a static member of an earlier test, gone without leaving, would hold the group up to its
+        # 45 s session.
+        self._env.pop("OP7_KAFKA_GROUP_INSTANCE_ID", None)
         self._logs = logs
         self.lines: list[Line] = []
         self.life = 0
