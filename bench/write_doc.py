@@ -1,6 +1,7 @@
-"""Rewrite docs/PERFORMANCE.md from bench/results.json, so that the document always shows measured figures.
+"""Rewrite docs/PERFORMANCE.md from bench/results.json (and bench/soak.json, when a soak was run), so that the
+document always shows measured figures.
 
-python3 bench/write_doc.py [RESULTS.json [OUT.md]]      (scripts/bench runs it after the benchmark)
+python3 bench/write_doc.py [RESULTS.json [OUT.md [SOAK.json]]]      (scripts/bench runs it after the benchmark)
 """
 
 from __future__ import annotations
@@ -217,8 +218,82 @@ def busy(r: dict[str, Any]) -> str:
     )
 
 
-def main(results: Path | None = None, out: Path | None = None) -> None:
+def backlogs(samples: list[dict[str, Any]], above: int = 100) -> list[tuple[int, float, float]]:
+    """Each run of samples whose lag exceeded ``above`` records: (largest lag, first second, last second)."""
+    runs: list[tuple[int, float, float]] = []
+    current: list[dict[str, Any]] = []
+    for sample in [*samples, {}]:
+        if sample.get("lag", 0) > above:
+            current.append(sample)
+        elif current:
+            runs.append((int(max(c["lag"] for c in current)), current[0]["t"], current[-1]["t"]))
+            current = []
+    return runs
+
+
+def soak_section(r: dict[str, Any]) -> str:
+    """The soak's section: how it was run and what the listener's memory, open files and lag did."""
+    s, o, machine = r["summary"], r["options"], r["machine"]
+    where = "the embedded transport" if o["embedded"] else f"the Kafka broker at {o['bootstrap']}"
+    start, end = machine["load_average_at_start"][0], machine["load_average_at_end"][0]
+    busy = " (**a busy machine**: more runnable tasks than cores)" if max(start, end) > machine["cpus"] else ""
+    lags = sorted(x["lag"] for x in r["samples"] if "lag" in x)
+    runs = backlogs(r["samples"])
+    backlog = (
+        "backlogs of more than 100 records: " + ", ".join(f"{m:,} ({a:.0f}" + (f"-{b:.0f} s)" if b > a else " s)") for m, a, b in runs)
+        if runs
+        else "no backlog of more than 100 records"
+    )
+    return SOAK.format(
+        rate=f"{o['rate']:g}",
+        minutes=f"{o['minutes']:g}",
+        every=f"{o['every']:g}",
+        size=f"{o['size'] / 1024:g} KB" if o["size"] % 1024 == 0 else f"{o['size']} B",
+        when=r["when"][:10],
+        where=where,
+        cpus=machine["cpus"],
+        busy=busy,
+        load=f"{start:.1f} at the start, {end:.1f} at the end",
+        sent=f"{s['sent']:,}",
+        sent_rate=r["sending"]["msg_per_s"],
+        failed=s["send_failed"],
+        handled=f"{s['handled']:,}" if s["handled"] is not None else "no figure (its metrics never answered)",
+        refused=s["refused"],
+        first=s["rss_mb_first_minute"],
+        last=s["rss_mb_last_minute"],
+        most=s["rss_mb_max"],
+        slope=s["rss_mb_per_minute_after_the_first"],
+        fds=f"{s['fds_first']} at the first sample, {s['fds_last']} at the last, at most {s['fds_max']}",
+        lag=f"median {lags[len(lags) // 2]:,.0f} records, last {s['lag_last']}; {backlog}" if lags else "no figure",
+        cpu=s["listener_cpu_us_per_message"],
+    )
+
+
+SOAK = """
+
+## Soak: a listener under a sustained rate
+
+`python3 bench/soak.py --rate {rate} --minutes {minutes} --every {every}` (results in `bench/soak.json`; not part of
+the test suite) runs `op7 alerts listen --as NL.NCC --json --metrics-port PORT` as an operator does (its own home,
+trusting the sender's key card) while it writes {rate} signed {size} alerts a second, each at its due time, straight
+through the transport to the alerts topic; every {every} s it samples the listener's resident size
+(`/proc/PID/status` VmRSS), its open files (`/proc/PID/fd`), its CPU time, and from its metrics endpoint what it
+handled and refused and its lag (`op7_consumer_lag`, which the listener itself samples every 5 s).
+
+Latest run, {when} on {where}, {cpus} cores, load average {load}{busy}: {sent} alerts sent at {sent_rate} msg/s,
+{failed} failed; the listener handled {handled}, refused {refused}. Resident memory: the first minute's mean {first}
+MB (the start-up included), the last minute's {last} MB, at most {most} MB; after the first minute {slope:+.1f}
+MB/min. Open files: {fds}. Lag: {lag}. The listener spent {cpu} us of CPU per message (its start-up left out).
+
+A leak shows as resident memory or open files that keep climbing with the messages handled; memory that steps up
+while a backlog is held (a fetch holds up to 500 records) and stays there is the fetch buffers' high-water mark. A
+run of 30 minutes on a quiet machine (`--minutes 30`) is what shows the slope flat.
+"""
+
+
+def main(results: Path | None = None, out: Path | None = None, soak: Path | None = None) -> None:
     r = json.loads((results or ROOT / "bench" / "results.json").read_text())
+    soak_file = soak or ROOT / "bench" / "soak.json"
     opts = r.get("options", {})
     command = "python3 bench/run.py " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {','.join(map(str, v)) if isinstance(v, list) else v}")
@@ -255,6 +330,8 @@ def main(results: Path | None = None, out: Path | None = None) -> None:
         cons_raw=t["raw"]["consumer"]["cpu_us_per_msg"],
         ratio_sig=(r["stages_cpu_us"].get("1024") or next(iter(r["stages_cpu_us"].values())))["verify_ratio_signature"],
     )
+    if soak_file.exists():
+        doc = doc.rstrip("\n") + soak_section(json.loads(soak_file.read_text()))
     (out or ROOT / "docs" / "PERFORMANCE.md").write_text(doc, encoding="utf-8")
 
 
@@ -328,4 +405,4 @@ op7's signature check costs {ratio_sig:.2f}x the raw libsodium primitive measure
 """
 
 if __name__ == "__main__":
-    main(*(Path(a) for a in sys.argv[1:3]))
+    main(*(Path(a) for a in sys.argv[1:4]))

@@ -68,7 +68,14 @@ def test_the_committed_results_have_every_section_and_the_document_says_which_pa
     doc = (tmp_path / "PERFORMANCE.md").read_text()
     for named in ("Node.publish_batch", "Node.publish", "Subscription.run", "ReplayGuard", "raw", "## Targets"):
         assert named in doc
+    assert "## Soak" in doc  # bench/soak.json is committed, so its section is written too
     assert doc == (ROOT / "docs" / "PERFORMANCE.md").read_text()  # the document is the committed results'
+
+
+def test_the_soak_section_names_each_backlog_with_its_largest_lag_and_its_seconds() -> None:
+    samples = [{"t": 0.1}, {"t": 5, "lag": 3}, {"t": 10, "lag": 900}, {"t": 15, "lag": 1400}, {"t": 20, "lag": 0}]
+    samples += [{"t": 25, "lag": 150}]
+    assert write_doc.backlogs(samples) == [(1400, 10, 15), (150, 25, 25)]
 
 
 @pytest.mark.kafka
