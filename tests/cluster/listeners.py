@@ -56,6 +56,8 @@ class Ledger:
     sent: dict[Place, Hostile] = field(default_factory=dict)
     outcomes: dict[Place, list[str]] = field(default_factory=lambda: defaultdict(list))
     delivered: list[Delivery] = field(default_factory=list)
+    #: Where each delivered message was read: a hostile record found here reached the handler.
+    delivered_at: dict[Place, str] = field(default_factory=dict)
     #: Refusals without a usable reason or detail (there must be none).
     strays: list[str] = field(default_factory=list)
     legit: dict[str, str] = field(default_factory=dict)
@@ -65,6 +67,8 @@ class Ledger:
 
     def handler(self, delivery: Delivery) -> None:
         self.delivered.append(delivery)
+        record = delivery.record
+        self.delivered_at[(record.topic, record.partition, record.offset)] = delivery.envelope.message_id
 
     def refused(self, record: Record, error: MessageError) -> None:
         where = (record.topic, record.partition, record.offset)
@@ -92,13 +96,15 @@ class Ledger:
         return [(where, h) for where, h in self.sent.items() if h.category == category]
 
     def settled(self, category: str) -> bool:
-        return all(self.outcomes.get(where) for where, _ in self.of(category))
+        return all(self.outcomes.get(where) or where in self.delivered_at for where, _ in self.of(category))
 
     def wrong(self, category: str) -> list[str]:
         """Records of ``category`` with an outcome they were not expected to have."""
         out = []
         for where, hostile in self.of(category):
             seen = [o.removeprefix("held:") for o in self.outcomes.get(where, [])]
+            if where in self.delivered_at:
+                seen.append("handed to the handler")
             if not seen or any(o not in hostile.expect for o in seen):
                 out.append(
                     f"{hostile.label} at {where}: {seen or 'no outcome'}, expected one of {sorted(hostile.expect)}"

@@ -135,11 +135,16 @@ def test_the_inbox_watcher_serves_its_exchanges_by_state(tmp_path: Path) -> None
     )
     try:
         received = ("op7_exchanges", (("state", "received"),))
-        samples = _until(port, lambda s: s.get(received) == 1)
+
+        def handled(samples: Samples) -> list[float]:
+            return [v for (name, _), v in samples.items() if name == "op7_messages_handled_total"]
+
+        # the store says "received" as the handler records the request, the counter moves once the handler (which
+        # also sends the receipt) returns: wait for both, a busy machine shows the first without the second
+        samples = _until(port, lambda s: s.get(received) == 1 and handled(s) == [1])
         assert samples.get(received) == 1, samples
         assert samples[("op7_exchanges", (("state", "sent"),))] == 0  # every state is shown, from the store file
-        handled = [v for (name, labels), v in samples.items() if name == "op7_messages_handled_total"]
-        assert handled == [1]
+        assert handled(samples) == [1]
     finally:
         watcher.send_signal(signal.SIGINT)
         _, err = watcher.communicate(timeout=60)
