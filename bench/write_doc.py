@@ -239,10 +239,9 @@ def soak_section(r: dict[str, Any]) -> str:
     busy = " (**a busy machine**: more runnable tasks than cores)" if max(start, end) > machine["cpus"] else ""
     lags = sorted(x["lag"] for x in r["samples"] if "lag" in x)
     runs = backlogs(r["samples"])
+    spans = [f"{m:,} ({a:.0f}" + (f"-{b:.0f} s)" if b > a else " s)") for m, a, b in runs]
     backlog = (
-        "backlogs of more than 100 records: " + ", ".join(f"{m:,} ({a:.0f}" + (f"-{b:.0f} s)" if b > a else " s)") for m, a, b in runs)
-        if runs
-        else "no backlog of more than 100 records"
+        "backlogs of more than 100 records: " + ", ".join(spans) if runs else "no backlog of more than 100 records"
     )
     return SOAK.format(
         rate=f"{o['rate']:g}",

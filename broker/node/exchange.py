@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from broker.clock import Clock
-from broker.errors import ConfigError, MessageError, Op7Error
+from broker.errors import ConfigError, DeliveryError, MessageError, Op7Error
 from broker.models import (
     Authority,
     DisseminationDecision,
@@ -385,7 +385,14 @@ class ExchangeAgent:
         else:
             self.store.event(env.message_id, "receipt-resent", f"{env.sender} sent it again", now)
         key = record_key(env.conversation_id or env.message_id, env.case_id, env.message_id)
-        await self.node.send_frame(kept, (env.sender,), key=key)
+        try:
+            await self.node.send_frame(kept, (env.sender,), key=key)
+        except DeliveryError as exc:
+            # The message is handled and its receipt is in the outbox: the courier sends it again (pending) or an
+            # operator sees it (failed). Raising would stop the inbox being read for the length of an outage.
+            level = logging.WARNING if exc.outcome == "pending" else logging.ERROR
+            log.log(level, "receipt to %s for %s %s: %s", env.sender, env.message_id, exc.outcome, exc)
+            self.store.event(env.message_id, f"receipt-{exc.outcome}", str(exc), now)
 
     async def _on_duplicate(self, record: Record, env: Envelope) -> None:
         """A copy of something already handled: its receipt again, nothing for the application."""
@@ -416,6 +423,9 @@ class ExchangeAgent:
             )
         except ConfigError as exc:  # e.g. a TLP:RED report to a sender without an encryption key
             log.warning("no error report to %s about %s: %s", env.sender, env.message_id, exc)
+        except DeliveryError as exc:  # in the outbox, like a receipt (see _send_receipt): the inbox is read on
+            level = logging.WARNING if exc.outcome == "pending" else logging.ERROR
+            log.log(level, "error report to %s about %s %s: %s", env.sender, env.message_id, exc.outcome, exc)
         except BaseException:
             self.store.release_report(env.sender, digest)  # not sent: the redelivered frame is reported then
             raise

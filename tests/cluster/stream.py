@@ -108,6 +108,15 @@ class Listener:
         self.started_at: list[float] = []
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        #: Lives that ended on their own, not killed or stopped by the test: (life, exit code, end of its stderr).
+        self.died: list[tuple[int, int, str]] = []
+
+    def _ended_on_its_own(self) -> bool:
+        if self._process is None or self._process.poll() is None:
+            return False
+        if not any(life == self.life for life, *_ in self.died):
+            self.died.append((self.life, self._process.returncode, self.stderr_tail(5)))
+        return True
 
     def start(self) -> None:
         self.life += 1
@@ -138,7 +147,7 @@ class Listener:
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None and not self._ended_on_its_own():
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(30)
         if self._reader is not None:
@@ -146,7 +155,7 @@ class Listener:
 
     def stop(self) -> None:
         """Ctrl-C, as an operator ends it; killed if it does not end within 20 s."""
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None or self._ended_on_its_own():
             return
         self._process.send_signal(signal.SIGINT)
         try:

@@ -242,6 +242,9 @@ def check(run: Run, verdicts: list[Verdict], *, repeated: Collection[str] = ()) 
         duplicated = {mid: n for mid, n in v.duplicated.items() if mid not in repeated}
         if v.lost or duplicated or v.out_of_order:
             problems.append(v.details())
+    for receiver in (run.alerts, run.inbox):
+        for life, code, tail in receiver.died:
+            problems.append(f"{receiver.name} (life {life}) ended on its own with exit code {code}:\n{tail}")
     done, asked = run.publisher.delivered()
     if done != asked:
         problems.append(f"receipts {done}/{asked}: {asked - done} acknowledged requests without their receipt")

@@ -21,6 +21,7 @@ from broker.wire.schemas import default_registry
 from broker.wire.sealing import Opener
 from broker.wire.signing import EncryptionKey, SigningKey
 from tests.conftest import example, now
+from tests.contract.test_outbox import Gate
 
 NODES = ("FR.GN", "ES.PN", "DE.BKA")
 KEYS = {n: SigningKey.generate() for n in NODES}
@@ -152,6 +153,35 @@ async def test_a_resend_after_the_receiver_restarted_gets_the_same_receipt_and_o
     async with Party(transport_factory, prefix, "FR.GN", tmp_path, resend=quick) as fr:
         await fr.serve(1.0)
         assert fr.store.get(sent.envelope.message_id).state is ExchangeState.DELIVERED  # type: ignore[union-attr]
+
+
+async def test_a_receipt_not_acknowledged_in_time_waits_in_the_outbox_and_the_inbox_is_still_read(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    """During an outage a receipt can outlast the delivery timeout: the request is handled, the receipt stays in the
+    outbox and goes when the cluster answers, and the next requests are read meanwhile (a pending receipt used to end
+    the watch, and with it the reading of the inbox)."""
+    prefix = f"op7.x{unique}"
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        sent = [await fr.agent.send(example("MutualLegalAssistanceRequest")) for _ in range(2)]
+    ids = [s.envelope.message_id for s in sent]
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        es.node.courier.timeout = 0.3
+        gate = Gate(es.node.transport)
+        gate.plan = ["hold"]  # the first receipt is not acknowledged until the gate opens
+        await es.serve(2.0)
+        assert [d.envelope.message_id for d in es.seen] == ids
+        assert "receipt-pending" in es.states(ids[0])
+        assert len(es.node.outbox.copies()) == 1
+        gate.opened.set()
+        for _ in range(200):
+            if not es.node.outbox.copies():
+                break
+            await asyncio.sleep(0.05)
+        assert es.node.outbox.copies() == []
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        await fr.serve(1.0)
+        assert [fr.store.get(i).state for i in ids] == [ExchangeState.DELIVERED] * 2  # type: ignore[union-attr]
 
 
 async def test_refused_input_is_quarantined_and_a_known_sender_is_told(
