@@ -11,6 +11,7 @@ from __future__ import annotations
 from broker.models._types import NODE_ID_PATTERN, MessageBase, check_node_id, new_message_id
 from broker.models.alert import (
     AlertMessageType,
+    AlertText,
     KidnappingAlert,
     LastSeen,
     PhotoReference,
@@ -59,6 +60,7 @@ __all__ = [
     "NODE_ID_PATTERN",
     "check_node_id",
     "AlertMessageType",
+    "AlertText",
     "Authority",
     "CaseInformation",
     "CollaborationRequest",

@@ -7,7 +7,19 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from broker.models._types import Country, Day, Identifier, Languages, Name, Record, Sha256, Text, Timestamp, today
+from broker.models._types import (
+    Country,
+    Day,
+    Identifier,
+    Language,
+    Languages,
+    Name,
+    Record,
+    Sha256,
+    Text,
+    Timestamp,
+    today,
+)
 from broker.models.common import GeoPoint, Money, Sex, Vehicle
 from broker.models.message import ID, Message
 
@@ -81,6 +93,15 @@ class RansomDemand(Record):
     channel: Text | None = None
 
 
+class AlertText(Record):
+    """The alert's free text in another of its languages."""
+
+    language: Language
+    headline: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Text | None = None
+    instruction: Text | None = None
+
+
 class KidnappingAlert(Message):
     """A kidnapping alert: Alert, then Updates, then Cancel or AllClear, each referencing what it changes."""
 
@@ -101,6 +122,8 @@ class KidnappingAlert(Message):
     suspects: tuple[Suspect, ...] = ()
     vehicles: tuple[Vehicle, ...] = ()
     ransom: RansomDemand | None = None
+    instruction: Text | None = None
+    translations: tuple[AlertText, ...] = ()
 
     @model_validator(mode="after")
     def _lifecycle(self) -> KidnappingAlert:
@@ -112,4 +135,9 @@ class KidnappingAlert(Message):
             raise ValueError("an alert cannot reference itself")
         if self.expires_at is not None and self.expires_at <= self.sent_at:
             raise ValueError("expires_at is not after sent_at")
+        translated = [t.language for t in self.translations]
+        if len(set(translated)) != len(translated):
+            raise ValueError("translations: one text per language")
+        if any(language not in self.languages[1:] for language in translated):
+            raise ValueError("translations: each is in one of the alert's languages other than the first")
         return self
