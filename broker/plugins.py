@@ -1,4 +1,4 @@
-"""Inbound adapters found by name: the ``op7.adapters`` entry-point group.
+"""Adapters and command groups found by name: the ``op7.adapters`` and ``op7.commands`` entry-point groups.
 
 A distribution offers an adapter with an entry point in that group whose object, called with a message model,
 returns something with ``translate_file(path, *, now)``; op7's own JSON reader is registered as ``json``::
@@ -6,7 +6,9 @@ returns something with ``translate_file(path, *, now)``; op7's own JSON reader i
     [project.entry-points."op7.adapters"]
     json = "adapters.native_json:NativeJsonAdapter"
 
-Nothing in ``broker`` imports an adapter: ``op7 send --format NAME`` loads one through :func:`load_adapter`.
+Nothing in ``broker`` imports an adapter: ``op7 send --format NAME`` loads one through :func:`load_adapter`, and
+``op7`` adds the command groups of ``op7.commands`` (``op7 adapter``, from the adapters package) when they are
+called, through :func:`load_command`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,29 @@ from __future__ import annotations
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
+
+import click
 
 from broker.errors import ConfigError
 from broker.models import Message
 
-__all__ = ["ADAPTER_GROUP", "AdapterFactory", "InboundAdapter", "Translated", "adapter_names", "load_adapter"]
+__all__ = [
+    "ADAPTER_GROUP",
+    "COMMAND_GROUP",
+    "AdapterFactory",
+    "InboundAdapter",
+    "Translated",
+    "adapter_names",
+    "command_names",
+    "load_adapter",
+    "load_command",
+]
 
 #: The entry-point group adapters are registered in.
 ADAPTER_GROUP = "op7.adapters"
+#: The entry-point group of command groups ``op7`` offers beside its own.
+COMMAND_GROUP = "op7.commands"
 
 
 class Translated(Protocol):
@@ -42,7 +58,7 @@ class InboundAdapter(Protocol):
 class AdapterFactory(Protocol):
     """What the entry point names (usually the adapter class): the adapter of one message model."""
 
-    def __call__(self, model: type[Message], /) -> InboundAdapter: ...
+    def __call__(self, model: type[Message], /, settings: dict[str, Any] | None = None) -> InboundAdapter: ...
 
 
 def _registered() -> dict[str, EntryPoint]:
@@ -70,3 +86,22 @@ def load_adapter(name: str) -> AdapterFactory:
     if not callable(factory):
         raise ConfigError(f"input format {name!r}: {entry.value} is not a class or function")
     return cast(AdapterFactory, factory)
+
+
+def command_names() -> list[str]:
+    """The names of the command groups installed beside op7's own."""
+    return sorted(ep.name for ep in entry_points(group=COMMAND_GROUP))
+
+
+def load_command(name: str) -> click.Command:
+    """The command group registered as ``name``; :class:`ConfigError` when it cannot be loaded."""
+    entry = next((ep for ep in entry_points(group=COMMAND_GROUP) if ep.name == name), None)
+    if entry is None:
+        raise ConfigError(f"no command {name!r} is installed")
+    try:
+        found = entry.load()
+    except Exception as exc:  # a broken plugin is a configuration problem, reported in one line
+        raise ConfigError(f"command {name!r}: cannot load {entry.value}: {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(found, click.Command):
+        raise ConfigError(f"command {name!r}: {entry.value} is not a click command")
+    return found

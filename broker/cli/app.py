@@ -30,6 +30,7 @@ from broker.cli.send import listen, reply, send
 from broker.cli.show import show
 from broker.cli.topics import topics
 from broker.errors import DeliveryError, HandlerError, InputError, Op7Error
+from broker.plugins import command_names, load_command
 
 __all__ = ["cli", "main"]
 
@@ -47,9 +48,23 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
         ctx.exit(0)
 
 
+class _Cli(Op7Group):
+    """op7's own commands, then the command groups installed through ``op7.commands``, loaded when called."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.commands, *(n for n in command_names() if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in command_names():
+            found = load_command(cmd_name)
+            self.add_command(found, cmd_name)
+        return found
+
+
 @click.group(
     "op7",
-    cls=Op7Group,
+    cls=_Cli,
     help="op7: signed kidnapping alerts and case information between law-enforcement nodes.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     no_args_is_help=False,

@@ -23,6 +23,7 @@ from broker.cli._common import (
     where,
 )
 from broker.cli._consuming import Reporter, metrics_options, serving_metrics
+from broker.cli._issuer import directory_entry
 from broker.cli.render import render_body
 from broker.errors import ConfigError
 from broker.models import Authority
@@ -31,8 +32,6 @@ from broker.models.inputs import validate
 from broker.node.exchange import ExchangeEvent
 from broker.node.node import Delivery
 from broker.transport import ConnectionWatch
-from broker.trust.directory import DirectoryTrust
-from broker.wire.trust import Trust
 
 __all__ = ["inbox"]
 
@@ -114,11 +113,7 @@ def inbox_watch(
     return 0
 
 
-def _entry(trust: Trust, node_id: str) -> NodeEntry | None:
-    """This node's entry in the network directory, when it follows one."""
-    if isinstance(trust, DirectoryTrust) and trust.directory is not None:
-        return next((n for n in trust.directory.nodes if n.node_id == node_id), None)
-    return None
+_entry = directory_entry
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from broker.cli._common import (
     where,
 )
 from broker.cli._consuming import Reporter, metrics_options, serving_metrics
+from broker.cli._issuer import issuer_setting
 from broker.cli.workers import WorkerTally, run_workers
 from broker.errors import ConfigError, InputError, TransportError
 from broker.models import MESSAGE_MODELS, Message, Request, check_node_id, message_model
@@ -131,7 +132,9 @@ def send_message(env: Env, out: Outgoing) -> int:
     exchange = (bool(recipients) or issubclass(model, Request)) and len(recipients) <= 1
     if out.deadline_in is not None and not exchange:
         raise ConfigError("--deadline-in: only a message sent to one addressee (an exchange) has an answer deadline")
-    message, deadline = outgoing(env, model, out.file, out.input_format, deadline_in=out.deadline_in, late=out.force)
+    message, deadline = outgoing(
+        env, model, out.file, out.input_format, deadline_in=out.deadline_in, late=out.force, as_node=out.as_node
+    )
     sender = out.as_node or message.issuer.node
     identity = env.home.identity(sender)
 
@@ -212,12 +215,17 @@ def outgoing(
     *,
     deadline_in: timedelta | None = None,
     late: bool = False,
+    as_node: str | None = None,
 ) -> tuple[Message, datetime | None]:
     """The message of ``file`` as of now, read by the ``input_format`` adapter and checked for sending: refused
     (InputError naming the file, the field and the value) when it is dated ahead of what receivers accept or, unless
     ``late``, a deadline is past. Returns it with the answer deadline that ``--deadline-in`` sets (written into its
     ``deadline`` field too, when its type has one)."""
-    adapter = load_adapter(input_format)(model)
+    factory = load_adapter(input_format)
+    issuer = issuer_setting(env.home.trust(), as_node) if as_node else None
+    # An adapter whose records do not name their issuer (CAP, an export) takes it from the directory.
+    wants = "issuer" in getattr(factory, "setting_names", ())
+    adapter = factory(model, {"issuer": issuer}) if wants and issuer else factory(model)
     now = env.home.clock.now()
     message = adapter.translate_file(Path(file), now=now).message
     deadline = None
@@ -253,7 +261,7 @@ def reply(env: Env, message_id: str, type_name: str, file: str, as_node: str, fo
         model = message_model(type_name)
     except KeyError:
         raise ConfigError(f"unknown message type {type_name!r}") from None
-    message, _ = outgoing(env, model, file, input_format, late=force)
+    message, _ = outgoing(env, model, file, input_format, late=force, as_node=as_node)
 
     async def answer() -> Published:
         node = make_node(env, me=node_id, sign=True, follow=False)

@@ -43,7 +43,7 @@ from broker.transport.base import Record, Sent, Transport
 from broker.trust.directory import DirectoryDocument, DirectoryTrust, keep_directory
 from broker.trust.replay import Freshness, ReplayGuard
 from broker.wire.codec import read_header
-from broker.wire.envelope import NodeIdentity, Opened, build, build_batch, parse_frame
+from broker.wire.envelope import NodeIdentity, Opened, build, build_batch, parse_frame, verify_frame
 from broker.wire.schemas import SchemaRegistry, default_registry
 from broker.wire.sealing import Opener
 from broker.wire.trust import Trust
@@ -274,14 +274,16 @@ class Node(Lifecycle):
         in_reply_to: str | None = None,
         now: datetime | None = None,
         before_send: Callable[[Envelope, bytes], None] | None = None,
+        message_id: str | None = None,
     ) -> Published:
         """Sign and send ``message``; returns once the transport holds it durably.
 
         A request without explicit ``recipients`` is addressed to its ``requested_authority``. With
         ``seal``, the payload is encrypted for the recipients' keys from the trust source; a directed message
         under TLP:RED or AMBER+STRICT is always sealed. ``before_send`` sees the signed frame before it leaves
-        (to record it first: a crash then loses nothing). What receivers would refuse, or an unknown recipient,
-        is refused first (:mod:`broker.node.outgoing`).
+        (to record it first: a crash then loses nothing). ``message_id`` is the header's id when the caller derives
+        it (an adapter, from the record it translated); a new one otherwise. What receivers would refuse, or an
+        unknown recipient, is refused first (:mod:`broker.node.outgoing`).
         """
         if not recipients and isinstance(message, Request):
             recipients = (message.requested_authority.node,)
@@ -301,6 +303,7 @@ class Node(Lifecycle):
             conversation_id=conversation_id,
             in_reply_to=in_reply_to,
             registry=self.registry,
+            message_id=message_id,
         )
         if before_send is not None:
             before_send(envelope, frame)
@@ -344,6 +347,16 @@ class Node(Lifecycle):
                 "a message is not sent from the future"
             )
         return self.identity
+
+    async def send_again(self, frame: bytes) -> list[Sent]:
+        """Send a frame this node signed earlier, unchanged, where :meth:`publish` sent it (its type's topic, or its
+        recipients' inboxes): receivers that had it already recognise the same bytes as a copy."""
+        verified = verify_frame(frame, self.trust, self.registry)
+        envelope = verified.envelope
+        if self.identity is None or envelope.sender != self.identity.node_id:
+            raise ConfigError(f"the frame {envelope.message_id} was signed by {envelope.sender}, not by this node")
+        names = self.topics.destinations(envelope.message_type, tuple(envelope.recipients))
+        return await self.courier.deliver(self._copies(envelope, frame, names))
 
     async def send_frame(self, frame: bytes, recipients: tuple[str, ...], *, key: bytes) -> list[Sent]:
         """Send an already signed frame (a kept receipt, a resend) to the recipients' inboxes, unchanged."""
