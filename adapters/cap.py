@@ -183,6 +183,16 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
         super().__init__(model, settings)
         if model is not None and model is not KidnappingAlert:
             raise ConfigError(f"the cap adapter translates kidnapping alerts, not {model.avro_name}")
+        limit = self.settings.get("max_bytes", MAX_BYTES)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"adapter 'cap': max_bytes is a number of bytes above 0, not {limit!r}")
+        cap_sender = self.settings.get("cap_sender")
+        if cap_sender is not None and (
+            not isinstance(cap_sender, str) or not cap_sender or _FORBIDDEN_IN_ID.search(cap_sender)
+        ):
+            raise ConfigError(
+                f"adapter 'cap': cap_sender is a CAP sender (no spaces, commas, < or &), not {cap_sender!r}"
+            )
         #: CAP references name the referenced alert's sender and time: those of the alerts seen so far.
         self._seen: dict[str, tuple[str, str]] = {}
 
@@ -215,7 +225,11 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             r.problems.append(
                 Problem("alert/identifier", "op7 ids are letters, digits and . _ : / - (100 at most)", alert_id)
             )
-        sender = root.findtext(_q("sender"))
+        sender = (root.findtext(_q("sender")) or "").strip()
+        if not sender:
+            r.problems.append(Problem("alert/sender", "required by CAP 1.2 and missing or empty"))
+        elif _FORBIDDEN_IN_ID.search(sender):
+            r.problems.append(Problem("alert/sender", "CAP 1.2: no spaces, commas, < or & in a sender", sender))
         sent = r.time(r.text(root, "sent", "alert", required=True), "alert/sent")
         status = r.text(root, "status", "alert", required=True)
         if status in {"System", "Draft"}:
@@ -237,12 +251,14 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             r.problems.append(Problem("alert/info", "a kidnapping alert needs at least one info block (its text)"))
             return {}
         fields = self._infos(infos, r)
-        if fields.pop("_all_clear", False) and msg_type == "Update":
+        clears = fields.pop("_all_clear", [])
+        if clears and msg_type == "Update":
             msg_type = AlertMessageType.ALL_CLEAR.value
+            r.used.update(id(e) for e in clears)  # AllClear is the message type; other response types are losses
         references = fields.pop("_references", None) or references
         victims = fields.get("victims")
-        if not victims:
-            fields["victims"] = [{"given_names": "Unknown", "family_names": "Unknown"}]
+        if fields.pop("_stand_in", False) or not victims:
+            fields["victims"] = victims or [{"given_names": "Unknown", "family_names": "Unknown"}]
             r.notes.append(
                 loss("victims", "(none structured)", "a CAP alert names its victims in its text: one unnamed stands in")
             )
@@ -276,7 +292,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
         ids = []
         for triple in (r.text(root, "references", "alert") or "").split():
             parts = triple.split(",")
-            if len(parts) != 3 or not all(parts):
+            if len(parts) != 3 or not all(parts) or not _TIME.fullmatch(parts[2]):
                 r.problems.append(Problem("alert/references", "each reference is sender,identifier,sent", triple))
                 continue
             ids.append(parts[1])
@@ -287,6 +303,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
         fields: dict[str, Any] = {}
         languages: list[str] = []
         translations = []
+        clears: list[ET.Element] = []
         for n, info in enumerate(infos, 1):
             path = f"alert/info[{n}]" if len(infos) > 1 else "alert/info"
             language = (info.findtext(_q("language")) or "en-US").strip()
@@ -295,6 +312,8 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 continue
             languages.append(language)
             r.take(info, "language")
+            if info is first or clears:
+                clears += [e for e in info.findall(_q("responseType")) if (e.text or "").strip() == "AllClear"]
             self._common(info, first, path, language, r)
             headline = r.text(info, "headline", path) or r.text(info, "event", path)
             text = {
@@ -307,7 +326,6 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 fields["urgency"] = r.text(info, "urgency", path, required=True)
                 fields["severity"] = r.text(info, "severity", path, required=True)
                 fields["expires_at"] = r.time(r.text(info, "expires", path), f"{path}/expires")
-                fields["_all_clear"] = any(e.text == "AllClear" for e in r.take(info, "responseType"))
                 fields |= self._parameters(info, path, r)
                 self._photo(info, fields, r)
                 self._areas(info, fields, r)
@@ -320,7 +338,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 if fields.get("victims") or fields.get("last_seen"):
                     self._areas(info, fields, r)
                     self._photo(info, fields, r)
-        return {**fields, "languages": languages, "translations": translations}
+        return {**fields, "languages": languages, "translations": translations, "_all_clear": clears}
 
     def _common(self, info: ET.Element, first: ET.Element, path: str, language: str, r: _Reading) -> None:
         """Elements every kidnapping alert's info has: its category, its event code, its event wording."""
@@ -347,17 +365,25 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             if field not in (*STRUCTURED, "references") or field == name:
                 continue
             r.used.add(id(parameter))
+            where = f"{path}/parameter[{n}] ({name})"
             try:
-                fields[field if field != "references" else "_references"] = json.loads(
-                    parameter.findtext(_q("value")) or ""
-                )
+                value = json.loads(parameter.findtext(_q("value")) or "")
             except json.JSONDecodeError as exc:
-                r.problems.append(Problem(f"{path}/parameter[{n}] ({name})", f"not op7 JSON: {exc.msg}"))
+                r.problems.append(Problem(where, f"not op7 JSON: {exc.msg}"))
+                continue
+            except (ValueError, RecursionError) as exc:  # an integer too long, arrays nested too deeply
+                r.problems.append(Problem(where, f"not op7 JSON: {exc}"[:200]))
+                continue
+            if not _shaped(field, value):
+                r.problems.append(Problem(where, f"not op7 JSON for {field}: expected {SHAPES[field][1]}"))
+                continue
+            fields[field if field != "references" else "_references"] = value
         return fields
 
     def _photo(self, info: ET.Element, fields: dict[str, Any], r: _Reading) -> None:
         victims = fields.get("victims") or []
-        written = {v.get("photo", {}).get("uri") for v in victims if isinstance(v, dict) and v.get("photo")}
+        photos = [v["photo"] for v in victims if isinstance(v.get("photo"), dict)]
+        written = {photo["uri"] for photo in photos if isinstance(photo.get("uri"), str)}
         for resource in info.findall(_q("resource")):
             uri, mime = resource.findtext(_q("uri")), (resource.findtext(_q("mimeType")) or "").strip()
             if uri in written:
@@ -373,6 +399,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 continue
             if not victims:
                 victims = fields["victims"] = [{"given_names": "Unknown", "family_names": "Unknown"}]
+                fields["_stand_in"] = True
             victims[0]["photo"] = {"uri": uri, "media_type": mime, "sha256": hashlib.sha256(image).hexdigest()}
             r.used.add(id(resource))
 
@@ -411,7 +438,11 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             lost.append(loss("references", " ".join(unknown), "sender and time not known here: in op7:references only"))
         _add(root, "incidents", message.case_id)
         texts = [(message.languages[0], message.headline, message.description, message.instruction)]
-        texts += [(t.language, t.headline, t.description, t.instruction) for t in message.translations]
+        for n, t in enumerate(message.translations):
+            if t.language == message.languages[0]:  # the model allows it when a language is listed twice
+                lost.append(loss(f"translations[{n}]", t.headline, "in the first language again: one info a language"))
+            else:
+                texts.append((t.language, t.headline, t.description, t.instruction))
         for language, headline, description, instruction in texts:
             self._info(root, message, language, (headline, description, instruction), all_clear, lost)
         untranslated = [x for x in message.languages[1:] if x not in {t.language for t in message.translations}]
@@ -483,6 +514,24 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 _add(area, "circle", f"{position.latitude},{position.longitude} 0")
 
 
+#: The JSON an ``op7:FIELD`` parameter holds: a list of objects, an object, or a list of ids.
+SHAPES: dict[str, tuple[type, str]] = {
+    "victims": (dict, "a list of objects"),
+    "suspects": (dict, "a list of objects"),
+    "vehicles": (dict, "a list of objects"),
+    "references": (str, "a list of ids"),
+    "last_seen": (dict, "an object"),
+    "ransom": (dict, "an object"),
+}
+
+
+def _shaped(field: str, value: object) -> bool:
+    kind, _ = SHAPES[field]
+    if field in ("last_seen", "ransom"):
+        return isinstance(value, dict)
+    return isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+
 def _add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     element = ET.SubElement(parent, _q(tag))
     if text is not None:
@@ -513,4 +562,6 @@ def _parse(data: bytes, source: str) -> ET.Element:
     except ET.ParseError as exc:
         line, column = exc.position
         raise InputError(source, [Problem(f"line {line} column {column}", f"not well-formed XML: {exc.msg}")]) from None
+    except (ValueError, LookupError) as exc:  # an encoding declared that expat cannot read (multi-byte, unknown)
+        raise InputError(source, [Problem("", f"cannot read the declared encoding: {exc}")]) from None
     return root

@@ -20,7 +20,7 @@ import click
 import httpx
 import uvicorn
 
-from adapters.base import Adapter, InboundAdapter, OutboundAdapter, Translation, read_file
+from adapters.base import COMMON_SETTINGS, Adapter, InboundAdapter, OutboundAdapter, Translation, read_file
 from adapters.config import RunConfig, load
 from adapters.delivering import Deliverer
 from adapters.folder import FileDone, FolderWatch
@@ -313,7 +313,8 @@ async def _run(
                 if folder is not None and inbound is not None and inbound.folder is not None:
                     tasks.append(folder.run(inbound.folder.poll, stop, on_file=report))
                 if inbound is not None and inbound.webhook is not None and reader is not None:
-                    tasks.append(_serve(inbound.webhook, reader, sender, node, env, name))
+                    readers = webhook_readers(env, name, reader, inbound.webhook.clients, config.settings, node_id)
+                    tasks.append(_serve(inbound.webhook, readers, sender, node))
                 if config.outbound is not None and writer is not None:
                     client = await stack.enter_async_context(httpx.AsyncClient())
                     out = config.outbound
@@ -332,17 +333,25 @@ async def _run(
     return failures
 
 
-async def _serve(hook: Any, reader: InboundAdapter[Message], sender: Sender, node: Any, env: Env, name: str) -> None:
+def webhook_readers(
+    env: Env,
+    name: str,
+    reader: InboundAdapter[Message],
+    clients: tuple[Any, ...],
+    settings: dict[str, Any],
+    node_id: str,
+) -> dict[str, InboundAdapter[Message]]:
+    """The adapters the webhook reads bodies with: this run's, each client's JSON format, and CAP for XML; the others
+    get this run's common settings (issuer, handling, status). Built before anything runs: a bad one fails now."""
     readers: dict[str, InboundAdapter[Message]] = {name: reader}
-    for client in hook.clients:
-        if client.json_format not in readers:
-            cls = adapter_class(client.json_format)
-            readers[client.json_format] = _side(
-                cls, InboundAdapter, _model(cls, None), settings_for(env, cls, {}, node.node_id)
-            )
-    if "cap" not in readers:
-        cls = adapter_class("cap")
-        readers["cap"] = _side(cls, InboundAdapter, None, settings_for(env, cls, {}, node.node_id))
+    for fmt in {*(c.json_format for c in clients), "cap"} - {name}:
+        cls = adapter_class(fmt)
+        common = {k: v for k, v in settings.items() if k in COMMON_SETTINGS and k in cls.setting_names}
+        readers[fmt] = _side(cls, InboundAdapter, _model(cls, None), settings_for(env, cls, common, node_id))
+    return readers
+
+
+async def _serve(hook: Any, readers: dict[str, InboundAdapter[Message]], sender: Sender, node: Any) -> None:
     app = inbound_app(readers, hook.clients, sender, node.clock, max_bytes=hook.max_bytes)
     host, port = hook.address
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

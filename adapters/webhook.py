@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,10 +26,12 @@ from adapters.base import InboundAdapter
 from adapters.config import Client
 from adapters.sending import Sender, record_id
 from broker.clock import Clock
-from broker.errors import DeliveryError, InputError
+from broker.errors import ConfigError, DeliveryError, InputError
 from broker.models import Message
 
 __all__ = ["OPENAPI", "XML_TYPES", "inbound_app"]
+
+log = logging.getLogger("op7.adapter.webhook")
 
 XML_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
 
@@ -115,6 +118,7 @@ OPENAPI: dict[str, Any] = {
                     "413": _answer("The body is larger than the endpoint accepts", _PROBLEM),
                     "415": _answer("A media type the endpoint does not read", _PROBLEM),
                     "422": _answer("Records that do not translate: every problem, nothing sent", _PROBLEM),
+                    "500": _answer("The adapter is not configured to read this kind of body", _PROBLEM),
                     "503": _answer("The node could not send", _PROBLEM),
                 },
             }
@@ -181,7 +185,11 @@ def inbound_app(
         if body is None:
             return _error(413, f"the body is larger than {max_bytes:,} bytes")
         source = f"{client.name} POST"
-        results = list(reader.translate_all(body, source, now=clock.now()))
+        try:
+            results = list(reader.translate_all(body, source, now=clock.now()))
+        except ConfigError as exc:  # the adapter's configuration, not the body: said to the client and logged
+            log.error("webhook: %s", exc)
+            return _error(500, f"the adapter is not configured to read this: {exc}")
         refused = [r for r in results if isinstance(r, InputError)]
         if refused:
             problems = [
