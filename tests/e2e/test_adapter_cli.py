@@ -373,3 +373,46 @@ def test_received_alerts_are_posted_to_the_local_system_signed_retried_and_once(
     assert message["message_id"] == headers["idempotency-key"] and message["sender"] == "FR.GN"
     assert message["message"]["case_id"] == "FR-GN-2026-000142"
     assert len(local.got) == 2  # delivered once it was answered 200: not again
+
+
+def test_list_translate_and_token_for_an_integrator_with_clear_errors(tmp_path: Path) -> None:
+    home = tmp_path / "fr"
+    listed = run_op7(home, "adapter", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {a["name"]: a for a in json.loads(listed.stdout)}
+    assert set(names) >= {"cap", "csv", "json", "notice"}
+    assert names["cap"]["directions"] == ["inbound", "outbound"]
+    config = tmp_path / "cap.toml"
+    config.write_text(f'as = "FR.GN"\n{ISSUER}\n[inbound.folder]\npath = "drop"\n')
+    dry = run_op7(home, "adapter", "translate", "cap", str(AMBER), "--config", str(config), "--json")
+    assert dry.returncode == 0, dry.stderr
+    [shown] = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert shown["message"]["languages"] == ["en-US", "es-US"]
+    assert shown["message"]["translations"][0]["headline"] == "Alerta Amber en el condado de Los Ángeles"
+    source = {"field": "alert/source", "value": "SW", "reason": "CAP source: no place in the shared alert"}
+    assert source in shown["lost"]
+    back = run_op7(home, "adapter", "translate", "cap", str(ROOT / "examples" / "kidnapping-alert.json"), "--outbound")
+    assert back.returncode == 0, back.stderr
+    XSD.assertValid(etree.fromstring(back.stdout.encode()))
+    csv_dry = run_op7(
+        home,
+        "adapter",
+        "translate",
+        "csv",
+        str(ROOT / "examples" / "adapters" / "csv" / "alerts.csv"),
+        "--set",
+        f"mapping={ROOT / 'examples' / 'adapters' / 'csv' / 'alerts.toml'}",
+        "--config",
+        str(config),
+    )
+    assert csv_dry.returncode == 1  # one bad row: named with its line, column and value; the others shown
+    assert 'alerts.csv line 4: sexo: not a code of columns.sexo.values (H, M, D) (got "Q")' in csv_dry.stderr
+    assert csv_dry.stdout.count("(nothing sent)") == 3
+    token = run_op7(home, "adapter", "token", "records-system")
+    assert token.returncode == 0 and "token_sha256" in token.stdout
+    broken = tmp_path / "broken.toml"
+    broken.write_text('as = "FR.GN"\n[inbound.folder]\npoll = -1\n[outbound]\ncolour = "red"\n')
+    refused = run_op7(home, "adapter", "run", "cap", "--config", str(broken))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    for named in ("inbound.folder.path", "inbound.folder.poll", "outbound.colour"):
+        assert f"broken.toml: {named}" in refused.stderr, refused.stderr

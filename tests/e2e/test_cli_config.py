@@ -72,9 +72,9 @@ def test_config_show_json_and_options_over_the_environment(tmp_path: Path) -> No
 
 def test_format_names_an_installed_adapter(tmp_path: Path) -> None:
     assert run_op7(tmp_path, "keys", "new", "FR.GN").returncode == 0
-    unknown = run_op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT), "--format", "csv")
+    unknown = run_op7(tmp_path, "alert", "send", str(EXAMPLE_ALERT), "--format", "xls")
     assert unknown.returncode == 1
-    assert "op7: error: unknown input format 'csv'; available: json" in unknown.stderr
+    assert "op7: error: unknown input format 'xls'; available: cap, csv, json, notice" in unknown.stderr
     sent = run_op7(tmp_path, "send", "KidnappingAlert", str(EXAMPLE_ALERT), "--format", "json", "--json")
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["message_type"] == "op7.alert.KidnappingAlert"
