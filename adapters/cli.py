@@ -236,6 +236,31 @@ def adapter_losses(env: Env, message_id: str, name: str, as_node: str) -> int:
     return 0
 
 
+@command(adapter, "deliveries", "what an adapter run handed to the local system, and what it could not")
+@argument("name", "the adapter")
+@click.option("--as", "as_node", metavar="NODE_ID", required=True, help="the node the adapter ran as")
+@click.option("--failed", is_flag=True, help="only the deliveries that failed for good")
+@click.option("--json", "as_json", is_flag=True, help="as a JSON list")
+@global_options
+@pass_env
+def adapter_deliveries(env: Env, name: str, as_node: str, failed: bool, as_json: bool) -> int:
+    ledger = Ledger(ledger_path(env, check_node_id(as_node), name))
+    try:
+        rows = ledger.deliveries(only_failed=failed)
+    finally:
+        ledger.close()
+    if as_json:
+        echo_json(rows, indent=2)
+        return 0
+    for row in rows:
+        error = f" ({row['last_error']})" if row["last_error"] else ""
+        tries = f"{row['attempts']} attempt(s)"
+        click.echo(f"{row['at']} {row['state']:<12} {row['message_id']} -> {row['target']}, {tries}{error}")
+    if not rows:
+        click.echo("no deliveries" + (" failed" if failed else ""))
+    return 0
+
+
 def ledger_path(env: Env, node_id: str, name: str) -> Path:
     return env.home.root / "adapters" / f"{node_id}-{name}.db"
 

@@ -112,6 +112,24 @@ class Ledger:
                 (message_id, target, state, attempts, error, json.dumps(report), _us(at)),
             )
 
+    def deliveries(self, *, only_failed: bool = False) -> list[dict[str, Any]]:
+        """Each delivery to the local system, newest first: message id, target, state, attempts, last error."""
+        where = "WHERE state = 'failed'" if only_failed else ""
+        rows = self._db.execute(
+            f"SELECT message_id, target, state, attempts, last_error, at FROM delivered {where} ORDER BY at DESC"  # noqa: S608 (a fixed clause)
+        ).fetchall()
+        return [
+            {
+                "message_id": r[0],
+                "target": r[1],
+                "state": r[2],
+                "attempts": r[3],
+                "last_error": r[4],
+                "at": datetime.fromtimestamp(r[5] / 1e6, UTC).isoformat(timespec="seconds"),
+            }
+            for r in rows
+        ]
+
     def delivery_state(self, message_id: str, target: str) -> str | None:
         row = self._db.execute(
             "SELECT state FROM delivered WHERE message_id = ? AND target = ?", (message_id, target)

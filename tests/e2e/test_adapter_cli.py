@@ -312,14 +312,15 @@ def _up(url: str) -> bool:
 
 
 class Receiver:
-    """A local system's endpoint: answers 503 to the first POST, then 200; keeps what it got."""
+    """A local system's endpoint: answers ``status(n)`` to its n-th POST (by default 503 to the first, then 200);
+    keeps what it got."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, status: Callable[[int], int] = lambda n: 503 if n == 1 else 200) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
 
         async def take(request: Request) -> JSONResponse:
             self.got.append((dict(request.headers), await request.body()))
-            return JSONResponse({}, status_code=503 if len(self.got) == 1 else 200)
+            return JSONResponse({}, status_code=status(len(self.got)))
 
         app = Starlette(routes=[Route("/op7", take, methods=["POST"])])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -373,6 +374,11 @@ def test_received_alerts_are_posted_to_the_local_system_signed_retried_and_once(
     assert message["message_id"] == headers["idempotency-key"] and message["sender"] == "FR.GN"
     assert message["message"]["case_id"] == "FR-GN-2026-000142"
     assert len(local.got) == 2  # delivered once it was answered 200: not again
+    listed = run_op7(homes["nl"], "adapter", "deliveries", "json", "--as", "NL.NCC", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [delivery] = json.loads(listed.stdout)
+    assert delivery["state"] == "delivered" and delivery["attempts"] == 2
+    assert delivery["message_id"] == headers["idempotency-key"]
 
 
 def test_list_translate_and_token_for_an_integrator_with_clear_errors(tmp_path: Path) -> None:
@@ -416,3 +422,31 @@ def test_list_translate_and_token_for_an_integrator_with_clear_errors(tmp_path: 
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     for named in ("inbound.folder.path", "inbound.folder.poll", "outbound.colour"):
         assert f"broken.toml: {named}" in refused.stderr, refused.stderr
+
+
+def test_a_delivery_the_local_system_refuses_is_not_retried_and_is_listed_as_failed(
+    homes: dict[str, Path], secret: str
+) -> None:
+    port = _free_port()
+    with Receiver(port, lambda n: 400) as local:
+        config = homes["nl"] / "out.toml"
+        config.write_text(
+            'as = "NL.NCC"\n[outbound]\ntopics = ["alerts"]\n[outbound.webhook]\n'
+            f'url = "http://127.0.0.1:{port}/op7"\nsecret_env = "OP7_TEST_WEBHOOK_SECRET"\nfirst_wait = 0.2\n'
+        )
+        nl = Background(homes["nl"], None, "adapter", "run", "json", "--config", str(config))
+        try:
+            nl.wait_for("running as NL.NCC")
+            alert = str(ROOT / "examples" / "kidnapping-alert.json")
+            assert run_op7(homes["fr"], "send", "KidnappingAlert", alert).returncode == 0
+            failed = until(
+                lambda: json.loads(
+                    run_op7(homes["nl"], "adapter", "deliveries", "json", "--as", "NL.NCC", "--failed", "--json").stdout
+                ),
+                "the delivery listed as failed",
+            )
+        finally:
+            err = nl.stop()
+    assert len(local.got) == 1  # a 400 is the system's answer: not retried
+    assert failed[0]["state"] == "failed" and "HTTP 400" in failed[0]["last_error"]
+    assert "failed for good" in err
