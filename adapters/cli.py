@@ -262,7 +262,9 @@ def adapter_deliveries(env: Env, name: str, as_node: str, failed: bool, as_json:
 
 
 def ledger_path(env: Env, node_id: str, name: str) -> Path:
-    return env.home.root / "adapters" / f"{node_id}-{name}.db"
+    """The ledger of adapter ``name`` run as ``node_id`` on this home's network (beside its outbox: the frames it
+    keeps belong to that network)."""
+    return env.home.state_dir() / f"adapter-{node_id}-{name}.db"
 
 
 @command(adapter, "run", "run an adapter: read a folder and/or a webhook and send; write received messages back")
