@@ -30,6 +30,8 @@ class NativeJsonAdapter(InboundAdapter[M], OutboundAdapter):
             document: Any = json.loads(data)
         except UnicodeDecodeError:
             raise InputError(source, [Problem("", "not UTF-8 text")]) from None
+        except RecursionError:  # no message of the shared schema nests that deep
+            raise InputError(source, [Problem("", "JSON nested too deeply to be a message")]) from None
         except json.JSONDecodeError as exc:
             raise InputError(
                 source, [Problem(f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}")]
