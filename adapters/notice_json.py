@@ -47,7 +47,6 @@ envelope's handling code included) is a loss of the rendering.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
@@ -65,9 +64,10 @@ from adapters.base import (
     envelope_fields,
     loss,
 )
+from adapters.notice_codes import PERSON, SEX_OUT, VICTIM, WHY_NOT, spoken_language
+from adapters.notice_reader import NoticeReader, notice_kind, parse_notice
 from broker.errors import ConfigError, InputError, Problem
-from broker.models import CaseInformation, Evaluation, KidnappingAlert, Message, PersonRole, Sex, new_message_id
-from broker.models._iso import COUNTRY_CODES
+from broker.models import CaseInformation, Evaluation, KidnappingAlert, Message, PersonRole, new_message_id
 from broker.models._types import Languages
 from broker.models.inputs import validate_outgoing
 
@@ -78,306 +78,13 @@ DEFAULT_PREFIX = "NOTICE-"
 DEFAULT_MAX_BYTES = 5 * 2**20
 _PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9._:/-]{0,49})?")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
-_DATE = re.compile(r"([0-9]{4})([/-])([0-9]{2})\2([0-9]{2})")
-_YEAR = re.compile(r"[0-9]{4}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _WARRANT = re.compile(r"Arrest warrant(?: issued by ([A-Z]{2}))?(?:: (.+?))?(?: \(translation: (.+)\))?")
 _LANGUAGES: TypeAdapter[tuple[str, ...]] = TypeAdapter(Languages)
-
-_SEX_IN = {"F": Sex.FEMALE, "M": Sex.MALE, "U": Sex.UNKNOWN}
-_SEX_OUT = {v: k for k, v in _SEX_IN.items()}
-
-# ISO 639-2 (bibliographic and terminology) codes as the notices API writes them, and their ISO 639-1 tags.
-_ISO639 = (
-    "AFR af|AKA ak|ALB SQI sq|AMH am|ARA ar|ARM HYE hy|ASM as|AZE az|BAM bm|BAQ EUS eu|BEL be|BEN bn|BOS bs|"
-    "BUL bg|BUR MYA my|CAT ca|CHI ZHO zh|CZE CES cs|DAN da|DUT NLD nl|ENG en|EST et|EWE ee|FIN fi|FRE FRA fr|"
-    "FUL ff|GEO KAT ka|GER DEU de|GLE ga|GLG gl|GRE ELL el|GUJ gu|HAT ht|HAU ha|HEB he|HIN hi|HRV hr|HUN hu|"
-    "IBO ig|ICE ISL is|IND id|ITA it|JAV jv|JPN ja|KAN kn|KAZ kk|KHM km|KIN rw|KIR ky|KON kg|KOR ko|KUR ku|"
-    "LAO lo|LAV lv|LIN ln|LIT lt|LTZ lb|LUG lg|MAC MKD mk|MAL ml|MAR mr|MAY MSA ms|MLG mg|MLT mt|MON mn|NEP ne|"
-    "NOR no|NYA ny|ORI or|ORM om|PAN pa|PER FAS fa|POL pl|POR pt|PUS ps|RUM RON ro|RUS ru|SIN si|SLO SLK sk|"
-    "SLV sl|SND sd|SNA sn|SOM so|SOT st|SPA es|SRP sr|SUN su|SWA sw|SWE sv|TAM ta|TEL te|TGK tg|TGL tl|THA th|"
-    "TIR ti|TSN tn|TUK tk|TUR tr|TWI tw|UKR uk|URD ur|UZB uz|VIE vi|WEL CYM cy|WOL wo|XHO xh|YOR yo|ZUL zu"
-)
-_SPOKEN = {code: entry.split()[-1] for entry in _ISO639.split("|") for code in entry.split()[:-1]}
-
-_PERSON_FIELDS = ("forename", "name", "birth_name", "date_of_birth", "sex_id", "nationalities", "height")
-_TEXT_FIELDS = ("distinguishing_marks", "place_of_birth")
-_EVENT = ("place", "date_of_event", "country")
-_VICTIM = {
-    "forename": "given_names",
-    "name": "family_names",
-    "date_of_birth": "date_of_birth",
-    "sex_id": "sex",
-    "nationalities": "nationalities",
-    "height": "height_cm",
-    "distinguishing_marks": "distinguishing_marks",
-}
-_PERSON = {
-    "forename": "given_names",
-    "name": "family_names",
-    "birth_name": "aliases",
-    "date_of_birth": "date_of_birth",
-    "sex_id": "sex",
-    "nationalities": "nationalities",
-    "place_of_birth": "place_of_birth",
-    "distinguishing_marks": "description",
-}
-_WHY_LOST = {
-    "weight": "the shared schema has no weight",
-    "eyes_colors_id": "the shared schema has no eye colour",
-    "hairs_id": "the shared schema has no hair colour",
-    "country_of_birth_id": "the shared schema has no country of birth",
-    "father_forename": "the shared schema has no parents' names",
-    "mother_forename": "the shared schema has no parents' names",
-    "mother_name": "the shared schema has no parents' names",
-    "_links": "links into the notices API are not carried",
-    "_embedded": "images are not carried: a shared photo reference needs the image's SHA-256 digest",
-    "birth_name": "a victim in an alert has no other names",
-    "place_of_birth": "a victim in an alert has no place of birth",
-    "height": "a person in case information has no height",
-}
-_READ = {*_PERSON_FIELDS, *_TEXT_FIELDS, *_EVENT, "entity_id", "notice_type", "arrest_warrants", "languages_spoken_ids"}
-#: Fields read and either carried or reported where they are read.
-_CONSUMED = _READ - set(_WHY_LOST)
-
-
-def spoken_language(code: str) -> str | None:
-    """The BCP 47 tag of an ISO 639-2 code as the notices API writes it (``"FRE"`` -> ``"fr"``), if known."""
-    return _SPOKEN.get(code.upper())
-
-
-def _safe(value: object) -> str:
-    """``value`` as printable text (JSON unless text): lone surrogates escaped; what cannot be written, named."""
-    try:
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    except (RecursionError, ValueError):  # nested deeper than the encoder goes, or an integer too long to write
-        return f"<{type(value).__name__} too large or deeply nested to show>"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _got(value: object) -> str:
-    text = json.dumps(_safe(value[:80]), ensure_ascii=False) if isinstance(value, str) else _safe(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _clip(text: str, size: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= size else text[: size - 1] + "…"
-
-
-def _parse(data: bytes, source: str) -> dict[str, Any]:
-    """The notice as a JSON object, or one :class:`InputError` saying why it is not one."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(source, [Problem("", f"not UTF-8 text (byte {exc.start}: 0x{data[exc.start]:02x})")]) from None
-    try:
-        document: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            source, [Problem(f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}")]
-        ) from None
-    except RecursionError:
-        raise InputError(source, [Problem("", "invalid JSON: nested too deeply")]) from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise InputError(source, [Problem("", f"invalid JSON: {exc}")]) from None
-    if not isinstance(document, dict):
-        raise InputError(source, [Problem("", "expected a JSON object (one notice)", type(document).__name__)])
-    return document
-
-
-class _Reader:
-    """A notice's fields read one by one: values converted, problems and losses collected, nothing raised."""
-
-    def __init__(self, doc: dict[str, Any], now: datetime) -> None:
-        self.doc = doc
-        self.now = now
-        self.problems: list[Problem] = []
-        self.lost: list[Loss] = []
-        self.bad: set[str] = set()
-        self.reported: set[str] = set()
-
-    def problem(self, path: str, message: str, value: object = None) -> None:
-        self.bad.add(re.split(r"[.\[]", path, maxsplit=1)[0])
-        self.problems.append(Problem(path, message, None if value is None else _got(value)))
-
-    def lose(self, path: str, value: object, reason: str) -> None:
-        self.reported.add(re.split(r"[.\[]", path, maxsplit=1)[0])
-        self.lost.append(loss(_safe(path), _safe(value), reason))
-
-    def text(self, value: object, path: str) -> str | None:
-        """Text, or None when absent or blank."""
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.problem(path, "expected text", value)
-            return None
-        if _SURROGATE.search(value):
-            self.problem(path, "not valid Unicode text (a lone surrogate escape)")
-            return None
-        return value if value.strip() else None
-
-    def texts(self, key: str) -> list[str] | None:
-        value = self.doc.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            self.problem(key, "expected a list of codes", value)
-            return None
-        items = [self.text(item, f"{key}[{i}]") for i, item in enumerate(value)]
-        return [item for item in items if item is not None]
-
-    def day(self, key: str) -> date | None:
-        """A date written ``YYYY/MM/DD`` (as the API does) or ``YYYY-MM-DD``, not after today."""
-        text = self.text(self.doc.get(key), key)
-        if text is None:
-            return None
-        match = _DATE.fullmatch(text.strip())
-        if match is None:
-            if _YEAR.fullmatch(text.strip()):
-                self.lose(key, text, "a year alone is not a date, and the shared schema has full dates only")
-            else:
-                self.problem(key, "expected a date YYYY/MM/DD or YYYY-MM-DD", text)
-            return None
-        try:
-            day = date(int(match[1]), int(match[3]), int(match[4]))
-        except ValueError as exc:
-            self.problem(key, f"not a date: {exc}", text)
-            return None
-        if day > self.now.date():
-            self.problem(key, "is in the future", text)
-            return None
-        return day
-
-    def moment(self, key: str) -> datetime | None:
-        """``date_of_event``: a date (read as 00:00 UTC of that day) or an ISO 8601 time with its zone."""
-        text = self.text(self.doc.get(key), key)
-        if text is None:
-            return None
-        if _DATE.fullmatch(text.strip()) or _YEAR.fullmatch(text.strip()):
-            day = self.day(key)
-            return None if day is None else datetime.combine(day, time(), UTC)
-        try:
-            when = datetime.fromisoformat(text.strip())
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is None:
-            self.problem(key, "expected a date YYYY/MM/DD, or a time in ISO 8601 with its zone", text)
-            return None
-        if when > self.now:
-            self.problem(key, "is in the future", text)
-            return None
-        return when
-
-    def height(self) -> int | None:
-        value = self.doc.get("height")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.problem("height", "expected a number of metres (e.g. 1.21)", value)
-            return None
-        if value == 0:
-            self.lose("height", value, "0 stands for unknown in notices")
-            return None
-        if not 0.3 <= value <= 2.6:
-            self.problem("height", "expected a height in metres between 0.30 and 2.60", value)
-            return None
-        return round(value * 100)
-
-    def sex(self) -> Sex | None:
-        text = self.text(self.doc.get("sex_id"), "sex_id")
-        if text is None:
-            return None
-        if text.strip().upper() not in _SEX_IN:
-            self.problem("sex_id", "expected F, M or U", text)
-            return None
-        return _SEX_IN[text.strip().upper()]
-
-    def person(self) -> dict[str, Any]:
-        """The person's fields that were read, by notice name."""
-        found: dict[str, Any] = {
-            "forename": self.text(self.doc.get("forename"), "forename"),
-            "name": self.text(self.doc.get("name"), "name"),
-            "birth_name": self.text(self.doc.get("birth_name"), "birth_name"),
-            "date_of_birth": self.day("date_of_birth"),
-            "sex_id": self.sex(),
-            "nationalities": self.texts("nationalities"),
-            "height": self.height(),
-        }
-        found.update({key: self.text(self.doc.get(key), key) for key in _TEXT_FIELDS})
-        return {key: value for key, value in found.items() if value is not None}
-
-    def event(self) -> dict[str, Any] | None:
-        """Place, time and country of the disappearance: all three, or None with the ones given reported lost."""
-        found = {
-            "place": self.text(self.doc.get("place"), "place"),
-            "date_of_event": self.moment("date_of_event"),
-            "country": self.text(self.doc.get("country"), "country"),
-        }
-        if all(value is not None for value in found.values()):
-            return found
-        if not any(key in self.bad for key in _EVENT):
-            missing = ", ".join(key for key, value in found.items() if value is None)
-            for key, value in found.items():
-                if value is not None:
-                    self.lose(
-                        key, self.doc[key], f"last seen needs place, date_of_event and country ({missing} missing)"
-                    )
-        return None
-
-    def warrants(self) -> list[str]:
-        """One summary line per arrest warrant."""
-        value = self.doc.get("arrest_warrants")
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem("arrest_warrants", "expected a list of arrest warrants", value)
-            return []
-        lines = []
-        for i, item in enumerate(value):
-            path = f"arrest_warrants[{i}]"
-            if not isinstance(item, dict):
-                self.problem(path, "expected an object with charge and issuing_country_id", item)
-                continue
-            country = self.text(item.get("issuing_country_id"), f"{path}.issuing_country_id")
-            if country is not None and country.strip() not in COUNTRY_CODES:
-                self.problem(f"{path}.issuing_country_id", "not an ISO 3166-1 alpha-2 country code", country)
-            charge = self.text(item.get("charge"), f"{path}.charge")
-            translation = self.text(item.get("charge_translation"), f"{path}.charge_translation")
-            for key in sorted(set(item) - {"issuing_country_id", "charge", "charge_translation"}):
-                self.lose(f"{path}.{key}", item[key], "not an arrest-warrant field this adapter knows")
-            line = "Arrest warrant" + (f" issued by {country.strip()}" if country else "")
-            line += (f": {' '.join(charge.split())}" if charge else "") + (
-                f" (translation: {' '.join(translation.split())})" if translation else ""
-            )
-            lines.append(line)
-        return lines
-
-    def leftovers(self, taken: set[str]) -> None:
-        """Report every field not carried: known ones with their reason, spoken languages, unknown ones."""
-        for i, code in enumerate(self.texts("languages_spoken_ids") or []):
-            tag = spoken_language(code.strip())
-            why = f"speaks {tag}: " if tag else "no BCP 47 tag known for this code; "
-            self.lose(f"languages_spoken_ids[{i}]", code, why + "the shared schema has no spoken languages")
-        for key, value in self.doc.items():
-            if key in taken or key in _CONSUMED or value is None or key in self.bad | self.reported:
-                continue
-            self.lose(key, value, _WHY_LOST.get(key, "not a notice field this adapter knows"))
-
-
-def _kind(reader: _Reader) -> str:
-    """``red`` or ``yellow``: ``notice_type`` when given, else red when there are arrest warrants."""
-    warrants = reader.doc.get("arrest_warrants") is not None
-    declared = reader.text(reader.doc.get("notice_type"), "notice_type")
-    if declared is None:
-        return "red" if warrants else "yellow"
-    kind = declared.strip().lower()
-    if kind not in ("red", "yellow"):
-        reader.problem("notice_type", "expected red or yellow", declared)
-        return "red" if warrants else "yellow"
-    if kind == "yellow" and warrants:
-        reader.problem("arrest_warrants", "a yellow notice has no arrest warrants (notice_type is yellow)")
-    return kind
 
 
 def _full_name(person: Mapping[str, Any]) -> str:
@@ -400,28 +107,6 @@ def _shown(record: BaseModel, name: str) -> str:
     return json.dumps(record.model_dump(mode="json", include={name})[name], ensure_ascii=False)
 
 
-#: Why a shared field has no place in a notice (outbound); any other: "the notice format has no field for it".
-_WHY_NOT = {
-    "status": "a notice has no status: mind an Exercise or Test message",
-    "sent_at": "a notice has no time of sending",
-    "handling": "a notice has no handling code: keep the message's TLP and restrictions with the file",
-    "issuer": "a notice does not name the authority that sent it",
-    "alert_id": "a notice has no message identifier (its entity_id is the case id)",
-    "info_id": "a notice has no message identifier (its entity_id is the case id)",
-    "evaluation": "a notice has no 4x4 evaluation",
-    "languages": "a notice does not say the language of its text",
-    "headline": "a notice has no headline",
-    "subject": "a notice has no subject line",
-    "description": "a notice has no free-text description",
-    "suspects": "a notice describes one person",
-    "vehicles": "a notice has no vehicles",
-    "clothing": "a notice has no clothing",
-    "photo": "a notice links its images, it does not carry a reference and digest",
-    "aliases": "a notice has one birth name, not aliases",
-    "position": "a notice has no coordinates",
-}
-
-
 def _leftovers(record: BaseModel, taken: set[str], prefix: str) -> list[Loss]:
     """A loss for each field of ``record`` outside ``taken`` that holds something."""
     lost = []
@@ -430,7 +115,7 @@ def _leftovers(record: BaseModel, taken: set[str], prefix: str) -> list[Loss]:
         if name in taken or value is None or value == () or (not info.is_required() and value == info.default):
             continue
         lost.append(
-            loss(prefix + name, _shown(record, name), _WHY_NOT.get(name, "the notice format has no field for it"))
+            loss(prefix + name, _shown(record, name), WHY_NOT.get(name, "the notice format has no field for it"))
         )
     return lost
 
@@ -444,14 +129,14 @@ def _person_out(record: BaseModel, table: Mapping[str, str], prefix: str) -> tup
         if value is None or value == ():
             continue
         if shared == "sex":
-            if value not in _SEX_OUT:
+            if value not in SEX_OUT:
                 lost.append(loss(prefix + shared, value.value, "notices write sex as F, M or U only"))
                 continue
-            value = _SEX_OUT[value]
+            value = SEX_OUT[value]
         elif shared == "aliases":
             forename = getattr(record, "given_names", "") + " "
             if len(value) != 1 or not value[0].startswith(forename):
-                lost.append(loss(prefix + shared, _shown(record, shared), _WHY_NOT["aliases"]))
+                lost.append(loss(prefix + shared, _shown(record, shared), WHY_NOT["aliases"]))
                 continue
             value = value[0].removeprefix(forename)
         elif isinstance(value, date):
@@ -506,8 +191,8 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
         envelope = envelope_fields(self.settings, self.name)
         if len(data) > self.max_bytes:
             raise InputError(source, [Problem("", f"{len(data)} bytes: larger than max_bytes ({self.max_bytes})")])
-        reader = _Reader(_parse(data, source), now)
-        kind = _kind(reader)
+        reader = NoticeReader(parse_notice(data, source), now)
+        kind = notice_kind(reader)
         if kind == "red" and self.model is KidnappingAlert:
             reader.problem("arrest_warrants", "a red notice reads as CaseInformation, not as a KidnappingAlert")
             raise InputError(source, reader.problems)
@@ -521,11 +206,11 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
         if kind == "yellow" and self.yellow_as == "alert":
             model: type[Message] = KidnappingAlert
             body, paths = self._alert(person, event, case_id, now)
-            reader.leftovers(set(_VICTIM))
+            reader.leftovers(set(VICTIM))
         else:
             model = CaseInformation
             body, paths = self._case(kind, person, event, case_id, reader.warrants())
-            reader.leftovers(set(_PERSON))
+            reader.leftovers(set(PERSON))
         try:
             message = validate_outgoing(model, {**envelope, **body}, source, now=now)
         except InputError as exc:
@@ -545,9 +230,9 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
             "msg_type": "Alert",
             "headline": _clip(f"Missing: {_full_name(person)}{where}", 200),
             "languages": self.languages,
-            "victims": [{_VICTIM[key]: value for key, value in person.items() if key in _VICTIM}],
+            "victims": [{VICTIM[key]: value for key, value in person.items() if key in VICTIM}],
         }
-        paths = {"case_id": "entity_id", **{f"victims[0].{shared}": key for key, shared in _VICTIM.items()}}
+        paths = {"case_id": "entity_id", **{f"victims[0].{shared}": key for key, shared in VICTIM.items()}}
         if event:
             body["last_seen"] = {"at": event["date_of_event"], "place": event["place"], "country": event["country"]}
             paths |= {"last_seen.at": "date_of_event", "last_seen.place": "place", "last_seen.country": "country"}
@@ -562,7 +247,7 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
                 "adapter 'notice': set evaluation (the 4x4 code of what a notice says, e.g. \"B2\") to read a red "
                 "notice, or a yellow one with yellow_as = 'case'"
             )
-        entry = {_PERSON[key]: value for key, value in person.items() if key in _PERSON}
+        entry = {PERSON[key]: value for key, value in person.items() if key in PERSON}
         if "aliases" in entry:
             entry["aliases"] = [" ".join(str(person.get("forename", "")).split() + entry["aliases"].split())]
         role = PersonRole.SUSPECT if kind == "red" else PersonRole.VICTIM
@@ -576,7 +261,7 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
             "persons": [{"person": entry, "role": role.value}],
         }
         paths = {"case_id": "entity_id", "summary": "arrest_warrants", "persons[0].person.aliases[0]": "birth_name"}
-        paths |= {f"persons[0].person.{shared}": key for key, shared in _PERSON.items()}
+        paths |= {f"persons[0].person.{shared}": key for key, shared in PERSON.items()}
         if event:
             body["sightings"] = [
                 {
@@ -613,7 +298,7 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
             lost.append(loss("msg_type", alert.msg_type.value, why))
         for i, victim in enumerate(alert.victims):
             if i == 0:
-                fields, victim_lost = _person_out(victim, _VICTIM, "victims[0].")
+                fields, victim_lost = _person_out(victim, VICTIM, "victims[0].")
                 notice |= fields
                 lost += victim_lost
             else:
@@ -644,7 +329,7 @@ class NoticeJsonAdapter(InboundAdapter[Message], OutboundAdapter):
             if i != chosen:
                 lost.append(loss(f"persons[{i}]", entry.model_dump_json(), "a notice describes one person"))
                 continue
-            fields, person_lost = _person_out(entry.person, _PERSON, f"persons[{i}].person.")
+            fields, person_lost = _person_out(entry.person, PERSON, f"persons[{i}].person.")
             notice |= fields
             lost += person_lost + _leftovers(entry, {"person", "role"}, f"persons[{i}].")
         for i, sighting in enumerate(info.sightings):

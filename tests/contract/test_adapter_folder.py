@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,16 @@ def _drop(folder: Path, name: str = "alert-142.json") -> Path:
     return path
 
 
+@dataclass
 class Site:
     """FR.GN's adapter run: its node (outbox and ledger in ``state``), the folder it watches."""
 
-    def __init__(self, factory: Any, trust: TrustStore, fr: NodeIdentity, prefix: str, state: Path, clock: Any):
-        self.factory, self.trust, self.fr, self.prefix, self.state, self.clock = factory, trust, fr, prefix, state, clock
+    factory: Any
+    trust: TrustStore
+    fr: NodeIdentity
+    prefix: str
+    state: Path
+    clock: ManualClock
 
     def node(self) -> Node:
         outbox = Outbox(self.state / "outbox.db")
@@ -61,7 +67,9 @@ class Site:
 
 
 @pytest.fixture
-def site(transport_factory: Any, trust: TrustStore, fr: NodeIdentity, unique: str, tmp_path: Path, clock: ManualClock) -> Site:
+def site(
+    transport_factory: Any, trust: TrustStore, fr: NodeIdentity, unique: str, tmp_path: Path, clock: ManualClock
+) -> Site:
     return Site(transport_factory, trust, fr, f"op7.a{unique}", tmp_path, clock)
 
 
