@@ -39,8 +39,10 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -157,10 +159,11 @@ class _Reading:
     def losses(self, element: ET.Element, path: str) -> Iterator[Loss]:
         """The topmost elements not used, each with its reason."""
         counts: dict[str, int] = {}
+        totals = Counter(str(child.tag) for child in element)  # counted once: a search per child is quadratic
         for child in element:
             name = _local(child.tag)
             counts[name] = counts.get(name, 0) + 1
-            here = f"{path}/{name}" + (f"[{counts[name]}]" if len(element.findall(str(child.tag))) > 1 else "")
+            here = f"{path}/{name}" + (f"[{counts[name]}]" if totals[str(child.tag)] > 1 else "")
             if id(child) in self.opened:
                 yield from self.losses(child, here)
                 continue
@@ -302,15 +305,17 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
         first = infos[0]
         fields: dict[str, Any] = {}
         languages: list[str] = []
+        written: set[str] = set()  # the languages seen so far: looked up once per info block
         translations = []
         clears: list[ET.Element] = []
         for n, info in enumerate(infos, 1):
             path = f"alert/info[{n}]" if len(infos) > 1 else "alert/info"
             language = (info.findtext(_q("language")) or "en-US").strip()
-            if language in languages:
+            if language in written:
                 r.opened.discard(id(info))  # reported whole, with its reason
                 continue
             languages.append(language)
+            written.add(language)
             r.take(info, "language")
             if info is first or clears:
                 clears += [e for e in info.findall(_q("responseType")) if (e.text or "").strip() == "AllClear"]
@@ -327,7 +332,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 fields["severity"] = r.text(info, "severity", path, required=True)
                 fields["expires_at"] = r.time(r.text(info, "expires", path), f"{path}/expires")
                 fields |= self._parameters(info, path, r)
-                self._photo(info, fields, r)
+                self._photo(info, fields, path, r)
                 self._areas(info, fields, r)
             else:
                 translations.append({"language": language, **text})
@@ -337,7 +342,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                         r.take(info, tag)
                 if fields.get("victims") or fields.get("last_seen"):
                     self._areas(info, fields, r)
-                    self._photo(info, fields, r)
+                    self._photo(info, fields, path, r)
         return {**fields, "languages": languages, "translations": translations, "_all_clear": clears}
 
     def _common(self, info: ET.Element, first: ET.Element, path: str, language: str, r: _Reading) -> None:
@@ -380,11 +385,12 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             fields[field if field != "references" else "_references"] = value
         return fields
 
-    def _photo(self, info: ET.Element, fields: dict[str, Any], r: _Reading) -> None:
+    def _photo(self, info: ET.Element, fields: dict[str, Any], path: str, r: _Reading) -> None:
         victims = fields.get("victims") or []
         photos = [v["photo"] for v in victims if isinstance(v.get("photo"), dict)]
         written = {photo["uri"] for photo in photos if isinstance(photo.get("uri"), str)}
-        for resource in info.findall(_q("resource")):
+        resources = info.findall(_q("resource"))
+        for n, resource in enumerate(resources, 1):
             uri, mime = resource.findtext(_q("uri")), (resource.findtext(_q("mimeType")) or "").strip()
             if uri in written:
                 r.used.add(id(resource))
@@ -395,7 +401,8 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             try:
                 image = base64.b64decode(deref, validate=True)
             except (binascii.Error, ValueError):
-                r.problems.append(Problem("alert/info/resource/derefUri", "not base64"))
+                where = f"{path}/resource" + (f"[{n}]" if len(resources) > 1 else "")
+                r.problems.append(Problem(f"{where}/derefUri", "not base64"))
                 continue
             if not victims:
                 victims = fields["victims"] = [{"given_names": "Unknown", "family_names": "Unknown"}]
@@ -430,6 +437,9 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
         if tlp is not Tlp.CLEAR:
             written = tlp.value.replace("_", "+")
             _add(root, "restriction", "; ".join([f"TLP:{written}", *(r.value for r in message.handling.restrictions)]))
+        elif message.handling.restrictions:
+            kept = " ".join(r.value for r in message.handling.restrictions)
+            lost.append(loss("handling.restrictions", kept, "a Public CAP alert has no restriction to write them in"))
         known = [f"{self._seen[a][0]},{a},{self._seen[a][1]}" for a in message.references if a in self._seen]
         unknown = [a for a in message.references if a not in self._seen]
         if known:
@@ -445,7 +455,8 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
                 texts.append((t.language, t.headline, t.description, t.instruction))
         for language, headline, description, instruction in texts:
             self._info(root, message, language, (headline, description, instruction), all_clear, lost)
-        untranslated = [x for x in message.languages[1:] if x not in {t.language for t in message.translations}]
+        translated = {t.language for t in message.translations}  # built once: per language it is quadratic
+        untranslated = [x for x in message.languages[1:] if x not in translated]
         if untranslated:
             lost.append(loss("languages", " ".join(untranslated), "listed without a text: no info block for it"))
         ET.indent(root)
@@ -511,7 +522,7 @@ class CapAdapter(InboundAdapter[KidnappingAlert], OutboundAdapter):
             _add(area, "areaDesc", message.last_seen.place)
             position = message.last_seen.position
             if position is not None:
-                _add(area, "circle", f"{position.latitude},{position.longitude} 0")
+                _add(area, "circle", f"{_degrees(position.latitude)},{_degrees(position.longitude)} 0")
 
 
 #: The JSON an ``op7:FIELD`` parameter holds: a list of objects, an object, or a list of ids.
@@ -537,6 +548,11 @@ def _add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     if text is not None:
         element.text = text
     return element
+
+
+def _degrees(value: float) -> str:
+    """Decimal degrees as CAP writes them: never in exponent form (``1e-05`` is written ``0.00001``)."""
+    return format(Decimal(repr(value)), "f")
 
 
 def _cap_time(value: datetime, lost: list[Loss] | None = None, field: str = "") -> str:

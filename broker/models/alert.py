@@ -138,6 +138,7 @@ class KidnappingAlert(Message):
         translated = [t.language for t in self.translations]
         if len(set(translated)) != len(translated):
             raise ValueError("translations: one text per language")
-        if any(language not in self.languages[1:] for language in translated):
+        others = set(self.languages[1:])
+        if any(language not in others for language in translated):
             raise ValueError("translations: each is in one of the alert's languages other than the first")
         return self
