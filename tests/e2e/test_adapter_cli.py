@@ -178,7 +178,8 @@ def test_the_oasis_amber_alert_reaches_a_cap_system_across_kafka_in_both_languag
         assert len(list(received.glob("*.xml"))) == 3
     finally:
         nl.stop()
-    losses = run_op7(homes["fr"], "adapter", "losses", alert_id, "cap", "--as", "FR.GN")
+    # Kept with the network's state: asked on the same network (the same Kafka), not the embedded default.
+    losses = run_op7(homes["fr"], "adapter", "losses", alert_id, "cap", "--as", "FR.GN", bootstrap=kafka_bootstrap)
     assert losses.returncode == 0, losses.stderr
     assert any(item["field"] == "alert/sender" for item in json.loads(losses.stdout)["lost"])
 
