@@ -271,10 +271,15 @@ def ledger_path(env: Env, node_id: str, name: str) -> Path:
 @argument("name", "the adapter (see 'op7 adapter list')")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), required=True, help="the run's TOML file")
 @click.option("--once", is_flag=True, help="deal with the files waiting in the inbound folder, then stop")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="show what the files waiting in the inbound folder would send; send and move nothing",
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON line per file dealt with")
 @global_options
 @pass_env
-def adapter_run(env: Env, name: str, config_file: Path, once: bool, as_json: bool) -> int:
+def adapter_run(env: Env, name: str, config_file: Path, once: bool, dry_run: bool, as_json: bool) -> int:
     config = load(config_file)
     node_id = check_node_id(config.node)
     cls = adapter_class(name)
@@ -282,8 +287,30 @@ def adapter_run(env: Env, name: str, config_file: Path, once: bool, as_json: boo
     model = _model(cls, config.type)
     reader = _side(cls, InboundAdapter, model, settings) if config.inbound else None
     writer = _side(cls, OutboundAdapter, model, settings) if config.outbound else None
+    if dry_run:
+        return _dry_run(env, config, reader, as_json)
     failures = asyncio.run(_run(env, name, config, node_id, reader, writer, once, as_json))
     return 1 if failures else 0
+
+
+def _dry_run(env: Env, config: RunConfig, reader: InboundAdapter[Message] | None, as_json: bool) -> int:
+    """What the files waiting in the inbound folder would send, record by record, with their losses."""
+    if reader is None or config.inbound is None or config.inbound.folder is None:
+        raise ConfigError("--dry-run reads the inbound folder: the configuration has no [inbound.folder]")
+    folder = config.inbound.folder.path
+    failed = 0
+    waiting = FolderWatch.waiting_in(folder)
+    for path in waiting:
+        for result in reader.translate_all(read_file(path), path.name, now=env.home.clock.now()):
+            if isinstance(result, InputError):
+                failed += 1
+                for problem in result.problems:
+                    click.echo(f"op7: {result.source}: {problem}", err=True)
+            else:
+                _show(result, as_json)
+    if not waiting:
+        click.echo(f"no files wait in {folder}", err=True)
+    return 1 if failed else 0
 
 
 def _side(cls: type[Adapter], side: type, model: type[Message] | None, settings: dict[str, Any]) -> Any:

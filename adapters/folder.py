@@ -68,10 +68,15 @@ class FolderWatch:
 
     def dropped(self) -> list[Path]:
         """The files waiting, oldest first."""
+        return self.waiting_in(self.folder)
+
+    @staticmethod
+    def waiting_in(folder: Path) -> list[Path]:
+        """The files waiting in ``folder``, oldest first (none when it does not exist yet)."""
+        if not folder.is_dir():
+            return []
         files = [
-            p
-            for p in self.folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_SKIPPED)
+            p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_SKIPPED)
         ]
         return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 

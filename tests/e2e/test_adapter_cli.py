@@ -206,6 +206,9 @@ def test_a_local_record_crosses_kafka_and_comes_back_as_the_same_kind_of_record(
         config, drop = sending(homes, name, settings)
         source = ROOT / "examples" / "adapters" / example
         shutil.copy(source, drop / source.name)
+        dry = run_op7(homes["fr"], "adapter", "run", name, "--config", str(config), "--dry-run", "--json")
+        assert dry.stdout.count('"message_type"') == sent and "Traceback" not in dry.stderr
+        assert (drop / source.name).exists()  # a dry run moves nothing
         code, [done], _ = once(homes["fr"], name, config, kafka_bootstrap)
         assert [r["state"] for r in done["records"]] == ["sent"] * sent
         assert code == (1 if done["refused"] else 0)  # the example export has one bad row: reported, the rest sent
