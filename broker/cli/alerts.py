@@ -7,9 +7,10 @@ from typing import Any
 import click
 
 from broker.cli._click import argument
-from broker.cli._common import Env, command, delivery_json, echo_json, global_options, new_group, pass_env
+from broker.cli._common import Env, command, delivery_json, echo_json, global_options, me, new_group, pass_env
 from broker.cli.send import Listening, Outgoing, format_option, listen_options, listen_topics, send_message
 from broker.models import KidnappingAlert
+from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery
 from broker.node.topics import TopicLayout
 
@@ -32,6 +33,35 @@ def alert_send(env: Env, file: str, as_node: str | None, as_json: bool, force: b
         env,
         Outgoing("KidnappingAlert", file, as_node=as_node, as_json=as_json, input_format=input_format, force=force),
     )
+
+
+@command(alert, "acks", "who acknowledged the alerts this node issued, and when (received by 'op7 inbox watch')")
+@click.option("--as", "as_node", metavar="NODE_ID", required=True, help="the issuing node")
+@click.option("--json", "as_json", is_flag=True, help="as a JSON list")
+@global_options
+@pass_env
+def alert_acks(env: Env, as_node: str, as_json: bool) -> int:
+    store = ExchangeStore(env.home.exchanges_path(me(as_node)))
+    try:
+        events = store.events_in_state("acknowledged")
+    finally:
+        store.close()
+    rows = [
+        {
+            "message_id": e.message_id,
+            "at": f"{e.at:%Y-%m-%dT%H:%M:%SZ}",
+            "detail": e.detail,
+            "receipt_id": e.related_message_id,
+        }
+        for e in events
+    ]
+    if as_json:
+        echo_json(rows, indent=2)
+    for row in [] if as_json else rows:
+        click.echo(f"{row['at']} {row['message_id']} {row['detail']}")
+    if not rows and not as_json:
+        click.echo(f"no acknowledgement of an alert of {me(as_node)} yet")
+    return 0
 
 
 def _alert_line(d: Delivery) -> str:

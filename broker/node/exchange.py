@@ -350,6 +350,12 @@ class ExchangeAgent:
 
     def _receipt(self, env: Envelope, receipt: Receipt, now: datetime) -> None:
         record = self.store.get(receipt.message_id)
+        if record is None and receipt.state is ReceiptState.ACKNOWLEDGED and receipt.message_sender == self.me:
+            # A broadcast (an alert) is no exchange: what comes back is who saw it, kept as an event of its own.
+            detail = f"acknowledged by {env.sender}" + (f": {receipt.note}" if receipt.note else "")
+            self.store.event(receipt.message_id, "acknowledged", detail, now, env.message_id)
+            self._event(receipt.message_id, "acknowledged", detail)
+            return
         if record is None or record.direction is not Direction.OUT or record.peer != env.sender:
             log.warning("receipt from %s for unknown message %s", env.sender, receipt.message_id)
             return

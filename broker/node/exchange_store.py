@@ -294,6 +294,14 @@ class ExchangeStore:
             "message_id IN (?, ?) OR in_reply_to = ?", (record.message_id, record.in_reply_to, record.message_id)
         )
 
+    def events_in_state(self, state: str) -> list[Event]:
+        """Every event of one kind (e.g. ``acknowledged``), newest first, whatever message it is about."""
+        rows = self._db.execute(
+            "SELECT message_id, at, state, detail, related_message_id FROM events WHERE state = ? ORDER BY id DESC",
+            (state,),
+        ).fetchall()
+        return [Event(r[0], _at(r[1]), r[2], r[3], r[4]) for r in rows]
+
     def events(self, message_id: str) -> list[Event]:
         rows = self._db.execute(
             "SELECT message_id, at, state, detail, related_message_id FROM events WHERE message_id = ? ORDER BY id",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.clock import ManualClock
-from broker.models import Authority, MutualLegalAssistanceRequest, Reminder
+from broker.models import Authority, MutualLegalAssistanceRequest, Receipt, Reminder
 from broker.node.exchange import DeadlinePolicy, ExchangeAgent, ResendPolicy
 from broker.node.exchange_store import ExchangeState, ExchangeStore
 from broker.node.node import Delivery, Node
@@ -182,6 +182,38 @@ async def test_a_receipt_not_acknowledged_in_time_waits_in_the_outbox_and_the_in
     async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
         await fr.serve(1.0)
         assert [fr.store.get(i).state for i in ids] == [ExchangeState.DELIVERED] * 2  # type: ignore[union-attr]
+
+
+async def test_an_operations_centre_acknowledges_an_alert_and_the_issuer_keeps_who_and_when(
+    transport_factory: Any, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"op7.x{unique}"
+    alert = example("KidnappingAlert").model_copy(update={"issuer": authority("FR.GN")})
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        published = await fr.node.publish(alert)
+    acknowledgement = Receipt.model_validate(
+        {
+            "status": alert.status,
+            "sent_at": now(),
+            "handling": alert.handling,
+            "issuer": authority("ES.PN"),
+            "message_id": published.envelope.message_id,
+            "message_sender": "FR.GN",
+            "message_sha256": hashlib.sha256(published.raw).hexdigest(),
+            "case_id": alert.case_id,
+            "state": "Acknowledged",
+            "note": "acknowledged by operator jdoe of the Sala del 091",
+        }
+    )
+    async with Party(transport_factory, prefix, "ES.PN", tmp_path) as es:
+        sent = await es.node.publish(acknowledgement, recipients=("FR.GN",))
+    async with Party(transport_factory, prefix, "FR.GN", tmp_path) as fr:
+        await fr.serve(1.0)
+        [event] = fr.store.events_in_state("acknowledged")
+    assert event.message_id == published.envelope.message_id
+    assert event.detail == "acknowledged by ES.PN: acknowledged by operator jdoe of the Sala del 091"
+    assert event.related_message_id == sent.envelope.message_id
+    assert fr.seen == []  # bookkeeping, not a message for the application
 
 
 async def test_refused_input_is_quarantined_and_a_known_sender_is_told(
