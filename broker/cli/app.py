@@ -23,6 +23,7 @@ from broker.cli.directory import directory
 from broker.cli.exchanges import exchanges
 from broker.cli.inbox import inbox
 from broker.cli.keys import keys
+from broker.cli.ops import ops
 from broker.cli.outbox import PENDING, outbox
 from broker.cli.quarantine import quarantine
 from broker.cli.schemas import schemas
@@ -93,6 +94,7 @@ for _command in (
     exchanges,
     inbox,
     outbox,
+    ops,
     reply,
     quarantine,
     topics,
