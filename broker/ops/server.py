@@ -60,19 +60,26 @@ class Hub:
                 queue.get_nowait()
             queue.put_nowait((event, text))
 
-    async def stream(self, first: list[tuple[str, dict[str, Any]]], stop: asyncio.Event) -> AsyncIterator[str]:
+    async def stream(self, first: list[tuple[str, dict[str, Any]]], closing: Callable[[], bool]) -> AsyncIterator[str]:
+        """One browser's events; ends soon after ``closing()`` turns true (the server shutting down: a stream left
+        open would hold the shutdown up)."""
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=1000)
         self._queues.add(queue)
         try:
             yield "retry: 2000\n\n"
             for event, data in first:
                 yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
-            while not stop.is_set():
+            quiet = 0.0
+            while not closing():
                 try:
-                    event, text = await asyncio.wait_for(queue.get(), timeout=15)
+                    event, text = await asyncio.wait_for(queue.get(), timeout=0.5)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"  # proxies close silent connections
+                    quiet += 0.5
+                    if quiet >= 15:  # proxies close silent connections
+                        quiet = 0.0
+                        yield ": keep-alive\n\n"
                     continue
+                quiet = 0.0
                 yield f"event: {event}\ndata: {text}\n\n"
         finally:
             self._queues.discard(queue)
@@ -132,7 +139,8 @@ class Dashboard:
     acknowledge: Acknowledge
     node_id: str
     secure_cookies: bool = False
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: True once the server shuts down: the event streams then end.
+    closing: Callable[[], bool] = lambda: False
 
     def app(self) -> Starlette:
         return Starlette(
@@ -254,7 +262,7 @@ class Dashboard:
     async def events(self, request: Request) -> Response:
         if self.session_of(request) is None:
             return _refused(401, "log in first")
-        stream = self.hub.stream([("health", self.health.to_json())], self.stop)
+        stream = self.hub.stream([("health", self.health.to_json())], self.closing)
         return _secured(StreamingResponse(stream, media_type="text/event-stream"))
 
     async def health_json(self, request: Request) -> Response:

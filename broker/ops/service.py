@@ -113,11 +113,21 @@ class OpsCentre:
     ) -> None:
         """Read the alerts and serve the dashboard until cancelled."""
         assert self.health is not None
-        stop = asyncio.Event()
+        server: uvicorn.Server | None = None
         dashboard = Dashboard(
-            self.book, self.accounts, self.hub, self.health, self.acknowledge, self.authority.node, secure_cookies, stop
+            self.book,
+            self.accounts,
+            self.hub,
+            self.health,
+            self.acknowledge,
+            self.authority.node,
+            secure_cookies,
+            closing=lambda: server is not None and server.should_exit,
         )
-        config = uvicorn.Config(dashboard.app(), host=host, port=port, log_level="warning", lifespan="off")
+        # uvicorn takes Ctrl-C and asks the connections to end: the event streams end with it (``closing``).
+        config = uvicorn.Config(
+            dashboard.app(), host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+        )
         server = uvicorn.Server(config)
         async with self.node.subscribe(self.group, [ALERTS]) as sub:
             tasks = [
@@ -132,8 +142,8 @@ class OpsCentre:
                 for task in done:
                     task.result()
             finally:
-                stop.set()
                 server.should_exit = True
+                await asyncio.wait({tasks[2]}, timeout=10)
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

@@ -170,8 +170,9 @@ async def test_a_receipt_not_acknowledged_in_time_waits_in_the_outbox_and_the_in
         gate = Gate(es.node.transport)
         gate.plan = ["hold"]  # the first receipt is not acknowledged until the gate opens
         await es.serve(2.0)
-        assert [d.envelope.message_id for d in es.seen] == ids
-        assert "receipt-pending" in es.states(ids[0])
+        handled = [d.envelope.message_id for d in es.seen]
+        assert sorted(handled) == sorted(ids)  # two cases: on Kafka, two partitions, in either order
+        assert "receipt-pending" in es.states(handled[0])
         assert len(es.node.outbox.copies()) == 1
         gate.opened.set()
         for _ in range(200):

@@ -385,7 +385,8 @@ function rank(list, value) {
 function compareCases(a, b) {
   return rank(URGENCY, a.urgency) - rank(URGENCY, b.urgency)
     || rank(SEVERITY, a.severity) - rank(SEVERITY, b.severity)
-    || timeValue(b.updated_at) - timeValue(a.updated_at);
+    || timeValue(b.updated_at) - timeValue(a.updated_at)
+    || (a.case_id < b.case_id ? -1 : a.case_id > b.case_id ? 1 : 0); // the server's last tie-break too
 }
 
 function inCurrentView(c) {
@@ -842,6 +843,7 @@ function summarySection(d) {
       ['TLP', tlpLabel(d.tlp) ? `TLP:${tlpLabel(d.tlp)}` : null],
       ['First sent', timeEl(d.first_sent_at, {full: true})],
       ['Updated', el('span', {}, timeEl(d.updated_at, {full: true}), ' ', relativeEl(d.updated_at))],
+      ['Expires', d.expires_at ? el('span', {}, timeEl(d.expires_at, {full: true}), ' ', relativeEl(d.expires_at)) : null],
       ['Languages', d.languages],
       ['Last message', d.last_message_id],
     ]));
@@ -1076,10 +1078,10 @@ function acksSection(d) {
     .sort((a, b) => timeValue(b.at) - timeValue(a.at));
   if (!acks.length) return section('Acknowledgements', el('p', {class: 'muted'}, 'Not acknowledged yet.'));
   return section(`Acknowledgements (${acks.length})`, table('Acknowledgements',
-    ['When', 'Operator', 'Node', 'Of message'],
+    ['When', 'Operator', 'Node', 'Of message', 'Receipt sent'],
     acks.map((a) => el('tr', {},
       el('td', {}, timeEl(a.at, {full: true})), el('td', {}, show(a.operator)), el('td', {}, show(a.node)),
-      el('td', {class: 'mono small'}, show(a.message_id))))));
+      el('td', {class: 'mono small'}, show(a.message_id)), el('td', {class: 'mono small'}, show(a.receipt_id))))));
 }
 
 /** Newest first, one block per message (a table is too narrow beside the list); messages after the latest
@@ -1113,7 +1115,7 @@ function historySection(d) {
 const DETAIL_KEYS = new Set(['case_id', 'state', 'closed_by', 'status', 'mixed_status', 'tlp', 'urgency', 'severity',
   'headline', 'languages', 'issuer', 'first_sent_at', 'updated_at', 'last_seen', 'victims', 'acknowledged',
   'unacknowledged_change', 'last_message_id', 'description', 'instruction', 'translations', 'suspects', 'vehicles',
-  'ransom', 'history']);
+  'ransom', 'history', 'expires_at']);
 
 function otherSection(d) {
   const extra = Object.entries(d).filter(([key]) => !DETAIL_KEYS.has(key));
