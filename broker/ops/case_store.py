@@ -91,7 +91,8 @@ class CaseStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self._db = open_database(path, _SCHEMA, "case store")
+        # One event loop uses it; any_thread lets a test client (or a worker thread of the web server) read it too.
+        self._db = open_database(path, _SCHEMA, "case store", any_thread=True)
         #: Messages parsed once: rows never change, so this is right whoever else writes the file.
         self._parsed: dict[str, tuple[KidnappingAlert, Envelope]] = {}
 
