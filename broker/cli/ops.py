@@ -67,7 +67,8 @@ def ops_serve(
         raise ConfigError("no operator can log in: add one with 'op7 ops user add NAME'")
     group = f"{node_id}.ops"
     node = make_node(env, me=node_id, sign=True, group=group)
-    # The dashboard's own replay store: the centre's cases are its own, whatever else this node reads.
+    # The dashboard's own replay store: its cases take every alert, whatever else of this node handled it already.
+    node.replay_guard.close()
     node.replay_guard = ReplayGuard(env.home.replay_path(group))
     authority = Given(agency, desk, phone).authority(node_id, directory_entry(node.trust, node_id))
     book = CaseBook(CaseStore(env.home.state_dir() / f"ops-{node_id}.db"), env.home.clock)
