@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from broker._sqlite import immediate, open_database
 from broker.models import Envelope, KidnappingAlert, Message
 
-__all__ = ["Ack", "AlertDelivery", "CaseStore", "Entry"]
+__all__ = ["case_key", "Ack", "AlertDelivery", "CaseStore", "Entry"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -86,6 +86,13 @@ class Ack:
     receipt_id: str | None
 
 
+def case_key(sender: str, case_id: str) -> str:
+    """A case as the centre keys it: the issuing node's and its own id (``FR.GN/FR-GN-2026-000142``). Case ids are
+    chosen by each country: two countries' cases of one id stay two cases, and no node can close, update or hide
+    another's case (node ids hold no '/', so the key splits back unambiguously)."""
+    return f"{sender}/{case_id}"
+
+
 class CaseStore:
     """Alerts and acknowledgements of an operations centre; ``path`` None keeps them in memory."""
 
@@ -100,13 +107,17 @@ class CaseStore:
         self._db.close()
 
     def add(self, delivery: AlertDelivery, received_at: datetime) -> bool:
-        """Keep an alert received at ``received_at``; False when its message id is here already (a redelivery)."""
+        """Keep an alert received at ``received_at`` under its case (:func:`case_key`); False when its message id is
+        here already (a redelivery)."""
+        return self._add(delivery, received_at)
+
+    def _add(self, delivery: AlertDelivery, received_at: datetime) -> bool:
         message, envelope = delivery.message, delivery.envelope
         if not isinstance(message, KidnappingAlert):
             raise TypeError(f"the case store keeps kidnapping alerts, not {type(message).__name__}")
         row = (
             envelope.message_id,
-            message.case_id,
+            case_key(envelope.sender, message.case_id),
             envelope.sender,
             _us(received_at),
             _us(envelope.created_at),

@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar
 from broker.clock import Clock, parse_duration
 from broker.models import AlertMessageType, KidnappingAlert, RansomDemand, Severity, Status, Tlp, Urgency
 from broker.models._iso import COUNTRY_CODES
-from broker.ops.case_store import Ack, AlertDelivery, CaseStore, Entry
+from broker.ops.case_store import Ack, AlertDelivery, CaseStore, Entry, case_key
 
 __all__ = ["CaseBook", "CaseFilter", "CaseState", "CaseView", "fold", "fold_order"]
 
@@ -359,7 +359,7 @@ class CaseBook:
             return None
         if not self.store.add(delivery, self.clock.now()):
             return None
-        return self.view(message.case_id)
+        return self.view(case_key(delivery.envelope.sender, message.case_id))
 
     def view(self, case_id: str) -> CaseView | None:
         entries = self.store.entries(case_id)

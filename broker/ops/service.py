@@ -74,7 +74,7 @@ class OpsCentre:
                 "message_id": entry.message_id,
                 "message_sender": entry.sender,
                 "message_sha256": hashlib.sha256(entry.raw).hexdigest(),
-                "case_id": case_id,
+                "case_id": alert.case_id,
                 "state": ReceiptState.ACKNOWLEDGED,
                 "note": f"acknowledged by operator {session.operator.name} of {self.authority.name}",
             }

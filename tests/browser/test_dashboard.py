@@ -116,7 +116,8 @@ def _alert(tmp_path: Path, name: str, **changes: Any) -> str:
 
 
 def _row(driver: WebDriver, case_id: str) -> WebElement | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#cases .case-row[data-case-id="{case_id}"]')
+    """The row of FR.GN's case ``case_id`` (the centre keys a case by its issuing node and its id)."""
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#cases .case-row[data-case-id="FR.GN/{case_id}"]')
     return rows[0] if rows else None
 
 
@@ -202,7 +203,7 @@ def test_the_dashboard_shows_a_new_alert_live_highlights_its_update_acknowledges
             browser,
             10,
             "the detail view",
-            lambda: browser.find_element(By.ID, "detail").get_attribute("data-case-id") == case,
+            lambda: browser.find_element(By.ID, "detail").get_attribute("data-case-id") == f"FR.GN/{case}",
         )
         detail = browser.find_element(By.ID, "detail")
         for text in ("Demo", "Victim-One", "Ecole Jean Mace", "GH-123-KL", "Centre de commandement 24/7"):

@@ -20,7 +20,9 @@ from broker.wire.envelope import NodeIdentity, build
 from tests.conftest import example
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-CASE = "FR-GN-2026-000142"
+CASE_ID = "FR-GN-2026-000142"
+#: The case as the centre keys it: its issuing node and its own id.
+CASE = f"FR.GN/{CASE_ID}"
 MIN = timedelta(minutes=1)
 
 
@@ -48,6 +50,11 @@ def alert(msg_type: str = "Alert", at: datetime = T0, **changes: Any) -> Kidnapp
 
 def update(of: KidnappingAlert, at: datetime, msg_type: str = "Update", **changes: Any) -> KidnappingAlert:
     return alert(msg_type, at, references=[of.alert_id], **changes)
+
+
+def _local(view: CaseView) -> str:
+    """The issuer's own case id of a view (its key without the issuing node)."""
+    return view.case_id.split("/", 1)[1]
 
 
 def deliver(identity: NodeIdentity, message: Message) -> FakeDelivery:
@@ -121,7 +128,7 @@ def test_an_alert_then_an_update_then_a_cancel(send: Any, book: CaseBook) -> Non
     assert (view.state, view.closed_by, view.expires_at) == ("closed", "Cancel", None)
     assert [h["msg_type"] for h in view.history] == ["Alert", "Update", "Cancel"]
     assert view.history[1]["references"] == [first.alert_id]
-    assert book.cases("open") == [] and [c.case_id for c in book.cases("closed")] == [CASE]
+    assert book.cases("open") == [] and [_local(c) for c in book.cases("closed")] == [CASE_ID]
 
 
 def test_an_update_that_arrives_before_its_alert_folds_after_it(send: Any) -> None:
@@ -140,6 +147,19 @@ def test_an_update_that_arrives_before_its_alert_folds_after_it(send: Any) -> No
 def test_a_cancel_of_an_alert_never_seen_closes_the_case(send: Any) -> None:
     view = send(alert("Cancel", T0, references=["an-alert-never-received"]))
     assert (view.state, view.closed_by) == ("closed", "Cancel")
+
+
+def test_another_node_cannot_close_or_update_a_case_that_is_not_its_own(
+    book: CaseBook, fr: NodeIdentity, keys: dict[str, Any]
+) -> None:
+    book.apply(deliver(fr, alert()))
+    es = NodeIdentity("ES.PN", keys["ES.PN"])
+    issuer = {**_base()["issuer"], "node": "ES.PN"}
+    foreign = book.apply(deliver(es, alert("Cancel", T0 + MIN, references=["x"], issuer=issuer)))
+    assert foreign is not None and foreign.case_id == f"ES.PN/{CASE_ID}"  # a case of its own, same local id
+    view = book.view(CASE)
+    assert view is not None and view.state == "open"  # FR.GN's case is untouched
+    assert {c.case_id for c in book.cases("open")} == {CASE}
 
 
 def test_an_all_clear_closes_the_case(send: Any) -> None:
@@ -262,7 +282,7 @@ def test_cases_are_listed_most_urgent_first(send: Any, book: CaseBook) -> None:
     send(alert(case_id="immediate-extreme-new", at=T0 + MIN, urgency="Immediate", severity="Extreme"))
     send(alert(case_id="unknown", urgency="Unknown", severity="Extreme"))
     send(alert(case_id="expected-severe", urgency="Expected", severity="Severe"))
-    assert [c.case_id for c in book.cases()] == [
+    assert [_local(c) for c in book.cases()] == [
         "immediate-extreme-new",
         "immediate-extreme-old",
         "immediate-minor",
@@ -319,7 +339,7 @@ def several(send: Any) -> None:
 )
 def test_each_filter(book: CaseBook, ops_clock: ManualClock, flt: CaseFilter, expected: list[str]) -> None:
     ops_clock.set(T0 + 22 * MIN)
-    assert [c.case_id for c in book.cases("open", flt)] == expected
+    assert [_local(c) for c in book.cases("open", flt)] == expected
 
 
 def test_a_filter_from_query_parameters() -> None:
@@ -400,8 +420,8 @@ def test_a_restarted_dashboard_shows_the_same_cases(
     try:
         again = CaseBook(restarted, ops_clock)
         assert {c.case_id: c for c in again.cases("all")} == before
-        assert [c.case_id for c in again.cases()] == [CASE, "ES-PN-7"]
-        assert [c.case_id for c in again.cases("closed")] == ["NL-NCC-3"]
+        assert [_local(c) for c in again.cases()] == [CASE_ID, "ES-PN-7"]
+        assert [_local(c) for c in again.cases("closed")] == ["NL-NCC-3"]
         assert again.view(CASE) == before[CASE] and not before[CASE].unacknowledged_change
         ack = restarted.acknowledgements(CASE)[0]
         assert (ack.operator, ack.node, ack.receipt_id, ack.message_id) == (

@@ -57,7 +57,7 @@ def _log_in(client: TestClient, name: str) -> str:
 def test_nothing_but_the_login_page_is_served_without_a_session(site: dict[str, Any]) -> None:
     client: TestClient = site["client"]
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
-    for path in ("/api/me", "/api/cases", "/api/cases/FR-GN-2026-000142", "/api/events", "/api/health"):
+    for path in ("/api/me", "/api/cases", "/api/cases/FR.GN/FR-GN-2026-000142", "/api/events", "/api/health"):
         assert client.get(path).status_code == 401, path
     assert client.get("/static/app.js").status_code == 404
     assert client.get("/static/app.css").status_code == 200  # the login page's own style
@@ -83,18 +83,18 @@ def test_an_operator_acknowledges_with_the_csrf_token_and_a_viewer_cannot(site: 
     client: TestClient = site["client"]
     csrf = _log_in(client, "jdoe")
     cases = client.get("/api/cases").json()["cases"]
-    assert [c["case_id"] for c in cases] == ["FR-GN-2026-000142"]
-    assert client.post("/api/cases/FR-GN-2026-000142/ack").status_code == 403  # no token
-    assert client.post("/api/cases/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": "x"}).status_code == 403
-    done = client.post("/api/cases/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": csrf})
+    assert [c["case_id"] for c in cases] == ["FR.GN/FR-GN-2026-000142"]
+    assert client.post("/api/cases/FR.GN/FR-GN-2026-000142/ack").status_code == 403  # no token
+    assert client.post("/api/cases/FR.GN/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": "x"}).status_code == 403
+    done = client.post("/api/cases/FR.GN/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": csrf})
     assert done.status_code == 200 and done.json()["receipt_id"] == "receipt-1"
     assert done.json()["case"]["acknowledged"][0]["operator"] == "jdoe"
     assert client.post("/api/cases/NO-SUCH/ack", headers={"X-CSRF-Token": csrf}).status_code == 404
     client.cookies.clear()
     csrf = _log_in(client, "wall")
-    refused = client.post("/api/cases/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": csrf})
+    refused = client.post("/api/cases/FR.GN/FR-GN-2026-000142/ack", headers={"X-CSRF-Token": csrf})
     assert refused.status_code == 403 and "viewer" in refused.json()["error"]
-    assert site["acknowledged"] == [("FR-GN-2026-000142", "jdoe")]
+    assert site["acknowledged"] == [("FR.GN/FR-GN-2026-000142", "jdoe")]
 
 
 def test_a_wrong_filter_is_answered_with_what_is_wrong(site: dict[str, Any]) -> None:
