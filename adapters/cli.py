@@ -184,7 +184,7 @@ def _render(
     json_reader = adapter_class("json")
     if not issubclass(json_reader, InboundAdapter):
         raise ConfigError("the json adapter does not read")
-    model = message_model(type_name) if type_name else _model(cls, None)
+    model = _model(json_reader, type_name) if type_name else _model(cls, None)
     if model is None:
         raise ConfigError("say which message type the file holds with --type")
     message = json_reader(model).translate(read_file(file), str(file), now=env.home.clock.now()).message
@@ -407,7 +407,17 @@ def webhook_readers(
 
 async def _serve(hook: Any, readers: dict[str, InboundAdapter[Message]], sender: Sender, node: Any) -> None:
     app = inbound_app(readers, hook.clients, sender, node.clock, max_bytes=hook.max_bytes)
+
+    async def settling() -> None:  # records that waited in the outbox are marked sent once delivered
+        while True:
+            await asyncio.sleep(2)
+            sender.settle()
+
+    settle = asyncio.create_task(settling())
     host, port = hook.address
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     click.echo(f"webhook listening on http://{host}:{port}/v1/records", err=True)
-    await server.serve()
+    try:
+        await server.serve()
+    finally:
+        settle.cancel()

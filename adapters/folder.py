@@ -27,7 +27,7 @@ from typing import Any
 from adapters.base import InboundAdapter, Rendered, read_file
 from adapters.sending import Outcome, Sender, record_id
 from broker.clock import Clock
-from broker.errors import InputError
+from broker.errors import InputError, Op7Error, Problem
 from broker.models import Message
 
 __all__ = ["FileDone", "FolderWatch", "write_atomically"]
@@ -108,7 +108,10 @@ class FolderWatch:
                 problems.append(result)
                 continue
             record = result.record if result.record is not None else data + f"\0{n}".encode()
-            outcomes.append(await self.sender.send(result, record_id(path.name, record)))
+            try:
+                outcomes.append(await self.sender.send(result, record_id(path.name, record)))
+            except Op7Error as exc:  # refused by the node (dated ahead, a key out of force) or refused for good
+                problems.append(InputError(result.source, [Problem("", f"not sent: {exc}")]))
         return self._finish(path, outcomes, problems, now)
 
     def _finish(self, path: Path, outcomes: list[Outcome], problems: list[InputError], now: datetime) -> FileDone:

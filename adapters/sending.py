@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.base import Translation
 from adapters.ledger import Ledger, State
-from broker.errors import DeliveryError
+from broker.errors import DeliveryError, Op7Error
 from broker.models import Envelope, Message
 from broker.node.node import Node
 
@@ -60,6 +60,10 @@ class Sender:
                 await self.node.send_again(record.frame)
             except DeliveryError as exc:
                 log.warning("record %s from %s: %s", record.message_id, record.source, exc)
+                continue
+            except Op7Error as exc:  # e.g. signed with a key no longer in force: said, kept, never retried
+                log.error("record %s from %s cannot be sent again: %s", record.message_id, record.source, exc)
+                self.ledger.mark(record.message_id, State.FAILED, self.node.clock.now())
                 continue
             self.ledger.mark(record.message_id, State.SENT, self.node.clock.now())
             again += 1

@@ -26,7 +26,7 @@ from adapters.base import InboundAdapter
 from adapters.config import Client
 from adapters.sending import Sender, record_id
 from broker.clock import Clock
-from broker.errors import ConfigError, DeliveryError, InputError
+from broker.errors import ConfigError, DeliveryError, InputError, Op7Error
 from broker.models import Message
 
 __all__ = ["OPENAPI", "XML_TYPES", "inbound_app"]
@@ -207,6 +207,9 @@ def inbound_app(
                 outcomes.append(await sender.send(translation, record_id(client.name, record)))
             except DeliveryError as exc:
                 return _error(503, str(exc))
+            except Op7Error as exc:  # refused by the node before sending: the record's fault, said as such
+                problem = {"record": translation.source, "field": "", "problem": f"not sent: {exc}", "value": None}
+                return _error(422, "a record was refused by the node", [problem])
         status = 200 if all(o.state == "already sent" for o in outcomes) else 202
         return JSONResponse({"records": [o.as_dict() for o in outcomes]}, status_code=status)
 

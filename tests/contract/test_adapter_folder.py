@@ -142,3 +142,22 @@ async def test_a_bad_file_goes_to_failed_with_its_reason_and_the_good_one_is_sen
     assert (folder / "writing.json.part").exists()
     assert len(await site.received()) == 1
     ledger.close()
+
+
+async def test_a_record_the_node_refuses_goes_to_failed_and_the_files_after_it_still_go(site: Site) -> None:
+    folder = site.state / "drop"
+    ahead = json.loads((ROOT / "examples" / "kidnapping-alert.json").read_text()) | {"sent_at": "+1h"}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ahead.json").write_text(json.dumps(ahead))  # valid, but dated an hour ahead of the node's clock
+    ledger = Ledger(site.state / "ledger.db")
+    node = site.node()
+    async with node:
+        first = await site.watch(node, ledger).once()
+        _drop(folder, "later.json")
+        second = await site.watch(node, ledger).once()
+    assert [d.path.parent.name for d in first] == ["failed"]
+    reason = (folder / "failed" / "ahead.json.reason").read_text()
+    assert "not sent" in reason and "from the future" in reason
+    assert [d.path.parent.name for d in second] == ["done"]
+    assert len(await site.received()) == 1
+    ledger.close()
