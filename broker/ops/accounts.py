@@ -130,17 +130,21 @@ class Accounts:
         if row is None:
             _hash(password, b"0" * 16)  # the same work as for a real account: the answer's time tells nothing
             return None
-        role, salt, stored, failures, locked_until = row
+        role, salt, stored, _, locked_until = row
+        matches = hmac.compare_digest(_hash(password, salt), stored)  # hashed even when locked: the time tells nothing
         if locked_until > _us(now):
             return None
-        if not hmac.compare_digest(_hash(password, salt), stored):
-            failures += 1
-            lock = _us(now + LOCK_FOR) if failures >= LOCK_AFTER else 0
+        if not matches:
             with self._lock, immediate(self._db) as db:
-                db.execute(
-                    "UPDATE operators SET failures = ?, locked_until = ? WHERE name = ?",
-                    (0 if lock else failures, lock, name),
-                )
+                # Counted in the database, not from what was read before the hash: concurrent tries all count.
+                (failures,) = db.execute(
+                    "UPDATE operators SET failures = failures + 1 WHERE name = ? RETURNING failures", (name,)
+                ).fetchone()
+                if failures >= LOCK_AFTER:
+                    db.execute(
+                        "UPDATE operators SET failures = 0, locked_until = ? WHERE name = ?",
+                        (_us(now + LOCK_FOR), name),
+                    )
             return None
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock, immediate(self._db) as db:
@@ -170,6 +174,15 @@ class Accounts:
         with immediate(self._db) as db:
             db.execute("UPDATE sessions SET expires_at = ? WHERE token_sha256 = ?", (_us(now + SESSION_IDLE), key))
         return Session(Operator(row[0], Role(row[3])), row[1])
+
+    def still_open(self, token: str | None) -> bool:
+        """Whether ``token``'s session is open, without starting its idle time again (an event stream asks)."""
+        if not token:
+            return False
+        key = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            row = self._db.execute("SELECT expires_at FROM sessions WHERE token_sha256 = ?", (key,)).fetchone()
+        return row is not None and row[0] > _us(self.clock.now())
 
     def logout(self, token: str | None) -> None:
         if token:

@@ -30,6 +30,8 @@ log = logging.getLogger("op7.ops")
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "op7_session"
+#: Bytes of a login form (a name, a password and a token take a few hundred).
+MAX_FORM = 4096
 LOGIN_CSRF = "op7_login_csrf"
 _HEADERS = {
     "Content-Security-Policy": (
@@ -177,9 +179,12 @@ class Dashboard:
         return self.login_page()
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > MAX_FORM:  # read before any session: kept small
+            return self.login_page("The form is too large.", 413)
+        form = await request.form(max_files=0, max_fields=10)
         expected = request.cookies.get(LOGIN_CSRF, "")
-        if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+        if not expected or not _same(str(form.get("csrf", "")), expected):
             return self.login_page("The form expired: log in again.", 400)
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         opened = await asyncio.to_thread(self.accounts.login, name, password)
@@ -196,7 +201,7 @@ class Dashboard:
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)
         form = await request.form()
-        if session is not None and secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+        if session is not None and _same(str(form.get("csrf", "")), session.csrf):
             self.accounts.logout(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
@@ -244,7 +249,7 @@ class Dashboard:
         session = self.session_of(request)
         if session is None:
             return _refused(401, "log in first")
-        if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), session.csrf):
+        if not _same(request.headers.get("x-csrf-token", ""), session.csrf):
             return _refused(403, "missing or wrong X-CSRF-Token")
         if session.operator.role is not Role.OPERATOR:
             return _refused(403, f"{session.operator.name} is a viewer: viewers do not acknowledge")
@@ -262,13 +267,22 @@ class Dashboard:
     async def events(self, request: Request) -> Response:
         if self.session_of(request) is None:
             return _refused(401, "log in first")
-        stream = self.hub.stream([("health", self.health.to_json())], self.closing)
+        token = request.cookies.get(COOKIE)
+        # The stream ends with the session (logout, a removed operator, a new password, idle expiry), not only
+        # with the server: it carries every case's summary.
+        ended = lambda: self.closing() or not self.accounts.still_open(token)  # noqa: E731
+        stream = self.hub.stream([("health", self.health.to_json())], ended)
         return _secured(StreamingResponse(stream, media_type="text/event-stream"))
 
     async def health_json(self, request: Request) -> Response:
         if self.session_of(request) is None:
             return _refused(401, "log in first")
         return _secured(JSONResponse(self.health.to_json()))
+
+
+def _same(given: str, expected: str) -> bool:
+    """Tokens compared in constant time, as bytes (a non-ASCII value is simply not equal)."""
+    return secrets.compare_digest(given.encode(), expected.encode())
 
 
 def _secured(response: Response) -> Response:

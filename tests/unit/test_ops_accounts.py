@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,3 +77,24 @@ def test_names_and_passwords_are_checked_and_an_operator_is_added_once(accounts:
     assert [o.name for o in accounts.operators()] == ["jdoe"]
     with pytest.raises(ConfigError, match="no operator"):
         accounts.remove("wall")
+
+
+def test_failures_tried_at_once_all_count_towards_the_lock(accounts: Accounts) -> None:
+    with ThreadPoolExecutor(max_workers=LOCK_AFTER + 2) as pool:
+        results = list(pool.map(lambda _: accounts.login("jdoe", "wrong password!"), range(LOCK_AFTER + 2)))
+    assert results == [None] * (LOCK_AFTER + 2)
+    assert accounts.login("jdoe", GOOD) is None  # locked: every concurrent failure counted
+
+
+def test_an_event_stream_asks_whether_its_session_is_still_open_without_extending_it(
+    accounts: Accounts, clock: ManualClock
+) -> None:
+    token, _ = accounts.login("jdoe", GOOD) or ("", None)
+    assert accounts.still_open(token)
+    clock.advance(SESSION_IDLE - timedelta(minutes=1))
+    assert accounts.still_open(token)
+    clock.advance(timedelta(minutes=2))
+    assert not accounts.still_open(token)  # asking did not keep it alive
+    token, _ = accounts.login("jdoe", GOOD) or ("", None)
+    accounts.logout(token)
+    assert not accounts.still_open(token) and not accounts.still_open(None)
