@@ -4,10 +4,12 @@ to the system's URL.
 A webhook delivery is signed so that the receiver can check it came from this adapter and was not altered::
 
     X-Op7-Timestamp: 1796040000
-    X-Op7-Signature: sha256=HEX(HMAC-SHA256(secret, TIMESTAMP + "." + BODY))
     Idempotency-Key: MESSAGE_ID
+    X-Op7-Sender: FR.GN
+    X-Op7-Signature: sha256=HEX(HMAC-SHA256(secret, TIMESTAMP "." MESSAGE_ID "." SENDER "." BODY))
 
-A receiver recomputes the HMAC over the timestamp, a dot and the exact body bytes, compares it in constant time,
+A receiver recomputes the HMAC over the timestamp, the message id, the sender (each followed by a dot) and the exact
+body bytes, compares it in constant time,
 refuses a timestamp more than five minutes from its clock, and treats a second delivery with the same
 ``Idempotency-Key`` as the one it already has (a delivery is retried until the receiver answers 2xx). Network
 errors, 408, 429 and 5xx are retried with doubling waits (``first_wait``, up to ``max_attempts``); any other answer
@@ -41,16 +43,26 @@ log = logging.getLogger("op7.adapter.delivery")
 _RETRIED = {408, 429}
 
 
-def sign_body(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The ``X-Op7-Signature`` header value of ``body`` sent at ``timestamp`` (Unix seconds)."""
-    return "sha256=" + hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+def signed_part(timestamp: int | str, message_id: str, sender: str, body: bytes) -> bytes:
+    """What the signature covers: the timestamp, the message id (the Idempotency-Key), the sending node and the
+    body, each but the body followed by a dot."""
+    return f"{timestamp}.{message_id}.{sender}.".encode() + body
 
 
-def verify_body(secret: bytes, timestamp: str, body: bytes, signature: str, *, now: int, tolerance: int = 300) -> bool:
-    """What a receiving system does: the signature matches and the timestamp is within ``tolerance`` seconds."""
+def sign_body(secret: bytes, timestamp: int, message_id: str, sender: str, body: bytes) -> str:
+    """The ``X-Op7-Signature`` header value of a delivery."""
+    return "sha256=" + hmac.new(secret, signed_part(timestamp, message_id, sender, body), hashlib.sha256).hexdigest()
+
+
+def verify_body(secret: bytes, headers: dict[str, str], body: bytes, *, now: int, tolerance: int = 300) -> bool:
+    """What a receiving system does: the signature over the timestamp, the Idempotency-Key, the sender and the body
+    matches, and the timestamp is within ``tolerance`` seconds of its clock."""
+    timestamp = headers.get("x-op7-timestamp", "")
     if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
         return False
-    return hmac.compare_digest(sign_body(secret, int(timestamp), body), signature)
+    message_id, sender = headers.get("idempotency-key", ""), headers.get("x-op7-sender", "")
+    expected = sign_body(secret, int(timestamp), message_id, sender, body)
+    return hmac.compare_digest(expected.encode(), headers.get("x-op7-signature", "").encode())
 
 
 @dataclass
@@ -98,7 +110,7 @@ class Deliverer:
                 "X-Op7-Message-Id": message_id,
                 "X-Op7-Sender": sender,
                 "X-Op7-Timestamp": str(timestamp),
-                "X-Op7-Signature": sign_body(secret, timestamp, rendered.data),
+                "X-Op7-Signature": sign_body(secret, timestamp, message_id, sender, rendered.data),
             }
             try:
                 answer = await self.client.post(hook.url, content=rendered.data, headers=headers, timeout=hook.timeout)

@@ -385,12 +385,14 @@ def test_received_alerts_are_posted_to_the_local_system_signed_retried_and_once(
             nl.stop()
     (first_headers, first), (headers, body) = local.got[:2]
     assert body == first and headers["idempotency-key"] == first_headers["idempotency-key"]
-    assert verify_body(
-        secret.encode(), headers["x-op7-timestamp"], body, headers["x-op7-signature"], now=int(time.time())
-    )
-    assert not verify_body(
-        b"another-key-0123456789", headers["x-op7-timestamp"], body, headers["x-op7-signature"], now=int(time.time())
-    )
+    clock = int(time.time())  # the receiving system's clock, which the delivery's timestamp is checked against
+    assert verify_body(secret.encode(), headers, body, now=clock)
+    assert not verify_body(b"another-key-0123456789", headers, body, now=clock)
+    # What the signature covers: a replay under another Idempotency-Key, or another sender, does not verify.
+    assert not verify_body(secret.encode(), {**headers, "idempotency-key": "another-id"}, body, now=clock)
+    assert not verify_body(secret.encode(), {**headers, "x-op7-sender": "XX.EVIL"}, body, now=clock)
+    assert not verify_body(secret.encode(), headers, body + b" ", now=clock)
+    assert not verify_body(secret.encode(), headers, body, now=clock + 600)  # too old
     message = json.loads(body)
     assert message["message_id"] == headers["idempotency-key"] and message["sender"] == "FR.GN"
     assert message["message"]["case_id"] == "FR-GN-2026-000142"
