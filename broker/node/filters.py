@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from broker.clock import Clock
-from broker.models import KidnappingAlert, Message
+from broker.models import AlertMessageType, KidnappingAlert, Message
 from broker.models.case import CaseInformation
 from broker.node.subscription import Delivery, Handler, maybe_await
 
@@ -44,7 +44,8 @@ class MessageFilter:
     """Every condition given must hold; one left None holds for every message. ``types`` takes short names
     (``KidnappingAlert``) or full ones; ``countries`` and ``area`` look at where the victim was last seen (an alert's
     ``last_seen``, a case's sightings): a message that says nowhere is kept out by them; ``severities`` keeps out
-    what has no severity (anything but an alert)."""
+    what has no severity (anything but an alert). An alert's Update, Cancel or AllClear passes the place and
+    severity conditions: it changes a case that its Alert let through (a Cancel seldom repeats where or how severe)."""
 
     types: AbstractSet[str] | None = None
     countries: AbstractSet[str] | None = None
@@ -61,10 +62,15 @@ class MessageFilter:
             self.statuses is None or envelope.status.value in self.statuses,
             self.tlps is None or envelope.handling.tlp.value in self.tlps,
             self.max_age is None or clock.now() - envelope.created_at <= self.max_age,
-            self.severities is None
-            or (isinstance(message, KidnappingAlert) and message.severity.value in self.severities),
         )
-        return all(checks) and self._where(message)
+        # An Update, Cancel or AllClear changes a case the subscriber may follow: where and how severe are the
+        # Alert's to judge, and a closing message often says neither; it passes those conditions.
+        if isinstance(message, KidnappingAlert) and message.msg_type is not AlertMessageType.ALERT:
+            return all(checks)
+        severe = self.severities is None or (
+            isinstance(message, KidnappingAlert) and message.severity.value in self.severities
+        )
+        return all(checks) and severe and self._where(message)
 
     def _where(self, message: Message) -> bool:
         if self.countries is None and self.area is None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from broker.errors import DeliveryError
 from broker.models import Authority, Receipt, ReceiptState
 from broker.node.node import Delivery, Node
 from broker.node.topics import ALERTS
@@ -79,8 +80,16 @@ class OpsCentre:
                 "note": f"acknowledged by operator {session.operator.name} of {self.authority.name}",
             }
         )
-        published = await self.node.publish(receipt, recipients=(entry.sender,))
-        receipt_id = published.envelope.message_id
+        try:
+            published = await self.node.publish(receipt, recipients=(entry.sender,))
+            receipt_id = published.envelope.message_id
+        except DeliveryError as exc:
+            if exc.outcome != "pending":
+                raise
+            # Signed and in the outbox, sent when the cluster answers: acknowledged all the same (a second click
+            # would send a second receipt).
+            receipt_id = exc.message_id
+            log.warning("ops: the acknowledgement of %s waits in the outbox: %s", case_id, exc)
         operator = session.operator.name
         log.info("ops: %s acknowledged case %s (%s) to %s", operator, case_id, entry.message_id, entry.sender)
         return self.book.acknowledge(case_id, operator, self.authority.node, receipt_id), receipt_id

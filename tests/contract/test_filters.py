@@ -34,6 +34,16 @@ async def test_only_the_alerts_a_filter_keeps_reach_the_handler_and_the_others_a
         "actual-es": make_alert(alert_data, status="Actual", last_seen=madrid, severity="Extreme"),
         "actual-fr-minor": make_alert(alert_data, status="Actual", last_seen=lyon, severity="Minor"),
     }
+    # The first alert's Cancel says neither where nor how severe: it still reaches a subscriber of that case.
+    alerts["cancel"] = make_alert(
+        alert_data,
+        status="Actual",
+        msg_type="Cancel",
+        references=[alerts["actual-fr"].alert_id],
+        last_seen=None,
+        severity="Unknown",
+        victims=[],
+    )
     async with Node(transport_factory(), trust, fr, topic_prefix=prefix, clock=clock) as sender:
         for alert in alerts.values():
             await sender.publish(alert)
@@ -49,8 +59,9 @@ async def test_only_the_alerts_a_filter_keeps_reach_the_handler_and_the_others_a
     reader = Node(transport_factory(), trust, topic_prefix=prefix, clock=clock)
     async with reader, reader.subscribe("NL.NCC") as sub:
         stats = await asyncio.wait_for(sub.run(wanted.handler(got.append, clock), idle_timeout=3), 60)
-    assert [d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert)] == [alerts["actual-fr"].alert_id]
-    assert stats.delivered == 4  # all four verified and handed over: the filter chose
+    kept = sorted(d.message.alert_id for d in got if isinstance(d.message, KidnappingAlert))
+    assert kept == sorted([alerts["actual-fr"].alert_id, alerts["cancel"].alert_id])
+    assert stats.delivered == 5  # all five verified and handed over: the filter chose
     again: list[Delivery] = []
     later = Node(transport_factory(), trust, topic_prefix=prefix, clock=clock)
     async with later, later.subscribe("NL.NCC") as sub:
