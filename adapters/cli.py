@@ -20,7 +20,7 @@ import click
 import httpx
 import uvicorn
 
-from adapters.base import COMMON_SETTINGS, Adapter, InboundAdapter, OutboundAdapter, Translation, read_file
+from adapters.base import COMMON_SETTINGS, Adapter, InboundAdapter, OutboundAdapter, Rendered, Translation, read_file
 from adapters.config import RunConfig, load
 from adapters.delivering import Deliverer
 from adapters.folder import FileDone, FolderWatch
@@ -259,6 +259,44 @@ def adapter_deliveries(env: Env, name: str, as_node: str, failed: bool, as_json:
     if not rows:
         click.echo("no deliveries" + (" failed" if failed else ""))
     return 0
+
+
+@command(adapter, "redeliver", "send again the deliveries to the local system's webhook that failed for good")
+@argument("name", "the adapter")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), required=True, help="the run's TOML file")
+@global_options
+@pass_env
+def adapter_redeliver(env: Env, name: str, config_file: Path) -> int:
+    config = load(config_file)
+    if config.outbound is None or config.outbound.webhook is None:
+        raise ConfigError(f"{config_file}: no [outbound.webhook]: nothing is delivered to redeliver")
+    hook = config.outbound.webhook
+    hook.secret()
+    ledger = Ledger(ledger_path(env, check_node_id(config.node), name))
+
+    async def again() -> list[tuple[str, str | None]]:
+        async with httpx.AsyncClient() as client:
+            deliverer = Deliverer(_NoRender(), ledger, env.home.clock, None, hook, client)
+            return await deliverer.redeliver()
+
+    try:
+        outcomes = asyncio.run(again())
+    finally:
+        ledger.close()
+    for message_id, state in outcomes:
+        click.echo(f"{message_id}: {state}")
+    if not outcomes:
+        click.echo(f"no failed delivery to {hook.url}")
+    return 1 if any(state != "delivered" for _, state in outcomes) else 0
+
+
+class _NoRender(OutboundAdapter):
+    """A redelivery sends the bytes kept: nothing is rendered again."""
+
+    name = "kept"
+
+    def render(self, message: Message, *, message_id: str, sender: str) -> Rendered:
+        raise ConfigError("a redelivery renders nothing")
 
 
 def ledger_path(env: Env, node_id: str, name: str) -> Path:

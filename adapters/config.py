@@ -93,7 +93,9 @@ class FolderOut(_Strict):
 class WebhookOut(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://")]
     secret_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    #: Attempts before a delivery is kept as failed (for 'op7 adapter redeliver'); the waits double from
+    #: ``first_wait`` up to five minutes, so the default 12 keep trying for about an hour and a half.
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
     first_wait: Annotated[float, Field(gt=0, le=60)] = 1.0
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 

@@ -128,7 +128,22 @@ class Deliverer:
                 log.warning("delivery of %s to %s, attempt %d: %s", message_id, hook.url, attempt, error)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 300.0)
-        self.ledger.delivered(message_id, hook.url, "failed", attempt, error, report, self.clock.now())
+        kept = (rendered.data, rendered.media_type, sender)
+        self.ledger.delivered(message_id, hook.url, "failed", attempt, error, report, self.clock.now(), kept)
         log.error(
-            "delivery of %s to %s failed for good: %s (kept in %s)", message_id, hook.url, error, self.ledger.path
+            "delivery of %s to %s failed for good: %s (kept in %s: op7 adapter redeliver)",
+            message_id,
+            hook.url,
+            error,
+            self.ledger.path,
         )
+
+    async def redeliver(self) -> list[tuple[str, str | None]]:
+        """Send again each delivery to the webhook that failed for good: (message id, its state now) each."""
+        if self.webhook is None:
+            return []
+        outcomes = []
+        for message_id, body, media_type, sender, report in self.ledger.failed_deliveries(self.webhook.url):
+            await self._post(message_id, sender, Rendered(body, media_type, ""), report)
+            outcomes.append((message_id, self.ledger.delivery_state(message_id, self.webhook.url)))
+        return outcomes

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS sent (
     report TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS delivered (
     message_id TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
-    last_error TEXT, report TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (message_id, target));
+    last_error TEXT, report TEXT NOT NULL, at INTEGER NOT NULL,
+    body BLOB, media_type TEXT, sender TEXT, PRIMARY KEY (message_id, target));
 """
 
 
@@ -105,12 +106,26 @@ class Ledger:
         error: str | None,
         report: dict[str, Any],
         at: datetime,
+        kept: tuple[bytes, str, str] | None = None,
     ) -> None:
+        """A delivery's outcome; ``kept`` (body, media type, sender) for one that failed for good, to send again
+        with ``op7 adapter redeliver``."""
+        body, media_type, sender = kept or (None, None, None)
         with immediate(self._db) as db:
             db.execute(
-                "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (message_id, target, state, attempts, error, json.dumps(report), _us(at)),
+                "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, target, state, attempts, error, json.dumps(report), _us(at), body, media_type, sender),
             )
+
+    def failed_deliveries(self, target: str) -> list[tuple[str, bytes, str, str, dict[str, Any]]]:
+        """Deliveries to ``target`` that failed for good and kept their body: (message id, body, media type,
+        sender, report), oldest first."""
+        rows = self._db.execute(
+            "SELECT message_id, body, media_type, sender, report FROM delivered "
+            "WHERE target = ? AND state = 'failed' AND body IS NOT NULL ORDER BY at",
+            (target,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     def deliveries(self, *, only_failed: bool = False) -> list[dict[str, Any]]:
         """Each delivery to the local system, newest first: message id, target, state, attempts, last error."""

@@ -447,11 +447,11 @@ def test_list_translate_and_token_for_an_integrator_with_clear_errors(tmp_path: 
         assert f"broken.toml: {named}" in refused.stderr, refused.stderr
 
 
-def test_a_delivery_the_local_system_refuses_is_not_retried_and_is_listed_as_failed(
+def test_a_delivery_the_local_system_refuses_is_kept_as_failed_and_sent_again_on_demand(
     homes: dict[str, Path], secret: str
 ) -> None:
     port = _free_port()
-    with Receiver(port, lambda n: 400) as local:
+    with Receiver(port, lambda n: 400 if n == 1 else 200) as local:
         config = homes["nl"] / "out.toml"
         config.write_text(
             'as = "NL.NCC"\n[outbound]\ntopics = ["alerts"]\n[outbound.webhook]\n'
@@ -468,8 +468,16 @@ def test_a_delivery_the_local_system_refuses_is_not_retried_and_is_listed_as_fai
                 ),
                 "the delivery listed as failed",
             )
+            assert len(local.got) == 1  # a 400 is the system's answer: not retried by itself
+            # Kept with its bytes: the operator sends it again once the system is put right.
+            again = run_op7(homes["nl"], "adapter", "redeliver", "json", "--config", str(config))
+            assert again.returncode == 0, again.stderr
+            assert f"{failed[0]['message_id']}: delivered" in again.stdout
         finally:
             err = nl.stop()
-    assert len(local.got) == 1  # a 400 is the system's answer: not retried
     assert failed[0]["state"] == "failed" and "HTTP 400" in failed[0]["last_error"]
     assert "failed for good" in err
+    assert len(local.got) == 2 and local.got[0][1] == local.got[1][1]  # the same bytes
+    assert local.got[0][0]["idempotency-key"] == local.got[1][0]["idempotency-key"]
+    listed = run_op7(homes["nl"], "adapter", "deliveries", "json", "--as", "NL.NCC", "--failed", "--json")
+    assert json.loads(listed.stdout) == []
