@@ -65,13 +65,13 @@ def ops_serve(
     accounts = _accounts(env)
     if not accounts.operators():
         raise ConfigError("no operator can log in: add one with 'op7 ops user add NAME'")
-    group = f"{node_id}.ops"
+    book = CaseBook(CaseStore(env.home.state_dir() / f"ops-{node_id}.db"), env.home.clock)
+    # The group and the replay store go with the case store: a new store is filled again from the alerts topic.
+    group = f"{node_id}.ops.{book.store.store_id}"
     node = make_node(env, me=node_id, sign=True, group=group)
-    # The dashboard's own replay store: its cases take every alert, whatever else of this node handled it already.
     node.replay_guard.close()
     node.replay_guard = ReplayGuard(env.home.replay_path(group))
     authority = Given(agency, desk, phone).authority(node_id, directory_entry(node.trust, node_id))
-    book = CaseBook(CaseStore(env.home.state_dir() / f"ops-{node_id}.db"), env.home.clock)
 
     async def run() -> None:
         async with node:

@@ -8,6 +8,7 @@ time, after a restart too. Rows are never changed: a message read once is kept p
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     node TEXT NOT NULL, at INTEGER NOT NULL, receipt_id TEXT
 );
 CREATE INDEX IF NOT EXISTS acknowledgements_case ON acknowledgements (case_id);
+CREATE TABLE IF NOT EXISTS store (id TEXT NOT NULL);
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,6 +102,14 @@ class CaseStore:
         self.path = path
         # One event loop uses it; any_thread lets a test client (or a worker thread of the web server) read it too.
         self._db = open_database(path, _SCHEMA, "case store", any_thread=True)
+        with immediate(self._db) as db:
+            row = db.execute("SELECT id FROM store").fetchone()
+            if row is None:
+                row = (secrets.token_hex(6),)
+                db.execute("INSERT INTO store (id) VALUES (?)", row)
+        #: This store's own id, made with it: the consumer group that fills it is named after it, so a new store
+        #: (a lost file, a new centre) reads the alerts topic again from the beginning of its retention.
+        self.store_id: str = row[0]
         #: Messages parsed once: rows never change, so this is right whoever else writes the file.
         self._parsed: dict[str, tuple[KidnappingAlert, Envelope]] = {}
 

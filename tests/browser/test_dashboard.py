@@ -233,6 +233,15 @@ def test_the_dashboard_shows_a_new_alert_live_highlights_its_update_acknowledges
         browser.get(url)
         again = _wait(browser, 20, "the case after the restart", lambda: _row(browser, case))
         assert "Le Perthus crossing" in again.text
+        # The centre's store lost: a new one is filled again from the alerts topic (a new group of its own).
+        dashboard.stop()
+        for lost in nl.glob("state/*/ops-NL.NCC.db*"):
+            lost.unlink()
+        dashboard = Running(nl, kafka_bootstrap, *serve)
+        dashboard.wait_for("dashboard of NL.NCC")
+        browser.get(url)
+        rebuilt = _wait(browser, 30, "the case rebuilt from Kafka", lambda: _row(browser, case))
+        assert "Le Perthus crossing" in rebuilt.text
     finally:
         dashboard.stop()
         inbox.stop()

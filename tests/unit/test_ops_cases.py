@@ -447,3 +447,19 @@ def test_a_store_in_memory(fr: NodeIdentity, ops_clock: ManualClock) -> None:
         assert store.case_ids() == [CASE] and store.acknowledgements(CASE) == []
     finally:
         store.close()
+
+
+def test_a_store_keeps_its_own_id_and_a_new_one_gets_another(db: Path) -> None:
+    first = CaseStore(db)
+    made = first.store_id
+    first.close()
+    again = CaseStore(db)
+    try:
+        assert again.store_id == made and len(made) == 12
+    finally:
+        again.close()
+    other = CaseStore(db.with_name("other.db"))
+    try:
+        assert other.store_id != made  # its consumer group is a new one: it reads the alerts topic again
+    finally:
+        other.close()
