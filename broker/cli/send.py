@@ -222,10 +222,11 @@ def outgoing(
     ``late``, a deadline is past. Returns it with the answer deadline that ``--deadline-in`` sets (written into its
     ``deadline`` field too, when its type has one)."""
     factory = load_adapter(input_format)
-    issuer = issuer_setting(env.home.trust(), as_node) if as_node else None
-    # An adapter whose records do not name their issuer (CAP, an export) takes it from the directory.
-    wants = "issuer" in getattr(factory, "setting_names", ())
-    adapter = factory(model, {"issuer": issuer}) if wants and issuer else factory(model)
+    # An adapter whose records do not name their issuer (CAP, an export) takes it from the directory; the trust is
+    # read for those only.
+    wants = "issuer" in getattr(factory, "setting_names", ()) and as_node is not None
+    issuer = issuer_setting(env.home.trust(), as_node) if wants and as_node else None
+    adapter = factory(model, {"issuer": issuer}) if issuer else factory(model)
     now = env.home.clock.now()
     message = adapter.translate_file(Path(file), now=now).message
     deadline = None

@@ -437,6 +437,10 @@ def test_list_translate_and_token_for_an_integrator_with_clear_errors(tmp_path: 
     assert csv_dry.returncode == 1  # one bad row: named with its line, column and value; the others shown
     assert 'alerts.csv line 4: sexo: not a code of columns.sexo.values (H, M, D) (got "Q")' in csv_dry.stderr
     assert csv_dry.stdout.count("(nothing sent)") == 3
+    # op7 send reads CAP too; a CAP record names no issuer: without a directory listing FR.GN, it says what to do.
+    unnamed = run_op7(home, "send", "KidnappingAlert", str(AMBER), "--format", "cap", "--as", "FR.GN")
+    assert unnamed.returncode == 1 and "Traceback" not in unnamed.stderr
+    assert "the issuing authority is not known" in unnamed.stderr
     token = run_op7(home, "adapter", "token", "records-system")
     assert token.returncode == 0 and "token_sha256" in token.stdout
     broken = tmp_path / "broken.toml"
