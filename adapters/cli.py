@@ -20,9 +20,9 @@ import click
 import httpx
 import uvicorn
 
-from adapters.base import COMMON_SETTINGS, Adapter, InboundAdapter, OutboundAdapter, Rendered, Translation, read_file
+from adapters.base import COMMON_SETTINGS, Adapter, InboundAdapter, OutboundAdapter, Translation, read_file
 from adapters.config import RunConfig, load
-from adapters.delivering import Deliverer
+from adapters.delivering import Deliverer, Webhook
 from adapters.folder import FileDone, FolderWatch
 from adapters.ledger import Ledger
 from adapters.sending import Sender
@@ -271,13 +271,11 @@ def adapter_redeliver(env: Env, name: str, config_file: Path) -> int:
     if config.outbound is None or config.outbound.webhook is None:
         raise ConfigError(f"{config_file}: no [outbound.webhook]: nothing is delivered to redeliver")
     hook = config.outbound.webhook
-    hook.secret()
     ledger = Ledger(ledger_path(env, check_node_id(config.node), name))
 
     async def again() -> list[tuple[str, str | None]]:
         async with httpx.AsyncClient() as client:
-            deliverer = Deliverer(_NoRender(), ledger, env.home.clock, None, hook, client)
-            return await deliverer.redeliver()
+            return await Webhook(hook, ledger, env.home.clock, client).redeliver()
 
     try:
         outcomes = asyncio.run(again())
@@ -288,15 +286,6 @@ def adapter_redeliver(env: Env, name: str, config_file: Path) -> int:
     if not outcomes:
         click.echo(f"no failed delivery to {hook.url}")
     return 1 if any(state != "delivered" for _, state in outcomes) else 0
-
-
-class _NoRender(OutboundAdapter):
-    """A redelivery sends the bytes kept: nothing is rendered again."""
-
-    name = "kept"
-
-    def render(self, message: Message, *, message_id: str, sender: str) -> Rendered:
-        raise ConfigError("a redelivery renders nothing")
 
 
 def ledger_path(env: Env, node_id: str, name: str) -> Path:
@@ -408,14 +397,13 @@ async def _run(
                     readers = webhook_readers(env, name, reader, inbound.webhook.clients, config.settings, node_id)
                     tasks.append(_serve(inbound.webhook, readers, sender, node))
                 if config.outbound is not None and writer is not None:
-                    client = await stack.enter_async_context(httpx.AsyncClient())
                     out = config.outbound
                     topics = [node.inbox_of(node_id) if t == "inbox" else t for t in out.topics]
-                    deliver = Deliverer(
-                        writer, ledger, node.clock, out.folder.path if out.folder else None, out.webhook, client
-                    )
-                    if out.webhook is not None:
-                        out.webhook.secret()  # refused before anything is read
+                    hook = None
+                    if out.webhook is not None:  # its key is read now: a missing one is refused before anything
+                        client = await stack.enter_async_context(httpx.AsyncClient())
+                        hook = Webhook(out.webhook, ledger, node.clock, client)
+                    deliver = Deliverer(writer, ledger, node.clock, out.folder.path if out.folder else None, hook)
                     sub = await stack.enter_async_context(node.subscribe(group, topics))
                     tasks.append(sub.run(deliver, on_refused=Reporter(where(env), as_json).refused))
                 click.echo(f"adapter {name} running as {node_id} on {where(env)} (Ctrl-C to stop)", err=True)

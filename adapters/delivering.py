@@ -36,7 +36,7 @@ from broker.clock import Clock
 from broker.errors import ConfigError
 from broker.node.node import Delivery
 
-__all__ = ["Deliverer", "sign_body", "verify_body"]
+__all__ = ["Deliverer", "Webhook", "sign_body", "verify_body"]
 
 log = logging.getLogger("op7.adapter.delivery")
 
@@ -65,6 +65,74 @@ def verify_body(secret: bytes, headers: dict[str, str], body: bytes, *, now: int
     return hmac.compare_digest(expected.encode(), headers.get("x-op7-signature", "").encode())
 
 
+class Webhook:
+    """POSTs rendered messages to a local system's URL, signed, retried, each outcome kept in the ledger; the HMAC
+    key is read from the environment once, when it is made (a missing one is refused before anything is read)."""
+
+    def __init__(self, hook: WebhookOut, ledger: Ledger, clock: Clock, client: httpx.AsyncClient) -> None:
+        self.hook, self.ledger, self.clock, self.client = hook, ledger, clock, client
+        self.secret = hook.secret()
+
+    async def post(self, message_id: str, sender: str, rendered: Rendered, report: dict[str, Any]) -> None:
+        hook = self.hook
+        if self.ledger.delivery_state(message_id, hook.url) == "delivered":
+            return  # handed over again after a restart: the system has it
+        error: str | None = None
+        wait = hook.first_wait
+        for attempt in range(1, hook.max_attempts + 1):
+            error, again = await self._attempt(message_id, sender, rendered)
+            if error is None:
+                self.ledger.delivered(message_id, hook.url, "delivered", attempt, None, report, self.clock.now())
+                return
+            if not again:
+                break  # the system's answer: retrying would get the same
+            self.ledger.delivered(message_id, hook.url, "retrying", attempt, error, report, self.clock.now())
+            if attempt < hook.max_attempts:
+                log.warning("delivery of %s to %s, attempt %d: %s", message_id, hook.url, attempt, error)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 300.0)
+        kept = (rendered.data, rendered.media_type, sender)
+        self.ledger.delivered(message_id, hook.url, "failed", attempt, error, report, self.clock.now(), kept)
+        log.error(
+            "delivery of %s to %s failed for good: %s (kept in %s: op7 adapter redeliver)",
+            message_id,
+            hook.url,
+            error,
+            self.ledger.path,
+        )
+
+    async def _attempt(self, message_id: str, sender: str, rendered: Rendered) -> tuple[str | None, bool]:
+        """One POST: (None, _) when the system took it, else why not and whether another attempt may do better
+        (network errors, 408, 429 and 5xx)."""
+        timestamp = int(self.clock.now().timestamp())
+        headers = {
+            "Content-Type": rendered.media_type,
+            "Idempotency-Key": message_id,
+            "X-Op7-Message-Id": message_id,
+            "X-Op7-Sender": sender,
+            "X-Op7-Timestamp": str(timestamp),
+            "X-Op7-Signature": sign_body(self.secret, timestamp, message_id, sender, rendered.data),
+        }
+        try:
+            answer = await self.client.post(
+                self.hook.url, content=rendered.data, headers=headers, timeout=self.hook.timeout
+            )
+        except httpx.HTTPError as exc:
+            return f"{exc.__class__.__name__}: {exc}", True
+        if answer.is_success:
+            return None, False
+        code = answer.status_code
+        return f"HTTP {code}: {answer.text[:200]}", code >= 500 or code in _RETRIED
+
+    async def redeliver(self) -> list[tuple[str, str | None]]:
+        """Send again each delivery that failed for good: (message id, its state now) each."""
+        outcomes = []
+        for message_id, body, media_type, sender, report in self.ledger.failed_deliveries(self.hook.url):
+            await self.post(message_id, sender, Rendered(body, media_type, ""), report)
+            outcomes.append((message_id, self.ledger.delivery_state(message_id, self.hook.url)))
+        return outcomes
+
+
 @dataclass
 class Deliverer:
     """Renders each delivery with ``adapter`` and hands it to the folder and/or the webhook."""
@@ -73,8 +141,7 @@ class Deliverer:
     ledger: Ledger
     clock: Clock
     folder: Path | None = None
-    webhook: WebhookOut | None = None
-    client: httpx.AsyncClient | None = None
+    webhook: Webhook | None = None
 
     async def __call__(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -92,58 +159,4 @@ class Deliverer:
             self.ledger.delivered(envelope.message_id, str(self.folder), "written", 1, None, report, self.clock.now())
             log.info("%s written to %s", envelope.message_id, path)
         if self.webhook is not None:
-            await self._post(envelope.message_id, envelope.sender, rendered, report)
-
-    async def _post(self, message_id: str, sender: str, rendered: Rendered, report: dict[str, Any]) -> None:
-        if self.webhook is None or self.client is None:
-            return
-        hook, secret = self.webhook, self.webhook.secret()
-        if self.ledger.delivery_state(message_id, hook.url) == "delivered":
-            return  # handed over again after a restart: the system has it
-        error: str | None = None
-        wait = hook.first_wait
-        for attempt in range(1, hook.max_attempts + 1):
-            timestamp = int(self.clock.now().timestamp())
-            headers = {
-                "Content-Type": rendered.media_type,
-                "Idempotency-Key": message_id,
-                "X-Op7-Message-Id": message_id,
-                "X-Op7-Sender": sender,
-                "X-Op7-Timestamp": str(timestamp),
-                "X-Op7-Signature": sign_body(secret, timestamp, message_id, sender, rendered.data),
-            }
-            try:
-                answer = await self.client.post(hook.url, content=rendered.data, headers=headers, timeout=hook.timeout)
-            except httpx.HTTPError as exc:
-                error = f"{exc.__class__.__name__}: {exc}"
-            else:
-                if answer.is_success:
-                    self.ledger.delivered(message_id, hook.url, "delivered", attempt, None, report, self.clock.now())
-                    return
-                error = f"HTTP {answer.status_code}: {answer.text[:200]}"
-                if answer.status_code < 500 and answer.status_code not in _RETRIED:
-                    break
-            self.ledger.delivered(message_id, hook.url, "retrying", attempt, error, report, self.clock.now())
-            if attempt < hook.max_attempts:
-                log.warning("delivery of %s to %s, attempt %d: %s", message_id, hook.url, attempt, error)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 300.0)
-        kept = (rendered.data, rendered.media_type, sender)
-        self.ledger.delivered(message_id, hook.url, "failed", attempt, error, report, self.clock.now(), kept)
-        log.error(
-            "delivery of %s to %s failed for good: %s (kept in %s: op7 adapter redeliver)",
-            message_id,
-            hook.url,
-            error,
-            self.ledger.path,
-        )
-
-    async def redeliver(self) -> list[tuple[str, str | None]]:
-        """Send again each delivery to the webhook that failed for good: (message id, its state now) each."""
-        if self.webhook is None:
-            return []
-        outcomes = []
-        for message_id, body, media_type, sender, report in self.ledger.failed_deliveries(self.webhook.url):
-            await self._post(message_id, sender, Rendered(body, media_type, ""), report)
-            outcomes.append((message_id, self.ledger.delivery_state(message_id, self.webhook.url)))
-        return outcomes
+            await self.webhook.post(envelope.message_id, envelope.sender, rendered, report)

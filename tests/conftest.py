@@ -7,7 +7,11 @@ When it cannot be reached, Kafka tests are skipped on a developer machine and FA
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -225,3 +229,42 @@ def make_alert(alert_data: dict[str, Any], **changes: Any) -> KidnappingAlert:
 def now() -> datetime:
     """The test clock's time (the process default clock while a test runs)."""
     return default_clock().now()
+
+
+class Background:
+    """An op7 command running in ``home`` until stopped with Ctrl-C (a service: ``adapter run``, ``ops serve``,
+    ``inbox watch``), its standard error in a file; embedded transport unless ``bootstrap``."""
+
+    def __init__(self, home: Path, bootstrap: str | None, *args: str) -> None:
+        env = {**os.environ, "OP7_HOME": str(home)}
+        env.pop("OP7_BOOTSTRAP", None)
+        if bootstrap:
+            env["OP7_BOOTSTRAP"] = bootstrap
+        self.log = home / f"background-{uuid.uuid4().hex[:6]}.err"
+        with self.log.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "broker.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=err
+            )
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr():
+            assert self.process.poll() is None, f"ended with {self.process.returncode}: {self.stderr()}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s: {self.stderr()}"
+            time.sleep(0.2)
+
+    def stop(self) -> str:
+        """Ctrl-C (killed after 30 s); its standard error, which holds no traceback."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        err = self.stderr()
+        assert "Traceback" not in err, err
+        return err

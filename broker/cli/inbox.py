@@ -91,7 +91,7 @@ def inbox_watch(
         node = make_node(env, me=node_id, sign=True, group=node_id)
         async with node:
             exchanges = await agent(
-                env.home, node, given.authority(node_id, _entry(node.trust, node_id)), on_event=event
+                env.home, node, given.authority(node_id, directory_entry(node.trust, node_id)), on_event=event
             )
             # The exchange agent reads the inbox; the connection is watched beside it.
             watching = asyncio.create_task(ConnectionWatch(node.transport, report.status, clock=node.clock).run())
@@ -111,9 +111,6 @@ def inbox_watch(
             metrics.watch_exchanges(env.home.exchanges_path(node_id))
         asyncio.run(watch())
     return 0
-
-
-_entry = directory_entry
 
 
 @dataclass(frozen=True)

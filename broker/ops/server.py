@@ -9,7 +9,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,6 @@ class FeedHealth:
     since: datetime | None = None
     last_message_at: datetime | None = None
     lag: int | None = None
-    changed: list[Callable[[], None]] = field(default_factory=list)
 
     def stale(self) -> bool:
         """Messages wait (lag) and none was handled for ``stale_after`` seconds: the feed is stuck."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
@@ -37,17 +39,15 @@ class OpsCentre:
     authority: Authority
     group: str
     hub: Hub = field(default_factory=Hub)
-    health: FeedHealth | None = None
+    health: FeedHealth = field(init=False)
     _open: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.health = self.health or FeedHealth(self.node.clock)
-        self.health.since = self.node.clock.now()
+        self.health = FeedHealth(self.node.clock, since=self.node.clock.now())
         self._open = {c.case_id for c in self.book.cases("open")}
 
     async def handle(self, delivery: Delivery) -> None:
         view = self.book.apply(delivery)
-        assert self.health is not None
         self.health.last_message_at = self.node.clock.now()
         if view is not None:
             self._changed(view)
@@ -95,18 +95,16 @@ class OpsCentre:
         return self.book.acknowledge(case_id, operator, self.authority.node, receipt_id), receipt_id
 
     def status(self, status: ConnectionStatus) -> None:
-        assert self.health is not None
         self.health.broker = "connected" if status.connected else "unreachable"
         self.health.since = status.since
         self.hub.publish("health", self.health.to_json())
 
-    async def _sample(self, lag: object) -> None:
+    async def _sample(self, lag: Callable[[], Awaitable[Mapping[Any, int]]]) -> None:
         """Every few seconds: the lag, the health to the browsers, and cases that expired meanwhile."""
-        assert self.health is not None
         while True:
             await asyncio.sleep(SAMPLE_EVERY)
             try:
-                behind = await lag()  # type: ignore[operator]
+                behind = await lag()
                 self.health.lag = int(sum(behind.values()))
             except Exception as exc:  # the broker out of reach: the connection watch says so
                 log.debug("ops: lag not sampled: %s", exc)
@@ -121,7 +119,6 @@ class OpsCentre:
         self, host: str, port: int, *, secure_cookies: bool = False, ready: asyncio.Event | None = None
     ) -> None:
         """Read the alerts and serve the dashboard until cancelled."""
-        assert self.health is not None
         server: uvicorn.Server | None = None
         dashboard = Dashboard(
             self.book,

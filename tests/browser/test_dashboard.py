@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import ROOT, run_op7, trusting_homes, under_ci
+from tests.conftest import ROOT, Background, run_op7, trusting_homes, under_ci
 
 pytestmark = pytest.mark.kafka
 
@@ -49,38 +48,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Running:
-    """An op7 command in the background, in a home, stopped with Ctrl-C; its standard error in a file."""
-
-    def __init__(self, home: Path, bootstrap: str, *args: str) -> None:
-        self.home, self.bootstrap, self.args = home, bootstrap, args
-        self.log = home / f"service-{uuid.uuid4().hex[:6]}.err"
-        env = {**os.environ, "OP7_HOME": str(home), "OP7_BOOTSTRAP": bootstrap}
-        with self.log.open("w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log.read_text():
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, f"no {text!r}: {self.log.read_text()}"
-            time.sleep(0.2)
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        text = self.log.read_text()
-        assert "Traceback" not in text, text
-        return text
 
 
 @pytest.fixture
@@ -153,8 +120,17 @@ def test_the_dashboard_shows_a_new_alert_live_highlights_its_update_acknowledges
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     serve = ("ops", "serve", "--as", "NL.NCC", "--listen", f"127.0.0.1:{port}", *CONTACT)
-    dashboard = Running(nl, kafka_bootstrap, *serve)
-    inbox = Running(fr, kafka_bootstrap, "inbox", "watch", "--as", "FR.GN", *FR_CONTACT)
+    dashboard = Background(nl, kafka_bootstrap, *serve)
+
+    def restarted(running: Background, *, lose_store: bool = False) -> Background:
+        running.stop()
+        for lost in nl.glob("state/*/ops-NL.NCC.db*") if lose_store else ():
+            lost.unlink()
+        again = Background(nl, kafka_bootstrap, *serve)
+        again.wait_for("dashboard of NL.NCC")
+        return again
+
+    inbox = Background(fr, kafka_bootstrap, "inbox", "watch", "--as", "FR.GN", *FR_CONTACT)
     try:
         dashboard.wait_for("dashboard of NL.NCC")
         inbox.wait_for("watching the inbox of FR.GN")
@@ -227,18 +203,12 @@ def test_the_dashboard_shows_a_new_alert_live_highlights_its_update_acknowledges
             time.sleep(0.5)
         assert acks and "NL.NCC" in acks[0]["detail"] and "jdoe" in acks[0]["detail"], acks
         # The server restarts: every open case is still there, the session too.
-        dashboard.stop()
-        dashboard = Running(nl, kafka_bootstrap, *serve)
-        dashboard.wait_for("dashboard of NL.NCC")
+        dashboard = restarted(dashboard)
         browser.get(url)
         again = _wait(browser, 20, "the case after the restart", lambda: _row(browser, case))
         assert "Le Perthus crossing" in again.text
         # The centre's store lost: a new one is filled again from the alerts topic (a new group of its own).
-        dashboard.stop()
-        for lost in nl.glob("state/*/ops-NL.NCC.db*"):
-            lost.unlink()
-        dashboard = Running(nl, kafka_bootstrap, *serve)
-        dashboard.wait_for("dashboard of NL.NCC")
+        dashboard = restarted(dashboard, lose_store=True)
         browser.get(url)
         rebuilt = _wait(browser, 30, "the case rebuilt from Kafka", lambda: _row(browser, case))
         assert "Le Perthus crossing" in rebuilt.text

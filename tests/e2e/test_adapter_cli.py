@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,7 +25,7 @@ from starlette.routing import Route
 
 from adapters.delivering import verify_body
 from adapters.webhook import OPENAPI
-from tests.conftest import ROOT, run_op7, trusting_homes
+from tests.conftest import ROOT, Background, run_op7, trusting_homes
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "fixtures" / "cap" / "CAP-v1.2.xsd")))
@@ -49,43 +45,6 @@ def homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """FR.GN sends, NL.NCC receives: a home each, trusting each other, on topics of their own."""
     monkeypatch.setenv("OP7_TOPIC_PREFIX", f"op7ad{uuid.uuid4().hex[:10]}")
     return trusting_homes(tmp_path, {"fr": "FR.GN", "nl": "NL.NCC"})
-
-
-class Background:
-    """An op7 command running until stopped with Ctrl-C, its standard error in a file."""
-
-    def __init__(self, home: Path, bootstrap: str | None, *args: str) -> None:
-        env = {**os.environ, "OP7_HOME": str(home)}
-        env.pop("OP7_BOOTSTRAP", None)
-        if bootstrap:
-            env["OP7_BOOTSTRAP"] = bootstrap
-        self.log = home / f"background-{uuid.uuid4().hex[:6]}.err"
-        with self.log.open("w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.stderr():
-            assert self.process.poll() is None, f"ended with {self.process.returncode}: {self.stderr()}"
-            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s: {self.stderr()}"
-            time.sleep(0.2)
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        err = self.stderr()
-        assert "Traceback" not in err, err
-        return err
 
 
 def until(found: Callable[[], Any], what: str, timeout: float = 60) -> Any:
@@ -332,6 +291,16 @@ def _up(url: str) -> bool:
         return False
 
 
+def posting(homes: dict[str, Path], port: int) -> tuple[Path, Background]:
+    """NL.NCC's json adapter run POSTing every received alert to the local system on ``port``."""
+    config = homes["nl"] / "out.toml"
+    config.write_text(
+        'as = "NL.NCC"\n[outbound]\ntopics = ["alerts"]\n[outbound.webhook]\n'
+        f'url = "http://127.0.0.1:{port}/op7"\nsecret_env = "OP7_TEST_WEBHOOK_SECRET"\nfirst_wait = 0.2\n'
+    )
+    return config, Background(homes["nl"], None, "adapter", "run", "json", "--config", str(config))
+
+
 class Receiver:
     """A local system's endpoint: answers ``status(n)`` to its n-th POST (by default 503 to the first, then 200);
     keeps what it got."""
@@ -368,12 +337,7 @@ def test_received_alerts_are_posted_to_the_local_system_signed_retried_and_once(
 ) -> None:
     port = _free_port()
     with Receiver(port) as local:
-        config = homes["nl"] / "out.toml"
-        config.write_text(
-            'as = "NL.NCC"\n[outbound]\ntopics = ["alerts"]\n[outbound.webhook]\n'
-            f'url = "http://127.0.0.1:{port}/op7"\nsecret_env = "OP7_TEST_WEBHOOK_SECRET"\nfirst_wait = 0.2\n'
-        )
-        nl = Background(homes["nl"], None, "adapter", "run", "json", "--config", str(config))
+        _, nl = posting(homes, port)
         try:
             nl.wait_for("running as NL.NCC")
             sent = run_op7(
@@ -456,12 +420,7 @@ def test_a_delivery_the_local_system_refuses_is_kept_as_failed_and_sent_again_on
 ) -> None:
     port = _free_port()
     with Receiver(port, lambda n: 400 if n == 1 else 200) as local:
-        config = homes["nl"] / "out.toml"
-        config.write_text(
-            'as = "NL.NCC"\n[outbound]\ntopics = ["alerts"]\n[outbound.webhook]\n'
-            f'url = "http://127.0.0.1:{port}/op7"\nsecret_env = "OP7_TEST_WEBHOOK_SECRET"\nfirst_wait = 0.2\n'
-        )
-        nl = Background(homes["nl"], None, "adapter", "run", "json", "--config", str(config))
+        config, nl = posting(homes, port)
         try:
             nl.wait_for("running as NL.NCC")
             alert = str(ROOT / "examples" / "kidnapping-alert.json")
