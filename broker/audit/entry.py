@@ -112,8 +112,9 @@ class Entry(Draft):
 
 
 def canonical_json(value: Any) -> bytes:
-    """JSON with sorted keys, no spaces, UTF-8: one text for one value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON with sorted keys, no spaces, ASCII (escaped, so that any string, a lone surrogate included, has one
+    text): one text for one value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 _DRAFT_FIELDS = (

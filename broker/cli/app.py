@@ -17,6 +17,7 @@ import click
 from broker.cli._click import Op7Group
 from broker.cli._common import Globals, global_options
 from broker.cli.alerts import alert, alerts
+from broker.cli.audit import audit, verify_bundle_command
 from broker.cli.config import config
 from broker.cli.demo import demo
 from broker.cli.directory import directory
@@ -95,6 +96,8 @@ for _command in (
     inbox,
     outbox,
     ops,
+    audit,
+    verify_bundle_command,
     reply,
     quarantine,
     topics,

@@ -74,7 +74,12 @@ class DirectoryAnchor:
 
     @classmethod
     def load(cls, path: Path) -> DirectoryAnchor:
-        data = read_json(path)
+        return cls.from_json(read_json(path), str(path))
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> DirectoryAnchor:
+        """An anchor from its JSON (:meth:`to_json`); :class:`ConfigError` naming ``where`` and the field."""
+        path = where
         if not isinstance(data, dict) or data.get("format") != ANCHOR_FORMAT:
             raise ConfigError(f"{path}: not an op7 directory anchor (format {ANCHOR_FORMAT})")
         network = data.get("network")
@@ -93,7 +98,7 @@ class DirectoryAnchor:
         return cls(network, threshold, tuple(authorities), version)
 
 
-def _anchor_keys(path: Path, entries: object) -> list[KeyEntry]:
+def _anchor_keys(path: str, entries: object) -> list[KeyEntry]:
     """The authority keys of an anchor file: each a valid Ed25519 key under its own key id, each once."""
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: authorities must list the network authorities' keys")

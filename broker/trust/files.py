@@ -37,7 +37,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def unb64(path: Path, what: str, text: Any) -> bytes:
+def unb64(path: Path | str, what: str, text: Any) -> bytes:
     try:
         return base64.b64decode(str(text), validate=True)
     except ValueError:

@@ -1,0 +1,262 @@
+"""The auditor as users run it: nodes in homes of their own on a signed network directory exchange alerts, a sealed
+request and its receipt, a stranger's frame is refused; ``op7 audit run`` logs every record, ``op7 audit verify``
+names the entry a change to the database touched, a withheld message shows as a gap, and a case bundle verifies
+offline (and fails when altered). On the embedded transport and on Kafka; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.audit_db import fresh_store_url, tamper
+from tests.conftest import ROOT, run_op7
+
+ALERT = ROOT / "examples" / "kidnapping-alert.json"
+MLA_REQUEST = ROOT / "examples" / "mla-request.json"
+CASE = "FR-GN-2026-000142"
+ALERT_TYPE = "op7.alert.KidnappingAlert"
+REQUEST_TYPE = "op7.mla.MutualLegalAssistanceRequest"
+NODES = {"authority": "NL.NA1", "fr": "FR.GN", "es": "ES.PN", "auditor": "NL.AUDIT", "stranger": "BR.PF"}
+ROLES = {"fr": "NationalNode", "es": "NationalNode", "auditor": "Auditor"}
+CONTACT = ("--desk", "Sala del 091", "--phone", "+34910000000")
+
+
+class Network:
+    """Homes of one network directory, the commands run in them, and the auditor's store."""
+
+    def __init__(self, tmp_path: Path, bootstrap: str | None, store: str) -> None:
+        self.tmp_path = tmp_path
+        self.bootstrap = bootstrap
+        self.store = store
+        self.homes = {who: tmp_path / who for who in NODES}
+
+    def __call__(self, who: str, *args: str) -> Any:
+        result = run_op7(self.homes[who], *args, bootstrap=self.bootstrap, timeout=180)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def ok(self, who: str, *args: str) -> Any:
+        result = self(who, *args)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def audit(self, *args: str) -> Any:
+        return self("auditor", "audit", *args, "--store", self.store)
+
+    def setup(self) -> None:
+        for who, node in NODES.items():
+            self.ok(who, "keys", "new", node)
+        draft = str(self.tmp_path / "directory.json")
+        authority = str(self.homes["authority"] / "keys" / "NL.NA1.pub")
+        self.ok("authority", "directory", "create", draft, "--network", "op7-audit", "--threshold", "1",
+                "--authority", authority)  # fmt: skip
+        for who, role in ROLES.items():
+            card = str(self.homes[who] / "keys" / f"{NODES[who]}.pub")
+            self.ok("authority", "directory", "add-node", draft, card, "--agency", f"agency {who}", "--role", role,
+                    *CONTACT)  # fmt: skip
+        self.ok("authority", "directory", "sign", draft, "--as", "NL.NA1")
+        for who in ("authority", "fr", "es", "auditor"):
+            self.ok(who, "directory", "anchor", draft)
+        self.ok("authority", "directory", "publish", draft)
+        for who in ("fr", "es", "auditor"):
+            self.ok(who, "directory", "install", draft)
+        # The stranger is in no directory: it trusts ES.PN's card and signs anyway.
+        self.ok("stranger", "keys", "trust", str(self.homes["es"] / "keys" / "ES.PN.pub"))
+
+    def scenario(self) -> None:
+        """Three alerts of one case, a sealed request answered by a receipt, a stranger's request refused."""
+        for _ in range(3):
+            self.ok("fr", "alert", "send", str(ALERT))
+        self.ok("fr", "send", "MutualLegalAssistanceRequest", str(MLA_REQUEST), "--seal")
+        stranger = json.loads(MLA_REQUEST.read_text())
+        stranger["issuer"]["node"] = "BR.PF"
+        forged = self.tmp_path / "stranger.json"
+        forged.write_text(json.dumps(stranger))
+        self.ok("stranger", "send", "MutualLegalAssistanceRequest", str(forged))
+        self.ok("es", "inbox", "watch", "--as", "ES.PN", "--timeout", "3")
+
+    def verify(self) -> dict[str, Any]:
+        result = self.audit("verify", "--json")
+        assert result.returncode in (0, 1), result.stderr
+        report: dict[str, Any] = json.loads(result.stdout)
+        assert report["intact"] == (result.returncode == 0)
+        return report
+
+
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+def transport_name(request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("kafka_bootstrap") if request.param == "kafka" else None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def network(
+    request: pytest.FixtureRequest, transport_name: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    monkeypatch.setenv("OP7_TOPIC_PREFIX", f"op7t{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("OP7_EMBEDDED_PATH", str(tmp_path / "shared.db"))
+    with fresh_store_url(request.param, tmp_path) as url:
+        net = Network(tmp_path, transport_name, url)
+        net.setup()
+        yield net
+
+
+def test_every_record_is_logged_verified_and_held_in_place(network: Network) -> None:
+    network.scenario()
+    ran = network.audit("run", "--as", "NL.AUDIT", "--once")
+    assert ran.returncode == 0, ran.stderr
+    report = network.verify()
+    assert report["intact"] and report["first_problem"] is None and report["gaps"] == []
+    assert report["checkpoints_verified"] >= 1 and report["uncovered"] == 0
+    entries = _entries(network.store)
+    messages = [e for e in entries if e["kind"] == "message"]
+    verified = [e for e in messages if e["outcome"] == "verified"]
+    types = sorted(json.loads(e["meta"])["message_type"] for e in verified)
+    # Three alerts, the request (in ES.PN's inbox) and ES.PN's receipt (in FR.GN's inbox).
+    assert types == [ALERT_TYPE] * 3 + ["op7.exchange.Receipt", REQUEST_TYPE]
+    refused = [e for e in messages if e["outcome"] == "refused"]
+    assert [json.loads(e["meta"]).get("claimed_sender") for e in refused] == ["BR.PF"]
+    assert refused[0]["reason"] == "unknown-sender"
+    # The directory version is logged too.
+    assert any(e["kind"] == "directory" and e["outcome"] == "verified" for e in entries)
+    # The sealed request is kept as ciphertext: its payload is not in the log in clear.
+    request = next(e for e in verified if json.loads(e["meta"])["message_type"] == REQUEST_TYPE)
+    assert json.loads(request["meta"])["sealed"] is True
+    assert b"Gendarmerie" not in request["value"]
+
+    # Running again logs nothing twice.
+    again = network.audit("run", "--as", "NL.AUDIT", "--once")
+    assert again.returncode == 0 and len(_entries(network.store)) == len(entries)
+
+
+def test_verify_names_the_entry_a_change_touched(network: Network) -> None:
+    network.scenario()
+    assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
+    size = len(_entries(network.store))
+    middle = size // 2
+    value = _entries(network.store)[middle]["value"]
+    changed = bytes([value[0] ^ 1]) + value[1:]
+    tamper(network.store, "UPDATE entries SET value = ? WHERE position = ?", (changed, middle))
+    report = network.verify()
+    assert report["first_problem"]["entry"] == middle and report["first_problem"]["kind"] == "modified"
+    tamper(network.store, "UPDATE entries SET value = ? WHERE position = ?", (value, middle))
+    assert network.verify()["intact"]
+
+    # Two rows swapped: each stands at the other's place.
+    _swap(network.store, 2, 5)
+    report = network.verify()
+    assert (report["first_problem"]["entry"], report["first_problem"]["kind"]) == (2, "reordered")
+    assert "entries 2 and 5 swapped" in report["first_problem"]["text"]
+    _swap(network.store, 2, 5)
+    assert network.verify()["intact"]
+
+    # One row deleted.
+    tamper(network.store, "DELETE FROM entries WHERE position = ?", (3,))
+    report = network.verify()
+    assert (report["first_problem"]["entry"], report["first_problem"]["kind"]) == (3, "deleted")
+    shown = network.audit("verify")
+    assert shown.returncode == 1 and "first problem at entry 3: entry 3 deleted" in shown.stderr
+
+
+def test_a_rewritten_tail_and_an_inserted_row_are_named(network: Network) -> None:
+    network.scenario()
+    assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
+    size = len(_entries(network.store))
+    # The last rows deleted: the signed checkpoint covers more than the log holds.
+    tamper(network.store, "DELETE FROM entries WHERE position >= ?", (size - 2,))
+    report = network.verify()
+    assert (report["first_problem"]["entry"], report["first_problem"]["kind"]) == (size - 2, "deleted")
+    # A copy of entry 1 inserted as a new last row.
+    row = {**_entries(network.store)[1], "offset": 10**9}  # a record Kafka never held at that place
+    columns = [c for c in row if c != "position"]
+    tamper(
+        network.store,
+        f"INSERT INTO entries (position, {', '.join(_quoted(c) for c in columns)}) "
+        f"VALUES (?, {', '.join('?' for _ in columns)})",
+        (size - 2, *(row[c] for c in columns)),
+    )
+    report = network.verify()
+    kinds = {(p["entry"], p["kind"]) for p in report["problems"]}
+    assert (size - 2, "inserted") in kinds
+
+
+def test_a_message_withheld_by_its_sender_is_a_gap(network: Network) -> None:
+    if network.bootstrap:
+        pytest.skip("withholding is simulated by deleting a record of the embedded transport's file")
+    for _ in range(3):
+        network.ok("fr", "alert", "send", str(ALERT))
+    # FR.GN signed its second alert (sequence 2) but it never reached a topic.
+    embedded = network.tmp_path / "shared.db"
+    with closing(sqlite3.connect(embedded)) as db, db:
+        topic = next(t for (t,) in db.execute("SELECT name FROM topics") if t.endswith(".alerts"))
+        (offset,) = db.execute("SELECT MIN(offset) + 1 FROM records WHERE topic = ?", (topic,)).fetchone()
+        db.execute("DELETE FROM records WHERE topic = ? AND offset = ?", (topic, offset))
+    assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
+    report = network.verify()
+    assert [(g["sender"], g["first"], g["last"]) for g in report["gaps"]] == [("FR.GN", 2, 2)]
+    shown = network.audit("verify")
+    assert "withheld: FR.GN: 1 message(s) withheld or lost (number 2" in shown.stdout
+
+
+def test_a_case_bundle_verifies_offline_and_fails_when_altered(network: Network, tmp_path: Path) -> None:
+    network.scenario()
+    assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
+    bundle = tmp_path / "case.json"
+    exported = network.audit("export", "--case", CASE, str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(bundle.read_text())
+    types = sorted(e["meta"]["message_type"] for e in data["entries"])
+    assert types == [ALERT_TYPE] * 3 + ["op7.exchange.Receipt", REQUEST_TYPE]
+
+    # Anyone, anywhere: a new home with nothing in it, the network's anchor file beside the bundle.
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text((network.homes["es"] / "anchor.json").read_text())
+    court = tmp_path / "court"
+    checked = run_op7(court, "verify-bundle", str(bundle), "--anchor", str(anchor), bootstrap="127.0.0.1:1")
+    assert checked.returncode == 0, checked.stderr
+    assert "every message, proof and signature verifies" in checked.stdout
+    assert f"FR.GN -> ES.PN  {REQUEST_TYPE}" in checked.stdout
+    assert "content sealed to its recipients (not opened)" in checked.stdout
+    without = run_op7(court, "verify-bundle", str(bundle))
+    assert without.returncode == 0 and "warning: no anchor given" in without.stderr
+
+    entry = data["entries"][0]
+    value = base64.b64decode(entry["value"])
+    entry["value"] = base64.b64encode(value[:-1] + bytes([value[-1] ^ 1])).decode()
+    altered = tmp_path / "altered.json"
+    altered.write_text(json.dumps(data))
+    refused = run_op7(court, "verify-bundle", str(altered), "--anchor", str(anchor))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "the bundle does NOT verify" in refused.stderr and "entry " in refused.stderr
+    unknown = network.audit("export", "--case", "NO-SUCH-CASE", str(tmp_path / "none.json"))
+    assert unknown.returncode == 1 and "no verified message of it" in unknown.stderr
+
+
+def _entries(url: str) -> list[dict[str, Any]]:
+    """The rows of the entries table, in position order."""
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite://"))) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM entries ORDER BY position")]
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with closing(psycopg.connect(url, row_factory=dict_row)) as pg:
+        rows = pg.execute("SELECT * FROM entries ORDER BY position").fetchall()
+    return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in r.items()} for r in rows]
+
+
+def _swap(url: str, a: int, b: int) -> None:
+    tamper(url, "UPDATE entries SET position = -1 WHERE position = ?", (a,))
+    tamper(url, "UPDATE entries SET position = ? WHERE position = ?", (a, b))
+    tamper(url, "UPDATE entries SET position = ? WHERE position = -1", (b,))
+
+
+def _quoted(column: str) -> str:
+    return f'"{column}"' if column in ("partition", "offset") else column
