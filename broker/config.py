@@ -141,6 +141,9 @@ class Settings(BaseSettings):
         None, description="port of the Prometheus endpoint of the long-running commands (default: none served)"
     )
     metrics_address: str = Field("127.0.0.1", description="address the Prometheus endpoint listens on")
+    audit_store: str | None = Field(
+        None, description="the auditor's evidence log: a SQLite file or a postgresql:// URL (default: audit.db)"
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -330,6 +333,10 @@ class Home:
     def outbox_path(self, node_id: str) -> Path:
         """What ``node_id`` sent on this home's network and the cluster has not acknowledged yet."""
         return self.state_dir() / f"outbox-{check_node_id(node_id)}.db"
+
+    def sequence_path(self, node_id: str) -> Path:
+        """The sequence numbers ``node_id`` gave the frames it signed on this home's network."""
+        return self.state_dir() / f"sequence-{check_node_id(node_id)}.db"
 
     def exchanges_path(self, node_id: str) -> Path:
         """The exchanges of ``node_id`` on this home's network."""

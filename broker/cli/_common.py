@@ -25,6 +25,7 @@ from broker.node.exchange import EventHook, ExchangeAgent
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Node
 from broker.node.outbox import Outbox
+from broker.node.sequence import SenderSequence
 from broker.transport import Transport
 from broker.trust.replay import ReplayGuard
 from broker.wire.trust import Trust
@@ -180,6 +181,7 @@ def make_node(
         directory_dir=home.directory_dir if follow and home.uses_directory() else None,
         clock=home.clock,
         outbox=Outbox(home.outbox_path(me)) if signs and me else None,
+        sequence=SenderSequence(me, home.sequence_path(me)) if signs and me else None,
     )
 
 

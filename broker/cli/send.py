@@ -36,6 +36,7 @@ from broker.models.inputs import outgoing_problems, validate
 from broker.node.exchange_store import ExchangeStore
 from broker.node.node import Delivery, Handler, Node, Published
 from broker.node.outbox import Outbox
+from broker.node.sequence import SenderSequence
 from broker.plugins import load_adapter
 from broker.trust.directory import DirectoryTrust
 from broker.trust.replay import Freshness
@@ -148,6 +149,7 @@ def send_message(env: Env, out: Outgoing) -> int:
             follow_directory=False,
             clock=home.clock,
             outbox=Outbox(home.outbox_path(sender)),
+            sequence=SenderSequence(sender, home.sequence_path(sender)),
         )
         if not exchange:
             return await _publish_or_keep(node, message, recipients, out.seal)

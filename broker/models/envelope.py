@@ -11,6 +11,10 @@ from broker.models.common import Handling, LegalBasis, Status
 
 #: A network's name, as its directory gives it (``op7.directory.Directory.network``).
 NetworkName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")]
+#: The largest sequence number a header holds (an Avro long).
+LAST_SEQUENCE = 2**63 - 1
+#: A sender's number for a frame it signed, from 1 (docs/PROTOCOL.md section 3).
+SequenceNumber = Annotated[int, Field(ge=1, le=LAST_SEQUENCE)]
 
 
 class WrappedKey(Record):
@@ -44,6 +48,9 @@ class Envelope(Record):
     sealed: Sealed | None = None
     #: The network the sender signed for (its directory's name); None from a sender without a directory.
     network: NetworkName | None = None
+    #: The sender's number for this frame (1, 2, ... per frame it signs; a frame sent again keeps it), so that an
+    #: auditor can tell frames withheld or lost from its gaps; None from a sender that does not number its frames.
+    sequence: SequenceNumber | None = None
 
     @model_validator(mode="after")
     def _sealed_for_the_recipients(self) -> Envelope:

@@ -49,6 +49,7 @@ def receipt_frame(node: Node, authority: Authority, env: Envelope, raw: bytes, n
         now=now,
         seal_to=seal_keys(node.trust, receipt, (env.sender,), receipt.handling, seal=False, at=now),
         registry=node.registry,
+        sequence=node.numbering,
     )
     return frame
 

@@ -37,13 +37,14 @@ from broker.node.outgoing import (
 )
 from broker.node.quarantine import quarantine_entry
 from broker.node.receive_state import Keep
+from broker.node.sequence import SenderSequence
 from broker.node.subscription import Delivery, Handler, Subscription, SubscriptionStats
 from broker.node.topics import ALERTS, DIRECTORY, QUARANTINE, TopicLayout, partition_key
 from broker.transport.base import Record, Sent, Transport
 from broker.trust.directory import DirectoryDocument, DirectoryTrust, keep_directory
 from broker.trust.replay import Freshness, ReplayGuard
 from broker.wire.codec import read_header
-from broker.wire.envelope import NodeIdentity, Opened, build, build_batch, parse_frame, verify_frame
+from broker.wire.envelope import NodeIdentity, Numbering, Opened, build, build_batch, parse_frame, verify_frame
 from broker.wire.schemas import SchemaRegistry, default_registry
 from broker.wire.sealing import Opener
 from broker.wire.trust import Trust
@@ -84,7 +85,8 @@ class Node(Lifecycle):
     """One op7 node on one transport. ``identity`` is needed to publish, not to subscribe.
 
     The node starts and stops its transport unless ``manage_transport`` is False (several nodes sharing
-    one transport, as in the embedded demo).
+    one transport, as in the embedded demo). With a ``sequence``, every frame it signs carries the next of its
+    sequence numbers (docs/PROTOCOL.md section 3); without, its frames are unnumbered.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class Node(Lifecycle):
         clock: Clock | None = None,
         outbox: Outbox | None = None,
         delivery_timeout: float = 30.0,
+        sequence: SenderSequence | None = None,
     ) -> None:
         self.transport = transport
         #: Every reading of the time by this node, its subscriptions and its exchange agent.
@@ -118,6 +121,12 @@ class Node(Lifecycle):
                 raise ConfigError(f"{identity.node_id} signs for network {identity.network!r}, not {trust.network!r}")
             identity = dataclasses.replace(identity, network=trust.network)
         self.identity = identity
+        if sequence is not None and (identity is None or sequence.node_id != identity.node_id):
+            signer = identity.node_id if identity else "nobody (no signing key)"
+            raise ConfigError(
+                f"the sequence numbers of {sequence.node_id} are for its frames, and this node signs as {signer}"
+            )
+        self.sequence = sequence
         self.opener = opener
         #: This node's id, when it has one: messages addressed to other nodes are passed over.
         self.node_id = identity.node_id if identity else (opener.node_id if opener else None)
@@ -304,6 +313,7 @@ class Node(Lifecycle):
             in_reply_to=in_reply_to,
             registry=self.registry,
             message_id=message_id,
+            sequence=self.numbering,
         )
         if before_send is not None:
             before_send(envelope, frame)
@@ -321,6 +331,11 @@ class Node(Lifecycle):
             sent.offset,
         )
         return Published(envelope, sent, frame, tuple(copies))
+
+    @property
+    def numbering(self) -> Numbering | None:
+        """What draws the sequence numbers of the frames this node signs, as each is built; None: unnumbered."""
+        return self.sequence.next if self.sequence is not None else None
 
     def _copies(self, envelope: Envelope, frame: bytes, names: Sequence[str]) -> list[Outgoing]:
         key, queued = partition_key(envelope), self.clock.now()
@@ -394,7 +409,9 @@ class Node(Lifecycle):
                     f"a batch is not sealed, and the {message.avro_name} to {', '.join(recipients)} is "
                     f"TLP:{message.handling.tlp.value}: publish it alone, to be sealed to its recipients"
                 )
-        built = build_batch(signers[0], messages, recipients=recipients, now=now, registry=self.registry)
+        built = build_batch(
+            signers[0], messages, recipients=recipients, now=now, registry=self.registry, sequence=self.numbering
+        )
         copies: list[Outgoing] = []
         for env, frame in built:
             copies += self._copies(env, frame, self.topics.destinations(env.message_type, recipients))

@@ -35,12 +35,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from broker.errors import ConfigError, DecodeError, DecryptionError, FrameError, VerificationError
 from broker.models import NODE_ID_PATTERN, Envelope, Handling, Message, check_node_id, new_message_id
-from broker.models.envelope import NetworkName
+from broker.models.envelope import LAST_SEQUENCE, NetworkName
 from broker.models.inputs import first_problem
 from broker.wire import merkle
 from broker.wire.codec import decode, encode, read_header, write_header
 from broker.wire.schemas import SchemaRegistry, default_registry
-from broker.wire.sealing import Opener, decrypt_payload, plan_seal
+from broker.wire.sealing import Opener, SealPlan, decrypt_payload, plan_seal
 from broker.wire.signing import KEY_ID_SIZE, SIGNATURE_SIZE, SealPublicKey, SigningKey, VerifyKey
 from broker.wire.trust import Trust
 
@@ -50,6 +50,7 @@ __all__ = [
     "MAX_FRAME_SIZE",
     "SCHEME_ED25519",
     "NodeIdentity",
+    "Numbering",
     "Opened",
     "RawFrame",
     "Verified",
@@ -80,6 +81,9 @@ MAX_FRAME_SIZE = 700_000
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 _NETWORK = TypeAdapter(NetworkName)
+
+#: Reserves a count of consecutive sequence numbers never given before, returns the first (SenderSequence.next).
+Numbering = Callable[[int], int]
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,17 @@ class Opened:
     raw: bytes
 
 
-def _prepare(
+@dataclass(frozen=True)
+class _Draft:
+    """A message checked and encoded, neither numbered nor signed yet: its header, its payload in clear, its seal."""
+
+    envelope: Envelope
+    payload: bytes
+    plan: SealPlan | None
+    registry: SchemaRegistry
+
+
+def _draft(
     identity: NodeIdentity,
     message: Message,
     *,
@@ -146,12 +160,10 @@ def _prepare(
     seal_to: Mapping[str, SealPublicKey] | None = None,
     seal_randomness: Callable[[int], bytes] | None = None,
     registry: SchemaRegistry | None = None,
-    scheme: int = 1,
-) -> tuple[Envelope, bytes]:
-    """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
-
-    With ``seal_to`` (recipient node id -> X25519 key, one per recipient) the payload is encrypted so that
-    only those recipients can read it (:mod:`broker.wire.sealing`); the header stays readable and signed.
+) -> _Draft:
+    """Encode ``message`` and make its header as ``identity`` sends it: whatever refuses the message does so here,
+    before a sequence number is drawn for it. With ``seal_to`` (recipient node id -> X25519 key, one per recipient)
+    the payload is to be encrypted so that only those recipients can read it; the header stays readable and signed.
     """
     registry = registry or default_registry()
     expires_at = _restated(message, handling, expires_at)
@@ -178,11 +190,35 @@ def _prepare(
         "network": identity.network,
     }
     envelope = Envelope(sender=identity.node_id, key_id=identity.key.public.key_id.hex(), **fields)
-    header = write_header(envelope, registry)
-    head = _head(identity, scheme, header)
-    if plan is not None:
-        payload = plan.encrypt(payload, aad=head)
+    return _Draft(envelope, payload, plan, registry)
+
+
+def _signed(identity: NodeIdentity, draft: _Draft, scheme: int, number: int | None) -> tuple[Envelope, bytes]:
+    """``draft``'s header numbered ``number``, and its frame's signed part (a sealed payload encrypted here)."""
+    envelope = draft.envelope if number is None else draft.envelope.model_copy(update={"sequence": number})
+    head = _head(identity, scheme, write_header(envelope, draft.registry))
+    payload = draft.plan.encrypt(draft.payload, aad=head) if draft.plan else draft.payload
     return envelope, head + _U32.pack(len(payload)) + payload
+
+
+def _numbers(
+    sequence: int | Numbering | None, drafts: Sequence[_Draft], identity: NodeIdentity, scheme: int, block: int
+) -> list[int | None]:
+    """The numbers of the frames of ``drafts``, a run: none; from ``sequence``, the first; or drawn from ``sequence``
+    once each frame fits with any number (signature block of ``block`` bytes): none is spent on a frame too large."""
+    if sequence is None or not drafts:
+        return [None] * len(drafts)
+    if callable(sequence):
+        for draft in drafts:
+            widest = write_header(draft.envelope.model_copy(update={"sequence": LAST_SEQUENCE}), draft.registry)
+            payload = len(draft.payload) + (16 if draft.plan else 0)  # a sealed payload gains AES-GCM's 16-byte tag
+            size = len(_head(identity, scheme, widest)) + _U32.size + payload + _U16.size + block
+            if size > MAX_FRAME_SIZE:
+                raise FrameError(f"message of up to {size} bytes; the limit is {MAX_FRAME_SIZE}", reason="too-large")
+    first = sequence(len(drafts)) if callable(sequence) else sequence
+    if not 1 <= first <= LAST_SEQUENCE - len(drafts) + 1:
+        raise ConfigError(f"sequence number {first} for {len(drafts)} frame(s): numbers go from 1 to {LAST_SEQUENCE}")
+    return list(range(first, first + len(drafts)))
 
 
 def _restated(message: Message, handling: Handling | None, expires_at: datetime | None) -> datetime | None:
@@ -222,31 +258,42 @@ def _framed(signed: bytes, block: bytes) -> bytes:
     return frame
 
 
-def build(identity: NodeIdentity, message: Message, **options: Any) -> tuple[Envelope, bytes]:
+def build(
+    identity: NodeIdentity, message: Message, *, sequence: int | Numbering | None = None, **options: Any
+) -> tuple[Envelope, bytes]:
     """Encode ``message``, wrap it in a header, sign the result as ``identity``; returns header and frame.
 
-    ``now`` (required) is the instant written as ``created_at``. Options: ``recipients``, ``handling``,
-    ``conversation_id``, ``in_reply_to``, ``expires_at``,
-    ``message_id``, ``seal_to`` (recipient node id -> X25519 key: only those recipients can read the payload,
-    :mod:`broker.wire.sealing`), ``registry``.
+    ``now`` (required) is the instant written as ``created_at``. ``sequence`` numbers the frame (PROTOCOL.md §3):
+    the number, or a :data:`Numbering` that draws it once the frame is known to build; None: unnumbered. Options:
+    ``recipients``, ``handling``, ``conversation_id``, ``in_reply_to``, ``expires_at``, ``message_id``, ``seal_to``
+    (recipient node id -> X25519 key: only they can read the payload, :mod:`broker.wire.sealing`), ``registry``.
     """
-    envelope, signed = _prepare(identity, message, **options)
+    draft = _draft(identity, message, **options)
+    (number,) = _numbers(sequence, [draft], identity, SCHEME_ED25519, SIGNATURE_SIZE)
+    envelope, signed = _signed(identity, draft, SCHEME_ED25519, number)
     return envelope, _framed(signed, identity.key.sign(signed))
 
 
 def build_batch(
-    identity: NodeIdentity, messages: Sequence[Message], *, message_ids: Sequence[str] | None = None, **options: Any
+    identity: NodeIdentity,
+    messages: Sequence[Message],
+    *,
+    message_ids: Sequence[str] | None = None,
+    sequence: int | Numbering | None = None,
+    **options: Any,
 ) -> list[tuple[Envelope, bytes]]:
     """Frames for several messages with one signature: scheme 2, over the Merkle root of their signed parts.
 
     Each frame carries the root signature and its own inclusion proof, so it still verifies alone; a receiver
-    verifies the signature once per batch (:func:`verify_frame` caches verified roots).
+    verifies the signature once per batch (:func:`verify_frame` caches verified roots). With ``sequence`` (as for
+    :func:`build`), the frames take a run of numbers in their order.
     """
     ids: Sequence[str | None] = list(message_ids) if message_ids is not None else [None] * len(messages)
-    prepared = [
-        _prepare(identity, m, scheme=SCHEME_ED25519_MERKLE, message_id=i, **options)
-        for m, i in zip(messages, ids, strict=True)
-    ]
+    drafts = [_draft(identity, m, message_id=i, **options) for m, i in zip(messages, ids, strict=True)]
+    # The longest audit path of a tree of n leaves has ceil(log2 n) hashes.
+    block = _BATCH_BLOCK + _HASH_SIZE * (len(drafts) - 1).bit_length()
+    numbers = _numbers(sequence, drafts, identity, SCHEME_ED25519_MERKLE, block)
+    prepared = [_signed(identity, d, SCHEME_ED25519_MERKLE, n) for d, n in zip(drafts, numbers, strict=True)]
     root, paths = merkle.tree([merkle.leaf_hash(signed) for _, signed in prepared])
     count = _U32.pack(len(prepared))
     signature = identity.key.sign(BATCH_SIGNING_CONTEXT + count + root)

@@ -188,26 +188,32 @@ for (const { full, schema } of topLevel) {
   });
 }
 const ENVELOPE = types.get('op7.Envelope');
-// §3: a header carries no schema id. Release 1's op7.Envelope (schemas/released/1) is the current one
-// without the fields appended since (`network`); a header is read with the schema that consumes exactly
-// its bytes, and a header without a network is written with release 1's.
-const RELEASE1_FIELDS = new Set(readJson(resolve(SCHEMA_DIR, 'released/1/envelope.avsc')).fields.map((f) => f.name));
-const ENVELOPE_V1 = (() => {
-  const fullJson = { ...ENVELOPE.fullJson, fields: ENVELOPE.fullJson.fields.filter((f) => RELEASE1_FIELDS.has(f.name)) };
-  return { fullJson, reader: avscType(fullJson), fingerprint: hex(sha256(pcf(JSON.parse(JSON.stringify(fullJson))))) };
-})();
+// §3: a header carries no schema id. Each released op7.Envelope (schemas/released/<version>) is the
+// current one without the fields appended since (`network` after release 1, `sequence` after release 2);
+// a header is read with the schema that consumes exactly its bytes, and written with the oldest schema
+// that holds every appended field it sets (the others are null).
+const RELEASES = readdirSync(resolve(SCHEMA_DIR, 'released')).sort((a, b) => Number(a) - Number(b));
+const ENVELOPE_RELEASES = RELEASES.map((version) => {
+  const names = new Set(readJson(resolve(SCHEMA_DIR, 'released', version, 'envelope.avsc')).fields.map((f) => f.name));
+  const fullJson = { ...ENVELOPE.fullJson, fields: ENVELOPE.fullJson.fields.filter((f) => names.has(f.name)) };
+  const lacks = ENVELOPE.fullJson.fields.filter((f) => !names.has(f.name)).map((f) => f.name);
+  return { lacks, reader: avscType(fullJson) };
+});
 function decodeHeader(bytes) {
   try { return ENVELOPE.reader.fromBuffer(bytes); } catch (first) {
-    let env;
-    try { env = ENVELOPE_V1.reader.fromBuffer(bytes); } catch { throw first; }
-    const out = {};
-    for (const f of ENVELOPE.fullJson.fields) out[f.name] = f.name in env ? env[f.name] : f.default;
-    return out;
+    for (const release of ENVELOPE_RELEASES) {
+      let env;
+      try { env = release.reader.fromBuffer(bytes); } catch { continue; }
+      const out = {};
+      for (const f of ENVELOPE.fullJson.fields) out[f.name] = f.name in env ? env[f.name] : f.default;
+      return out;
+    }
+    throw first;
   }
 }
 function encodeHeader(canon) {
-  if (canon.network === null) return ENVELOPE_V1.reader.toBuffer(toAvsc('op7.Envelope', '', canon));
-  return ENVELOPE.writer.toBuffer(toAvsc('op7.Envelope', '', canon));
+  const oldest = ENVELOPE_RELEASES.find((release) => release.lacks.every((name) => canon[name] === null));
+  return (oldest ? oldest.reader : ENVELOPE.writer).toBuffer(toAvsc('op7.Envelope', '', canon));
 }
 const messageTypes = new Map([...types].filter(([n]) => n !== 'op7.Envelope'));
 const writerByFingerprint = new Map([...messageTypes].map(([name, t]) => [t.fingerprint, { name, type: t.writer }]));
@@ -559,6 +565,7 @@ function headerProblems(h) {
   h.languages.forEach((l) => { if (!isLanguageTag(l)) problems.push(`not a BCP 47 tag: ${l}`); });
   if (h.case_id !== null && !IDENTIFIER.test(h.case_id)) problems.push(`case_id is not an identifier: ${h.case_id}`);
   if (h.network !== null && !NETWORK.test(h.network)) problems.push(`network is not a network name: ${h.network}`);
+  if (h.sequence !== null && h.sequence < 1n) problems.push(`sequence is not a number from 1: ${h.sequence}`);
   return problems;
 }
 
