@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import signal
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,10 +15,12 @@ import click
 from broker.audit.auditor import Auditor, read_published
 from broker.audit.bundle import export_case, read_bundle, verify_bundle
 from broker.audit.history import DirectoryHistory
-from broker.audit.store import EvidenceStore, open_store
+from broker.audit.store import EvidenceStore
 from broker.audit.verify import LogReport, verify_log
+from broker.cli._audit_store import STORE_HELP, opened, store_url
 from broker.cli._click import DURATION, POSITIVE_INT, argument
 from broker.cli._common import Env, command, echo_json, global_options, me, new_group, pass_env, transport, where
+from broker.cli.audit_report import audit_report
 from broker.errors import ConfigError, MessageError, VerificationError
 from broker.node.topics import TopicLayout
 from broker.trust.directory import DirectoryAnchor, DirectoryDocument
@@ -28,21 +29,7 @@ from broker.trust.store import TrustStore
 __all__ = ["audit", "verify_bundle_command"]
 
 audit = new_group("audit", "the auditor: a tamper-evident log of every record, its checkpoints, reports, case bundles")
-
-_STORE_HELP = "the evidence log: a SQLite file or a postgresql:// URL (default: OP7_AUDIT_STORE, else audit.db here)"
-
-
-def store_url(env: Env, given: str | None) -> str:
-    return given or env.settings.audit_store or str(env.home.state_dir() / "audit.db")
-
-
-@contextlib.contextmanager
-def opened(env: Env, given: str | None) -> Iterator[EvidenceStore]:
-    store = open_store(store_url(env, given))
-    try:
-        yield store
-    finally:
-        store.close()
+audit.add_command(audit_report)
 
 
 def history_of(env: Env) -> DirectoryHistory:
@@ -65,7 +52,7 @@ def _trusted_nodes(env: Env) -> list[str]:
 
 @command(audit, "run", "read every op7 topic into the evidence log, and sign checkpoints on the checkpoint topic")
 @click.option("--as", "as_node", metavar="NODE_ID", help="the auditor's node (its signing key in this home)")
-@click.option("--store", "given_store", metavar="URL", help=_STORE_HELP)
+@click.option("--store", "given_store", metavar="URL", help=STORE_HELP)
 @click.option("--once", is_flag=True, help="stop when every topic is read to its end (a checkpoint is signed then)")
 @click.option(
     "--checkpoint-every", type=POSITIVE_INT, default=10_000, show_default=True, help="sign after this many entries"
@@ -113,7 +100,7 @@ def audit_run(
 
 
 @command(audit, "verify", "recompute the evidence log; name the first entry modified, deleted, inserted or reordered")
-@click.option("--store", "given_store", metavar="URL", help=_STORE_HELP)
+@click.option("--store", "given_store", metavar="URL", help=STORE_HELP)
 @click.option("--offline", is_flag=True, help="only the checkpoints the store keeps, not those on the checkpoint topic")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @global_options
@@ -170,7 +157,7 @@ def _print_report(report: LogReport) -> None:
 @command(audit, "export", "write one case's messages, receipts, directory and proofs to a file that verifies offline")
 @click.option("--case", "case_id", required=True, metavar="ID", help="the case id")
 @argument("file", "the bundle file to write", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--store", "given_store", metavar="URL", help=_STORE_HELP)
+@click.option("--store", "given_store", metavar="URL", help=STORE_HELP)
 @global_options
 @pass_env
 def audit_export(env: Env, case_id: str, file: Path, given_store: str | None) -> int:

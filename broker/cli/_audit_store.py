@@ -1,0 +1,26 @@
+"""Where ``op7 audit`` commands find the evidence log."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from broker.audit.store import EvidenceStore, open_store
+from broker.cli._common import Env
+
+__all__ = ["STORE_HELP", "opened", "store_url"]
+
+STORE_HELP = "the evidence log: a SQLite file or a postgresql:// URL (default: OP7_AUDIT_STORE, else audit.db here)"
+
+
+def store_url(env: Env, given: str | None) -> str:
+    return given or env.settings.audit_store or str(env.home.state_dir() / "audit.db")
+
+
+@contextlib.contextmanager
+def opened(env: Env, given: str | None) -> Iterator[EvidenceStore]:
+    store = open_store(store_url(env, given))
+    try:
+        yield store
+    finally:
+        store.close()
