@@ -25,16 +25,14 @@ from broker.audit.store import EvidenceStore
 from broker.audit.tree import CompactRange
 from broker.clock import Clock
 from broker.errors import ConfigError, MessageError
-from broker.node.topics import DIRECTORY, TopicLayout
+from broker.node.topics import CHECKPOINTS, DIRECTORY, TopicLayout
 from broker.transport.base import Consumer, Record, Transport
 from broker.wire.envelope import NodeIdentity
 
-__all__ = ["CHECKPOINTS", "Auditor", "AuditStats", "read_published"]
+__all__ = ["Auditor", "AuditStats", "read_published"]
 
 log = logging.getLogger("op7.audit")
 
-#: The topic the auditor publishes its signed checkpoints on (short name).
-CHECKPOINTS = "audit.checkpoints"
 
 
 @dataclass
@@ -90,7 +88,7 @@ class Auditor:
     async def start(self) -> None:
         """Check the store against its last checkpoint, and create the checkpoint topic."""
         await asyncio.to_thread(self._resume)
-        await self.transport.create_topic(self.layout.name(CHECKPOINTS), partitions=1)
+        await _create(self.transport, self.layout)
 
     def _resume(self) -> None:
         self._tree = CompactRange(self.store.leaves())
@@ -207,7 +205,7 @@ class Auditor:
 
 async def read_published(transport: Transport, layout: TopicLayout) -> list[bytes]:
     """Every checkpoint on the checkpoint topic (read whole by a fresh group, nothing committed)."""
-    await transport.create_topic(layout.name(CHECKPOINTS), partitions=1)
+    await _create(transport, layout)
     group = f"op7.audit.checkpoints.{uuid.uuid4().hex}"
     found: list[bytes] = []
     async with transport.consumer([layout.name(CHECKPOINTS)], group, from_beginning=True) as consumer:
@@ -218,6 +216,11 @@ async def read_published(transport: Transport, layout: TopicLayout) -> list[byte
             idle = 0 if records else idle + 1
             if not records and await _caught_up(consumer, idle):
                 return found
+
+
+async def _create(transport: Transport, layout: TopicLayout) -> None:
+    spec = layout.spec(CHECKPOINTS)
+    await transport.create_topic(spec.name, partitions=spec.partitions, retention=spec.retention)
 
 
 async def _caught_up(consumer: Consumer, idle: int) -> bool:

@@ -22,6 +22,8 @@ ALERTS = "alerts"
 DIRECTORY = "directory"
 INBOX = "inbox"
 QUARANTINE = "quarantine"
+#: The auditor's signed checkpoints of its evidence log (one partition: one order), kept as long as the evidence.
+CHECKPOINTS = "audit.checkpoints"
 
 #: Retention of each kind of topic: alerts matter for days, directed exchanges until answered and audited, reports
 #: and refusals for a reporting year and more.
@@ -33,6 +35,8 @@ RETENTION = {
     "receipts": timedelta(days=90),
     INBOX: timedelta(days=90),
     QUARANTINE: timedelta(days=400),
+    # Anyone holding the auditor to a checkpoint must find it for as long as the evidence may be asked for.
+    "audit": timedelta(days=3650),
 }
 
 
@@ -93,6 +97,11 @@ class TopicLayout:
     def directory(self) -> str:
         return DIRECTORY
 
+    @property
+    def checkpoints(self) -> str:
+        """The auditor's checkpoint topic (short name): not among the shared topics, which nodes create and read."""
+        return CHECKPOINTS
+
     def of_type(self, message_type: str) -> str:
         """The shared topic (short name) of a message type, from its schema's ``op7.topic``."""
         return self.registry.topic_of(message_type)
@@ -117,4 +126,6 @@ class TopicLayout:
         kind = short.split(".")[0]
         if kind == DIRECTORY:
             return TopicSpec(self.name(short), partitions=1, compacted=True)
+        if short == CHECKPOINTS:
+            return TopicSpec(self.name(short), partitions=1, retention=RETENTION["audit"])
         return TopicSpec(self.name(short), partitions=self.partitions, retention=RETENTION.get(kind))
