@@ -274,9 +274,10 @@ class EvidenceStore(ABC):
         return row[0], entry
 
 
-def open_store(url: str) -> EvidenceStore:
+def open_store(url: str, *, create: bool = True) -> EvidenceStore:
     """The evidence store at ``url``: ``sqlite:///ABSOLUTE/PATH``, ``sqlite:RELATIVE/PATH`` or a plain path (SQLite),
-    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` or ``postgres://...`` (libpq's parameters in the query)."""
+    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` or ``postgres://...`` (libpq's parameters in the query).
+    Without ``create``, a SQLite file that does not exist is an error (a reader never makes an empty log)."""
     if not url.strip():
         raise ConfigError("evidence store: no URL or path given")
     scheme, colon, rest = url.partition(":")
@@ -300,6 +301,8 @@ def open_store(url: str) -> EvidenceStore:
         )
     else:
         path = Path(url)
+    if not create and not path.exists():
+        raise ConfigError(f"evidence store {path}: no such file ('op7 audit run' makes the log)")
     from broker.audit.sqlite_store import SqliteEvidenceStore
 
     return SqliteEvidenceStore(path)

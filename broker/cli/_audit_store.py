@@ -18,8 +18,9 @@ def store_url(env: Env, given: str | None) -> str:
 
 
 @contextlib.contextmanager
-def opened(env: Env, given: str | None) -> Iterator[EvidenceStore]:
-    store = open_store(store_url(env, given))
+def opened(env: Env, given: str | None, *, create: bool = False) -> Iterator[EvidenceStore]:
+    """The evidence log; only ``op7 audit run`` (``create``) makes a new one."""
+    store = open_store(store_url(env, given), create=create)
     try:
         yield store
     finally:

@@ -14,10 +14,11 @@ import click
 
 from broker.audit.auditor import Auditor, read_published
 from broker.audit.bundle import export_case, read_bundle, verify_bundle
+from broker.audit.checkpoint import Checkpoint
 from broker.audit.history import DirectoryHistory
 from broker.audit.store import EvidenceStore
 from broker.audit.verify import LogReport, verify_log
-from broker.cli._audit_store import STORE_HELP, opened, store_url
+from broker.cli._audit_store import STORE_HELP, opened
 from broker.cli._click import DURATION, POSITIVE_INT, argument
 from broker.cli._common import Env, command, echo_json, global_options, me, new_group, pass_env, transport, where
 from broker.cli.audit_report import audit_report
@@ -25,6 +26,7 @@ from broker.errors import ConfigError, MessageError, VerificationError
 from broker.node.topics import TopicLayout
 from broker.trust.directory import DirectoryAnchor, DirectoryDocument
 from broker.trust.store import TrustStore
+from broker.wire import merkle
 
 __all__ = ["audit", "verify_bundle_command"]
 
@@ -89,12 +91,12 @@ def audit_run(
                 checkpoint_every=checkpoint_every,
                 checkpoint_interval=checkpoint_interval,
             )
-            click.echo(f"auditing {where(env)} into {_shown(store_url(env, given_store))}", err=True)
+            click.echo(f"auditing {where(env)} into {store.name}", err=True)
             stats = await auditor.run(once=once, stop=stop)
         last = stats.checkpoints[-1].describe() if stats.checkpoints else "no new checkpoint (nothing new)"
         click.echo(f"logged {stats.logged} of {stats.read} records read ({stats.refused} refused); {last}", err=True)
 
-    with opened(env, given_store) as store:
+    with opened(env, given_store, create=True) as store:
         asyncio.run(run(store))
     return 0
 
@@ -183,6 +185,36 @@ def _follow_log(store: EvidenceStore, history: DirectoryHistory) -> None:
                 history.offer(entry.value)
 
 
+@command(audit, "prove", "prove that the log only grew since an older checkpoint (an RFC 9162 consistency proof)")
+@click.option("--from-size", "old_size", type=POSITIVE_INT, required=True, help="the older checkpoint's size")
+@click.option("--store", "given_store", metavar="URL", help=STORE_HELP)
+@global_options
+@pass_env
+def audit_prove(env: Env, old_size: int, given_store: str | None) -> int:
+    with opened(env, given_store) as store:
+        kept = [Checkpoint.from_bytes(c) for c in store.checkpoints()]
+        old = next((c for c in kept if c.size == old_size), None)
+        if old is None:
+            sizes = ", ".join(str(c.size) for c in kept) or "none yet"
+            raise ConfigError(f"no checkpoint of size {old_size} was signed (sizes signed: {sizes})")
+        new = max(kept, key=lambda c: (c.size, c.at))
+        proof = merkle.consistency_proof(store.leaves(new.size), old_size)
+    if not merkle.verify_consistency(old.size, new.size, old.root, new.root, proof):
+        raise VerificationError(
+            f"the log's entries do not prove the {new.describe()} follows from the {old.describe()}: "
+            "run 'op7 audit verify'"
+        )
+    echo_json(
+        {
+            "old": json.loads(old.to_bytes()),
+            "new": json.loads(new.to_bytes()),
+            "consistency_proof": [h.hex() for h in proof],
+        },
+        indent=1,
+    )
+    return 0
+
+
 @command(None, "verify-bundle", "check a case bundle offline and print an account of its messages")
 @argument("file", "the bundle", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--anchor", type=click.Path(dir_okay=False, path_type=Path), help="the network's anchor file")
@@ -210,12 +242,3 @@ def verify_bundle_command(env: Env, file: Path, anchor: Path | None) -> int:
         return 1
     click.echo(f"{file}: every message, proof and signature verifies")
     return 0
-
-
-def _shown(url: str) -> str:
-    """A store URL without its password."""
-    head, at, tail = url.rpartition("@")
-    if not at or "://" not in head:
-        return url
-    scheme, _, credentials = head.partition("://")
-    return f"{scheme}://{credentials.partition(':')[0]}@{tail}"

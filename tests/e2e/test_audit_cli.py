@@ -18,6 +18,7 @@ from typing import Any
 import defusedxml.ElementTree
 import pytest
 
+from broker.wire import merkle
 from tests.audit_db import fresh_store_url, tamper
 from tests.conftest import ROOT, run_op7
 
@@ -141,6 +142,24 @@ def test_every_record_is_logged_verified_and_held_in_place(network: Network) -> 
     # Running again logs nothing twice.
     again = network.audit("run", "--as", "NL.AUDIT", "--once")
     assert again.returncode == 0 and len(_entries(network.store)) == len(entries)
+
+    # The log grows; anyone holding the first checkpoint gets a proof that the second extends it.
+    network.ok("fr", "alert", "send", str(ALERT))
+    assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
+    proved = network.audit("prove", "--from-size", str(len(entries)))
+    assert proved.returncode == 0, proved.stderr
+    proof = json.loads(proved.stdout)
+    old, new = proof["old"], proof["new"]
+    assert (old["size"], new["size"]) == (len(entries), len(entries) + 1)
+    hashes = [bytes.fromhex(h) for h in proof["consistency_proof"]]
+    old_root, new_root = bytes.fromhex(old["root"]), bytes.fromhex(new["root"])
+    assert merkle.verify_consistency(old["size"], new["size"], old_root, new_root, hashes)
+    assert not merkle.verify_consistency(old["size"], new["size"], new_root, new_root, hashes)
+    assert network.verify()["checkpoints_verified"] == 2
+    unknown = network.audit("prove", "--from-size", "999")
+    assert unknown.returncode == 1 and f"sizes signed: {len(entries)}, {len(entries) + 1}" in unknown.stderr
+    missing = network("auditor", "audit", "verify", "--store", str(network.tmp_path / "nothing.db"))
+    assert missing.returncode == 1 and "no such file ('op7 audit run' makes the log)" in missing.stderr
 
 
 def test_verify_names_the_entry_a_change_touched(network: Network) -> None:
