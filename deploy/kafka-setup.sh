@@ -2,7 +2,8 @@
 # One-shot set-up of the cluster of docker-compose.yml, run in the apache/kafka image by the kafka-setup service as the
 # super user op7-admin: waits until the three brokers answer, creates the topics of topics.conf (replication factor
 # and min.insync.replicas below; existing ones are left alone) and adds the ACLs of acls/*.acl (adding one that exists
-# changes nothing). Safe to run again, e.g. after adding a node's topics and ACL file.
+# changes nothing). Safe to run again, e.g. after adding a node's topics and ACL file. It never removes: a binding
+# taken out of a file stays on the cluster until `kafka-acls.sh --remove --force` with that line's other arguments.
 #
 # Environment: SETUP_BOOTSTRAP (host:port,...), SETUP_CA (the CA's PEM), SETUP_KEYSTORE (op7-admin's key and
 # certificate, PEM), SETUP_REPLICATION_FACTOR (default 3), SETUP_MIN_INSYNC_REPLICAS (default 2), SETUP_BROKERS (how

@@ -13,7 +13,10 @@
 #   secrets/homes/NL.NA1/            the authority's home, its key included (a real one is never on this machine)
 #   network/directory.json           version 1 of the directory: the four nodes, signed by NL.NA1
 #   network/anchor.json              the trust anchor every node installs (mounted as $OP7_HOME/anchor.json)
-# Existing keys are kept; delete secrets/homes and network/ to start again.
+#   secrets/audit-db.password        the password of the evidence log's database (audit-db), made once
+#   secrets/audit-store.url          the auditor's URL of that database, password included (OP7_AUDIT_STORE)
+# Existing keys are kept; delete secrets/homes and network/ to start again. The database takes its password when its
+# volume is new: keep audit-db.password as long as the volume op7_audit-db-data.
 set -euo pipefail
 
 DEPLOY="${OP7_DEPLOY_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
@@ -61,6 +64,11 @@ fi
 [[ -f "$NETWORK/anchor.json" ]] || op7 directory anchor "$dir" --out "$NETWORK/anchor.json" >&2
 chmod 0644 "$NETWORK/anchor.json"
 op7 directory verify "$dir" --anchor "$NETWORK/anchor.json" >&2
+
+# The evidence log's database: its password, and the auditor's URL of it (hexadecimal: nothing to escape in a URL).
+[[ -f "$SECRETS/audit-db.password" ]] || openssl rand -hex 24 | tr -d '\n' >"$SECRETS/audit-db.password"
+printf 'postgresql://op7audit:%s@audit-db:5432/op7audit' "$(cat "$SECRETS/audit-db.password")" \
+  >"$SECRETS/audit-store.url"
 if [[ "$(id -u)" == 0 ]]; then
   chown -R "${OP7_UID:-1000}:${OP7_UID:-1000}" "$SECRETS" "$NETWORK"
 fi

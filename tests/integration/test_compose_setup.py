@@ -5,14 +5,17 @@ allowed without an ACL; its own OP7_KAFKA_HOME, ports around 9720, the jars of t
 as in the kafka-setup service, as the super user op7-admin, with Kafka's own tools (TopicCommand, AclCommand,
 BrokerApiVersionsCommand: what /opt/kafka/bin's scripts run in the apache/kafka image) on a few lines of
 deploy/topics.conf and the hand-written ACLs of the auditor (deploy/acls/NL.AUDIT.acl). Then the topics are what the
-lines say, and the auditor's principal reads the alerts and writes its own quarantine, but writes no alert and reads
-no inbox. And Kafka itself takes each broker's configuration of the compose file: rendered into properties as the
-apache/kafka image renders its KAFKA_* variables, it formats the broker's KRaft storage.
+lines say, and `op7 audit run`, as the auditor's principal, reads the alerts and an inbox into its log and signs a
+checkpoint on the checkpoint topic, which `op7 audit verify` reads back; but it writes no alert and no quarantine,
+and joins no group outside its own. And Kafka itself takes each broker's configuration of the compose file: rendered
+into properties as the apache/kafka image renders its KAFKA_* variables, it formats the broker's KRaft storage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +26,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from broker import NodeIdentity, SigningKey, SystemClock, TrustStore
+from broker.audit.auditor import Auditor, read_published
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.history import DirectoryHistory
+from broker.audit.store import open_store
 from broker.errors import TransportError
+from broker.node.topics import TopicLayout
 from broker.transport import KafkaSettings, KafkaTransport
 from tests.conftest import ROOT, under_ci
 from tests.unit.test_compose import built_compose_config, compose_model
@@ -32,7 +41,7 @@ pytestmark = pytest.mark.kafka
 
 KAFKA = str(ROOT / "scripts" / "kafka")
 #: The lines of deploy/topics.conf the set-up creates here (each JVM start of a tool costs seconds).
-TOPICS = ("op7.alerts", "op7.directory", "op7.inbox.NL.NCC", "op7.quarantine.NL.AUDIT")
+TOPICS = ("op7.alerts", "op7.directory", "op7.inbox.NL.NCC", "op7.quarantine.NL.AUDIT", "op7.audit.checkpoints")
 TOOLS = {
     "kafka-topics.sh": "TopicCommand",
     "kafka-acls.sh": "AclCommand",
@@ -195,30 +204,31 @@ async def test_setup_creates_the_topics_as_topics_conf_says(cluster: Cluster) ->
             assert found[topic][key] == value, f"{topic}: {key}"
 
 
-async def test_the_auditor_reads_alerts_and_nothing_else(cluster: Cluster) -> None:
+async def test_the_auditor_reads_every_topic_and_writes_only_its_checkpoints(cluster: Cluster, tmp_path: Path) -> None:
     assert cluster.setup.returncode == 0, cluster.setup.stderr[-3000:]
+    records = {"op7.alerts": b"an alert, as far as Kafka knows", "op7.inbox.NL.NCC": b"a request to NL.NCC"}
     async with KafkaTransport(cluster.settings("op7-admin")) as admin:
-        await admin.send("op7.alerts", b"an alert, as far as Kafka knows")
-        await admin.send("op7.inbox.NL.NCC", b"a request to NL.NCC")
-        assert len(await admin.partitions_of(["op7.inbox.NL.NCC"])) == 3
-    async with KafkaTransport(cluster.settings("NL.AUDIT")) as auditor:
-        assert await _read(auditor, "op7.alerts", attempts=10) == [b"an alert, as far as Kafka knows"]
-        assert (await auditor.send("op7.quarantine.NL.AUDIT", b"")).topic == "op7.quarantine.NL.AUDIT"
-        with pytest.raises(TransportError, match=r"TopicAuthorizationFailedError.*op7\.alerts"):
-            await auditor.send("op7.alerts", b"an auditor's alert")
-        # Not even Describe: the inbox is absent from what the cluster tells the auditor, and nothing is fetched.
-        assert await auditor.partitions_of(["op7.inbox.NL.NCC"]) == []
-        assert await _read(auditor, "op7.inbox.NL.NCC", attempts=3) == []
-
-
-async def _read(transport: KafkaTransport, topic: str, attempts: int) -> list[bytes]:
-    """The first records fetched from ``topic`` in the group NL.AUDIT, within ``attempts`` fetches of 2 s."""
-    async with transport.consumer([topic], "NL.AUDIT", from_beginning=True) as consumer:
-        for _ in range(attempts):
-            records = await consumer.fetch(timeout=2.0)
-            if records:
-                return [r.value for r in records]
-    return []
+        for topic, value in records.items():
+            await admin.send(topic, value)
+    layout = TopicLayout("op7")
+    history = DirectoryHistory(None, TrustStore())
+    identity = NodeIdentity("NL.AUDIT", SigningKey.generate())
+    with open_store(str(tmp_path / "audit.db")) as store:
+        async with KafkaTransport(cluster.settings("NL.AUDIT")) as auditor:
+            # The topics of the layout that this cluster lacks are read as empty.
+            run = Auditor(auditor, store, history, identity, SystemClock(), layout=layout, nodes=["NL.NCC", "NL.AUDIT"])
+            stats = await asyncio.wait_for(run.run(once=True), timeout=120)
+            published = await read_published(auditor, layout)
+            for topic in ("op7.alerts", "op7.quarantine.NL.AUDIT"):
+                with pytest.raises(TransportError, match=rf"TopicAuthorizationFailedError.*{re.escape(topic)}"):
+                    await auditor.send(topic, b"written by the auditor")
+            with pytest.raises(TransportError, match="GroupAuthorizationFailedError"):
+                async with auditor.consumer(["op7.alerts"], "NL.NCC", from_beginning=True) as consumer:
+                    await consumer.fetch(timeout=2.0)
+        logged = {(e.topic, e.value) for e in store.entries()}
+    assert logged == set(records.items())
+    assert (stats.logged, stats.refused) == (2, 2)  # kept, though no signed frame
+    assert [Checkpoint.from_bytes(data).size for data in published] == [2]
 
 
 def test_kafka_takes_each_broker_configuration(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from psycopg.conninfo import conninfo_to_dict
 
 from broker.cli.app import main
 from broker.config import ENV_PREFIX, Settings
@@ -160,6 +161,7 @@ def test_every_op7_service_is_configured_with_real_settings_and_flags(project: d
     settings = {Settings.variable(name) for name in Settings.model_fields}
     services = _op7_services(project)
     assert {"nl-ncc-inbox", "nl-ncc-alerts", "be-fcp-inbox", "be-fcp-alerts", "ops-centre", "auditor"} < set(services)
+    serving: set[str] = set()
     for name, service in services.items():
         env = service["environment"]
         unknown = {v for v in env if v.removesuffix("_FILE") not in settings}
@@ -168,7 +170,9 @@ def test_every_op7_service_is_configured_with_real_settings_and_flags(project: d
         assert env["OP7_KAFKA_SECURITY_PROTOCOL"] == "SSL"
         assert env["OP7_BOOTSTRAP"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
         secrets = {s["target"] for s in service.get("secrets", [])}
-        assert env["OP7_KAFKA_KEY"] in secrets and env.get("OP7_KEY_PASSPHRASE_FILE", next(iter(secrets))) in secrets
+        assert env["OP7_KAFKA_KEY"] in secrets
+        files = {v: path for v, path in env.items() if v.endswith("_FILE")}
+        assert set(files.values()) <= secrets, f"{name}: {files} read from outside its secrets"
         mounts = {m["target"]: m for m in service["volumes"]}
         assert env["OP7_KAFKA_CERT"] in mounts and env["OP7_KAFKA_CA"] in mounts
         principal = Path(env["OP7_KAFKA_CERT"]).stem
@@ -182,12 +186,14 @@ def test_every_op7_service_is_configured_with_real_settings_and_flags(project: d
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             status = main([*command[1:], "--help"])
         assert status == 0, f"{name}: {shlex.join(command)}: {out.getvalue().strip().splitlines()[-1]}"
+        if "--metrics-port" in out.getvalue():  # served metrics are reachable from outside the container
+            serving.add(name)
+            assert env["OP7_METRICS_PORT"] == "9464" and env["OP7_METRICS_ADDRESS"] == "0.0.0.0", name
     assert "--metrics-port" in services["ops-centre"]["command"]
+    assert serving == set(services) - {"directory-publish", "auditor"}
     members = set()
     for name, service in services.items():
-        if name != "directory-publish":  # the long-running ones serve metrics, reachable from outside the container
-            assert service["environment"]["OP7_METRICS_PORT"] == "9464", name
-            assert service["environment"]["OP7_METRICS_ADDRESS"] == "0.0.0.0", name
+        if name != "directory-publish":  # the long-running ones
             members.add(service["environment"]["OP7_KAFKA_GROUP_INSTANCE_ID"])  # static membership: one id each
     assert len(members) == len(services) - 1
 
@@ -238,20 +244,37 @@ def test_node_acls_are_those_op7_topics_acls_prints() -> None:
     assert directory_writers == {AUTHORITY}
 
 
-def test_the_auditor_reads_alerts_directory_and_quarantine_and_writes_nothing_others_read() -> None:
+def _allows(bindings: set[Binding], kind: str, name: str, operation: str) -> bool:
+    """Whether a binding grants ``operation`` on the resource ``name`` (Read and Write imply Describe)."""
+    implied = {operation, *(("Read", "Write") if operation == "Describe" else ())}
+    return any(
+        b[1] == kind and b[4] in implied and (name == b[2] if b[3] == "literal" else name.startswith(b[2]))
+        for b in bindings
+    )
+
+
+def test_the_auditor_reads_every_topic_and_writes_only_its_checkpoints() -> None:
+    """`op7 audit run` reads every topic of the layout, those of nodes joining later too, in groups named after the
+    auditor; it writes its checkpoints and nothing else."""
     bindings = _acl_file(DEPLOY / "acls" / "NL.AUDIT.acl")
-    writes = {(b[1], b[2], b[3]) for b in bindings if b[4] == "Write"}
-    assert writes == {("topic", "op7.quarantine.NL.AUDIT", "literal")}
-    reads = {(b[2], b[3]) for b in bindings if b[1] == "topic" and b[4] == "Read"}
-    assert reads == {("op7.alerts", "literal"), ("op7.directory", "literal"), ("op7.quarantine", "prefixed")}
-    assert not any("inbox" in b[2] for b in bindings)
+    later = "FR.GN"  # a node the deployment does not know yet
+    topics = [*LAYOUT.shared, *(t for n in ("NL.NCC", "NL.AUDIT", later) for t in LAYOUT.of_node(n))]
+    for topic in [LAYOUT.name(t) for t in [*topics, LAYOUT.checkpoints]]:
+        assert _allows(bindings, "topic", topic, "Read"), topic
+    assert not _allows(bindings, "topic", "other.alerts", "Read")
+    writes = {(b[1], b[2], b[3]) for b in bindings if b[4] != "Read"}
+    assert writes == {("topic", LAYOUT.name(LAYOUT.checkpoints), "literal")}
+    groups = {(b[2], b[3]) for b in bindings if b[1] == "group"}
+    assert groups == {("NL.AUDIT.audit.", "prefixed"), ("op7.audit.checkpoints.", "prefixed")}
+    assert {b[4] for b in bindings if b[1] == "group"} == {"Read"}
 
 
 def test_topics_are_those_of_the_topic_layout() -> None:
-    """deploy/topics.conf: every topic op7 uses for the nodes of the deployment, specified as op7 creates them."""
+    """deploy/topics.conf: every topic op7 uses for the nodes of the deployment and the auditor's checkpoints,
+    specified as op7 creates them."""
     nodes = [f.stem for f in (DEPLOY / "acls").glob("*.acl") if f.stem != AUTHORITY]
     expected = {}
-    for short in LAYOUT.shared + [t for n in nodes for t in LAYOUT.of_node(n)]:
+    for short in [*LAYOUT.shared, *(t for n in nodes for t in LAYOUT.of_node(n)), LAYOUT.checkpoints]:
         spec = LAYOUT.spec(short)
         configs = {"cleanup.policy=compact"} if spec.compacted else set()
         if spec.retention is not None:
@@ -280,6 +303,29 @@ def test_setup_service_creates_replicated_topics_then_the_directory_is_published
     for name, service in _op7_services(project).items():
         if name != "directory-publish":
             assert service["depends_on"]["directory-publish"]["condition"] == "service_completed_successfully"
+
+
+def test_the_auditor_keeps_its_log_in_a_database_only_it_reaches(project: dict[str, Any]) -> None:
+    """The evidence log is in PostgreSQL on a network of its own, no port on the host; its password is a secret,
+    and so is the auditor's URL of it: neither is in the compose file."""
+    services = project["services"]
+    auditor, database = services["auditor"], services["audit-db"]
+    assert auditor["command"] == ["op7", "audit", "run", "--as", "NL.AUDIT"]
+    assert re.fullmatch(r"postgres:1[67]", database["image"]), "the official image, whose data folder is mounted"
+    assert not database.get("ports") and not database.get("expose")
+    assert project["networks"]["audit-db"]["internal"] is True
+    assert {name for name, s in services.items() if "audit-db" in s["networks"]} == {"auditor", "audit-db"}
+    assert set(database["networks"]) == {"audit-db"} and set(auditor["networks"]) == {"op7", "audit-db"}
+    volumes = {m["target"]: m for m in database["volumes"]}
+    assert volumes["/var/lib/postgresql/data"]["type"] == "volume"
+    # pg_isready over TCP: the image's first-start server, before the database is made, listens on its socket only.
+    assert database["healthcheck"]["test"][:4] == ["CMD", "pg_isready", "--host", "127.0.0.1"]
+    assert auditor["depends_on"]["audit-db"]["condition"] == "service_healthy"
+    env = database["environment"]
+    assert "POSTGRES_PASSWORD" not in env and "OP7_AUDIT_STORE" not in auditor["environment"]
+    assert env["POSTGRES_PASSWORD_FILE"] in {s["target"] for s in database["secrets"]}
+    assert auditor["environment"]["OP7_AUDIT_STORE_FILE"] in {s["target"] for s in auditor["secrets"]}
+    assert "audit-home" in {m["source"] for m in auditor["volumes"] if m["type"] == "volume"}
 
 
 def test_no_private_key_is_committed_nor_sent_to_a_build(project: dict[str, Any]) -> None:
@@ -346,12 +392,16 @@ def test_entrypoint_reads_secrets_from_files(tmp_path: Path) -> None:
 def dev_deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """deploy/ filled by make-dev-certs.sh and make-dev-network.sh, run for real (op7 from this tree)."""
     folder = tmp_path_factory.mktemp("deploy")
+    for script in ("make-dev-certs.sh", "make-dev-network.sh"):
+        _run_dev_script(script, folder)
+    return folder
+
+
+def _run_dev_script(script: str, folder: Path) -> None:
     env = {**os.environ, "OP7_DEPLOY_DIR": str(folder)}
     env.pop("OP7_HOME", None)
-    for script in ("make-dev-certs.sh", "make-dev-network.sh"):
-        done = subprocess.run([str(DEPLOY / script)], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, f"{script}: {done.stderr}"
-    return folder
+    done = subprocess.run([str(DEPLOY / script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{script}: {done.stderr}"
 
 
 def test_dev_certificates_name_each_principal_and_chain_to_the_ca(
@@ -393,7 +443,9 @@ def test_dev_deployment_fills_every_file_the_services_mount(project: dict[str, A
         filled = dev_deployment / relative
         if relative.parts[0] in ("secrets", "network"):
             assert filled.exists(), f"the dev scripts do not make {relative}"
-            private = filled.is_dir() or filled.suffix in (".key", ".passphrase") or "keystore" in filled.name
+            # Everything in secrets/ but the certificates: keys, passphrases, the database's password and URL.
+            certificate = filled.suffix == ".pem" and "keystore" not in filled.name
+            private = relative.parts[0] == "secrets" and (filled.is_dir() or not certificate)
             if private:
                 assert filled.stat().st_mode & 0o077 == 0, f"{relative} is open to other users"
         else:
@@ -412,3 +464,36 @@ def test_dev_deployment_fills_every_file_the_services_mount(project: dict[str, A
     listed = {node["node_id"] for node in json.loads(out.getvalue())["nodes"]}
     principals = {Path(s["environment"]["OP7_KAFKA_CERT"]).stem for s in _op7_services(project).values()}
     assert listed == principals - {AUTHORITY}
+
+
+def _secret_file(project: dict[str, Any], service: str, target: str, deployment: Path) -> Path:
+    """Where, in ``deployment``, the file is that ``service`` sees at ``target``."""
+    source = next(s["source"] for s in project["services"][service]["secrets"] if s["target"] == target)
+    return deployment / Path(project["secrets"][source]["file"]).relative_to(DEPLOY)
+
+
+def test_the_auditor_opens_its_log_with_the_database_password(project: dict[str, Any], dev_deployment: Path) -> None:
+    """The URL the auditor's entry point reads into OP7_AUDIT_STORE names the database's user, password and
+    database on its service; running the script again keeps the password the database was made with."""
+    database = project["services"]["audit-db"]["environment"]
+    password_file = _secret_file(project, "audit-db", database["POSTGRES_PASSWORD_FILE"], dev_deployment)
+    password = password_file.read_text(encoding="utf-8")
+    url_file = _secret_file(
+        project, "auditor", project["services"]["auditor"]["environment"]["OP7_AUDIT_STORE_FILE"], dev_deployment
+    )
+    entry = [str(DEPLOY / "op7-entrypoint.sh"), sys.executable, "-c"]
+    read = "from broker.config import Settings; print(Settings.load().audit_store)"
+    env = {"PATH": os.environ["PATH"], "OP7_AUDIT_STORE_FILE": str(url_file)}
+    url = subprocess.run([*entry, read], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert url.startswith("postgresql://")
+    assert conninfo_to_dict(url) == {
+        "user": database["POSTGRES_USER"],
+        "password": password,
+        "host": "audit-db",
+        "port": "5432",
+        "dbname": database["POSTGRES_DB"],
+    }
+    assert len(password) >= 32
+    _run_dev_script("make-dev-network.sh", dev_deployment)
+    assert password_file.read_text(encoding="utf-8") == password
+    assert url_file.read_text(encoding="utf-8") == url
