@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from broker.wire.envelope import NodeIdentity
 __all__ = ["Auditor", "AuditStats", "read_published"]
 
 log = logging.getLogger("op7.audit")
-
 
 
 @dataclass
@@ -77,7 +75,7 @@ class Auditor:
         self.on_entries: Callable[[list[Entry]], None] | None = None
         self._tree = CompactRange()
         self._checkpointed = 0
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = clock.now()
 
     def topics(self) -> list[str]:
         """Every topic of the network: the shared ones, and each known node's inbox and quarantine."""
@@ -161,9 +159,7 @@ class Auditor:
         """Sign and publish a checkpoint when enough entries or time went by since the last (``force``: whenever
         the log grew)."""
         grown = self._tree.size - self._checkpointed
-        due = grown >= self.checkpoint_every or time.monotonic() - self._last_checkpoint >= (
-            self.checkpoint_interval.total_seconds()
-        )
+        due = grown >= self.checkpoint_every or self.clock.now() - self._last_checkpoint >= self.checkpoint_interval
         if grown <= 0 or not (due or force):
             return None
         checkpoint = Checkpoint.sign(self.identity, self._tree.size, self._tree.root(), self.clock.now())
@@ -171,7 +167,7 @@ class Auditor:
         await asyncio.to_thread(self.store.add_checkpoint, checkpoint.size, data)
         key = (checkpoint.network or self.identity.node_id).encode()
         await self.transport.send(self.layout.name(CHECKPOINTS), data, key=key)
-        self._checkpointed, self._last_checkpoint = checkpoint.size, time.monotonic()
+        self._checkpointed, self._last_checkpoint = checkpoint.size, checkpoint.at
         self.stats.checkpoints.append(checkpoint)
         log.info("signed %s", checkpoint.describe())
         return checkpoint

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,10 @@ def case_entries(store: EvidenceStore, case_id: str) -> list[Entry]:
     found: dict[str, Entry] = {}
     batch = [e for e in store.find(case_id=case_id) if _message(e)]
     while batch:
-        fresh = {str(e.meta["message_id"]): e for e in batch if str(e.meta["message_id"]) not in found}
+        fresh: dict[str, Entry] = {}
+        for entry in batch:  # in log order: the first entry of a message read twice is kept
+            if str(entry.meta["message_id"]) not in found:
+                fresh.setdefault(str(entry.meta["message_id"]), entry)
         found.update(fresh)
         batch = [e for e in store.find(in_reply_to=list(fresh)) if _message(e)] if fresh else []
     return sorted(found.values(), key=lambda e: e.index)
@@ -148,6 +150,7 @@ def verify_bundle(bundle: dict[str, Any], anchor: DirectoryAnchor | None) -> Bun
     consistent with itself: the account says so)."""
     account = BundleAccount(str(bundle.get("case_id")), anchor_given=anchor is not None)
     try:
+        entries = _list(bundle, "entries")
         history = _history(bundle, anchor)
         checkpoint = Checkpoint.from_bytes(str(bundle["checkpoint"]).encode())
         checkpoint.verify(history)
@@ -155,7 +158,9 @@ def verify_bundle(bundle: dict[str, Any], anchor: DirectoryAnchor | None) -> Bun
         account.problems.append(f"the bundle's directory or checkpoint does not verify: {exc}")
         return account
     account.checkpoint = checkpoint
-    for number, data in enumerate(_list(bundle, "entries")):
+    if not entries:
+        account.problems.append("the bundle holds no message")
+    for number, data in enumerate(entries):
         try:
             entry = entry_from_json(data)
             proof = [bytes.fromhex(h) for h in data["proof"]]
@@ -200,7 +205,7 @@ def _check_entry(
     )
 
 
-def _list(bundle: dict[str, Any], name: str) -> Iterable[Any]:
+def _list(bundle: dict[str, Any], name: str) -> list[Any]:
     value = bundle.get(name)
     if not isinstance(value, list):
         raise ValueError(f"the bundle's {name!r} is not a list")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = ["CHECKPOINT_CONTEXT", "CHECKPOINT_FORMAT", "Checkpoint"]
 
 CHECKPOINT_CONTEXT = b"op7 audit checkpoint v1\x00"
 CHECKPOINT_FORMAT = "op7-audit-checkpoint/1"
+#: A signing key's id: the first 8 bytes of its SHA-256, in hex.
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Checkpoint:
             raise DecodeError(f"checkpoint: {exc}", reason="bad-checkpoint") from None
         if len(checkpoint.root) != 32 or checkpoint.at.tzinfo is None:
             raise DecodeError("checkpoint: root must be 32 bytes and at a UTC instant", reason="bad-checkpoint")
+        if not _KEY_ID.fullmatch(checkpoint.key_id):
+            raise DecodeError(f"checkpoint: key_id {checkpoint.key_id!r} is not a key id", reason="bad-checkpoint")
         return checkpoint
 
     def verify(self, history: DirectoryHistory) -> None:
@@ -95,8 +100,7 @@ class Checkpoint:
                 f"checkpoint of size {self.size} is for network {self.network!r}, not {history.network!r}",
                 reason="wrong-network",
             )
-        trust = history.trust_at(self.at)
-        key = trust.key_for(self.auditor, bytes.fromhex(self.key_id))
+        key = history.key_at(self.auditor, bytes.fromhex(self.key_id), self.at)
         key.verify(self.signature, self.signed_part())
         version = history.in_force(self.at)
         entry = version.directory.node(self.auditor) if version else None

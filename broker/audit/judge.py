@@ -62,12 +62,10 @@ class Judge:
             return _draft(record, kind, Outcome.REFUSED, "internal-error", repr(exc)[:500], _claimed(record.value))
 
     def _directory(self, record: Record) -> Draft:
-        signed = DirectoryDocument.from_bytes(record.value).signed
-        directory = DirectoryDocument(signed).directory
-        held = {v.directory.version: v for v in self.history.versions}.get(directory.version)
-        if held is None or held.signed != signed:
-            # Not taken yet from the directory topic (or a fork: offer names it).
-            self.history.offer(record.value)
+        """A version the history holds or takes now; a fork, a forgery, a version before the chain from the anchor
+        starts and one that waits for the version before it are refused (offer raises)."""
+        self.history.offer(record.value)
+        directory = DirectoryDocument.from_bytes(record.value).directory
         meta = {
             "network": directory.network,
             "version": directory.version,
