@@ -1,4 +1,4 @@
-// Independent op7 frame verifier and decoder, written from docs/PROTOCOL.md, the
+// Independent op7 frame verifier and decoder (the audit formats of section 15 in audit.mjs), written from docs/PROTOCOL.md, the
 // schemas in schemas/*.avsc and the JSON test vectors only (no op7 Python code).
 //
 //   cd interop/node && npm ci && node verify.mjs [-v]
@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import avro from 'avsc';
+import { runAuditVectors } from './audit.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SCHEMA_DIR = resolve(HERE, '../../schemas');
@@ -214,6 +215,24 @@ function decodeHeader(bytes) {
 function encodeHeader(canon) {
   const oldest = ENVELOPE_RELEASES.find((release) => release.lacks.every((name) => canon[name] === null));
   return (oldest ? oldest.reader : ENVELOPE.writer).toBuffer(toAvsc('op7.Envelope', '', canon));
+}
+// §11: a directory body carries no schema id either: it is read with the current op7.directory.Directory or,
+// failing that, with each released one, which lacks the fields appended since (`expires_at` after release 1).
+const DIRECTORY_JSON = selfContained('op7.directory.Directory', '', new Set());
+const DIRECTORY_READERS = [avscType(DIRECTORY_JSON), ...RELEASES.map((version) => {
+  const released = readJson(resolve(SCHEMA_DIR, 'released', version, 'directory.avsc')).find((s) => s.name === 'Directory');
+  const names = new Set(released.fields.map((f) => f.name));
+  return avscType({ ...DIRECTORY_JSON, fields: DIRECTORY_JSON.fields.filter((f) => names.has(f.name)) });
+})];
+const SIGNED_DIRECTORY = avscType(selfContained('op7.directory.SignedDirectory', '', new Set()));
+function decodeDirectoryBody(bytes) {
+  let first;
+  for (const reader of DIRECTORY_READERS) {
+    let directory;
+    try { directory = reader.fromBuffer(bytes); } catch (e) { first ??= e; continue; }
+    return { ...directory, expires_at: directory.expires_at ?? null };
+  }
+  throw first;
 }
 const messageTypes = new Map([...types].filter(([n]) => n !== 'op7.Envelope'));
 const writerByFingerprint = new Map([...messageTypes].map(([name, t]) => [t.fingerprint, { name, type: t.writer }]));
@@ -636,7 +655,19 @@ class Refusal extends Error {
 const refuse = (reason, detail, step) => { throw new Refusal(reason, detail, step); };
 const MAX_FRAME = 700_000;
 
-function receive(frame, now = Date.now(), network = null) {
+// The trust store's key of a sender (§4.2 step 2).
+function trustStoreKey(sender, keyId) {
+  const keys = trustStore.get(sender);
+  if (!keys) refuse('unknown-sender', `${sender} is not in the trust store`, 2);
+  const key = keys.get(keyId);
+  if (!key) refuse('unknown-key', `${sender} has no key ${keyId}`, 2);
+  return key;
+}
+
+// Options: `network`, the receiver's; `lookupKey(sender, keyId)`, the key or a refusal (default: the trust
+// store); for a case bundle (§15), `keyValidAt(sender, keyId, createdAt)` and `maySend(sender, createdAt, type)`
+// by the directory version in force, and `headerOnly` (the payload, perhaps sealed, is not read).
+function receive(frame, { now = Date.now(), network = null, lookupKey = trustStoreKey, keyValidAt = null, maySend = null, headerOnly = false } = {}) {
   // Step 1: the prefix and the lengths; nothing is decoded.
   const MAGIC = Buffer.from('OP7', 'ascii');
   if (!frame.subarray(0, 3).equals(MAGIC.subarray(0, Math.min(3, frame.length)))) refuse('bad-magic', `magic ${hex(frame.subarray(0, 3))}`, 1);
@@ -668,11 +699,8 @@ function receive(frame, now = Date.now(), network = null) {
   const sigBlock = frame.subarray(pos, pos + s); pos += s;
   if (pos !== frame.length) refuse('trailing-bytes', `${frame.length - pos} byte(s) after the signature block`, 1);
 
-  // Step 2: trust store.
-  const keys = trustStore.get(sender);
-  if (!keys) refuse('unknown-sender', `${sender} is not in the trust store`, 2);
-  const key = keys.get(hex(keyId));
-  if (!key) refuse('unknown-key', `${sender} has no key ${hex(keyId)}`, 2);
+  // Step 2: the sender's key.
+  const key = lookupKey(sender, hex(keyId));
 
   // Step 3: signature over the signed part exactly as received.
   if (s !== 64) refuse('bad-signature', `signature block of ${s} bytes`, 3);
@@ -688,8 +716,12 @@ function receive(frame, now = Date.now(), network = null) {
   } catch (e) { refuse('undecodable', `header: ${e.message}`, 4); }
   const hp = headerProblems(env);
   if (hp.length) refuse('invalid-header', hp.join('; '), 4);
+  // §15 (a bundle's frame): the key valid at created_at by the directory in force, before the network.
+  if (keyValidAt) keyValidAt(sender, hex(keyId), env.created_at);
   // A receiver of a network (one with a directory) takes only frames that name it.
   if (network !== null && env.network !== network) refuse('wrong-network', `header names network ${env.network}, receiver is of ${network}`, 4);
+  if (maySend) maySend(sender, env.created_at, env.message_type);
+  if (headerOnly) return { sender, keyId: hex(keyId), header: env, parts: { header, payload, sigBlock, signedPart } };
   const reader = messageTypes.get(env.message_type);
   if (!reader) refuse('unknown-type', `message type ${env.message_type}`, 4);
   const fp = hex(env.schema_fingerprint);
@@ -820,7 +852,7 @@ for (const file of readdirSync(networkDir).filter((f) => f.endsWith('.json')).so
   const label = `network/${file}`;
   const frame = Buffer.from(v.frame_hex, 'hex');
   let r; let got; let detail = '';
-  try { r = receive(frame, Date.now(), v.receiver_network); got = 'accept'; } catch (e) {
+  try { r = receive(frame, { network: v.receiver_network }); got = 'accept'; } catch (e) {
     if (!(e instanceof Refusal)) { got = 'crash'; detail = e.stack; } else { got = e.reason; detail = `step ${e.step}: ${e.message}`; }
   }
   if (v.expected.outcome === 'refuse') {
@@ -840,6 +872,16 @@ for (const file of readdirSync(networkDir).filter((f) => f.endsWith('.json')).so
   }
   report(problems.length === 0, label, problems.join('; ') || `header names ${r.header.network}, re-encoded header identical`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The evidence log, checkpoints and case bundles (§15): audit.mjs, with this file's frame verifier
+
+runAuditVectors(join(VECTOR_DIR, 'audit'), {
+  report, receive, Refusal, isoToMicros, publicFromRaw, privateFromSeed, rawPublic, keyIdOf, NETWORK,
+  renderHeader: (header) => norm('op7.Envelope', '', header, 'decoded').render,
+  decodeSigned: (bytes) => SIGNED_DIRECTORY.fromBuffer(bytes),
+  decodeDirectoryBody,
+});
 
 // ---------------------------------------------------------------------------------------------
 

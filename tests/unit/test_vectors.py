@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -145,3 +147,122 @@ def test_batch_vectors(path: Path) -> None:
             assert info.value.reason == vector["expected"]["reason"]
         else:
             assert open_frame(frame, _trust()).envelope.sender == "FR.GN"
+
+
+AUDIT = VECTORS / "audit"
+
+
+def test_audit_entries_vector() -> None:
+    from broker.audit.bundle import entry_from_json
+    from broker.audit.entry import GENESIS, LEAF_CONTEXT, canonical_json
+    from broker.wire import merkle
+
+    vector = _load(AUDIT / "entries.json")
+    for item in vector["canonical_json"]:
+        assert canonical_json(item["value"]).decode() == item["text"]
+    leaves: list[bytes] = []
+    for position, data in enumerate(vector["entries"]):
+        entry = entry_from_json(data)
+        assert (entry.index, entry.previous) == (position, leaves[-1] if leaves else GENESIS)
+        assert entry.leaf_data() == LEAF_CONTEXT + data["leaf_json"].encode()
+        assert entry.leaf.hex() == data["leaf"]
+        leaves.append(entry.leaf)
+    roots = merkle.prefix_roots(leaves, range(len(leaves) + 1))
+    assert {r["size"]: r["root"] for r in vector["roots"]} == {size: root.hex() for size, root in roots.items()}
+    assert (len(leaves), merkle.root(leaves).hex()) == (vector["expected"]["size"], vector["expected"]["root"])
+    for item in vector["inclusion"]:
+        index, size, proof = item["index"], item["size"], [bytes.fromhex(h) for h in item["proof"]]
+        assert merkle.inclusion_proof(leaves[:size], index) == proof
+        assert merkle.verify_inclusion(leaves[index], index, size, proof, roots[size])
+    for item in vector["consistency"]:
+        old, new, proof = item["old_size"], item["new_size"], [bytes.fromhex(h) for h in item["proof"]]
+        assert merkle.consistency_proof(leaves[:new], old) == proof
+        assert merkle.verify_consistency(old, new, roots[old], roots[new], proof)
+
+
+def _directory_history(anchor: Any, directory: list[str]) -> Any:
+    """The directory versions of a vector accepted from its anchor, in the order listed."""
+    import base64
+
+    from broker.audit.history import DirectoryHistory
+    from broker.trust.directory import DirectoryAnchor
+
+    history = DirectoryHistory(DirectoryAnchor.from_json(anchor, "the vector's anchor"))
+    for text in directory:
+        history.offer(base64.b64decode(text, validate=True))
+    return history
+
+
+def test_audit_checkpoint_vector() -> None:
+    from broker.audit.checkpoint import Checkpoint
+
+    vector = _load(AUDIT / "checkpoint.json")
+    for k in vector["keys"]:
+        key = SigningKey.from_seed(bytes.fromhex(k["seed"]))
+        assert k["seed"] == hashlib.sha256(f"op7 test vector key {k['node']}".encode()).hexdigest()
+        assert (key.public.raw.hex(), key.public.key_id.hex()) == (k["public_key"], k["key_id"])
+    checkpoint = Checkpoint.from_bytes(vector["checkpoint"].encode())
+    checkpoint.verify(_directory_history(vector["anchor"], vector["directory"]))
+    assert checkpoint.signed_part().hex() == vector["signed_hex"]
+    expected = vector["expected"]
+    assert (checkpoint.auditor, checkpoint.size, checkpoint.root.hex()) == (
+        expected["auditor"],
+        expected["size"],
+        expected["root"],
+    )
+
+
+def _bundle_refusal(bundle: dict[str, Any]) -> tuple[str, None, str]:
+    """Where and why a bundle's directory or checkpoint is refused: the steps of verify_bundle, taken one by one."""
+    from broker.audit.checkpoint import Checkpoint
+
+    try:
+        history = _directory_history(bundle["anchor"], bundle["directory"])
+    except MessageError as exc:
+        return ("directory", None, exc.reason)
+    with pytest.raises(MessageError) as info:
+        Checkpoint.from_bytes(bundle["checkpoint"].encode()).verify(history)
+    return ("checkpoint", None, info.value.reason)
+
+
+def _bundle_failures(bundle: dict[str, Any], account: Any) -> list[tuple[str, int | None, str]]:
+    """The failures of verify_bundle's account, as the vectors name them: (where, entry index, reason)."""
+    if account.checkpoint is None:
+        assert [p.split(":")[0] for p in account.problems] == ["the bundle's directory or checkpoint does not verify"]
+        return [_bundle_refusal(bundle)]
+    refused = {
+        int(m[1]): m[2]
+        for line in account.lines
+        if (m := re.fullmatch(r"entry (\d+): a message that does not verify \((.+)\)", line))
+    }
+    found: list[tuple[str, int | None, str]] = []
+    for problem in account.problems:
+        m = re.match(r"entry (\d+): (.*)", problem)
+        assert m is not None, problem
+        index, text = int(m[1]), m[2]
+        if text.endswith("(its inclusion proof fails)"):
+            found.append(("entry", index, "not-included"))
+        elif text.startswith("the message does not verify"):
+            found.append(("entry", index, refused[index]))
+        else:
+            assert text.startswith("the logged header differs"), problem
+            found.append(("entry", index, "meta-differs"))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(AUDIT.glob("bundle-*.json")), ids=lambda p: p.stem)
+def test_audit_bundle_vector(path: Path) -> None:
+    from broker.audit.bundle import verify_bundle
+    from broker.trust.directory import DirectoryAnchor
+
+    vector = _load(path)
+    bundle, expected = vector["bundle"], vector["expected"]
+    # The anchor beside the bundle, as one obtained out of band; in these vectors the bundle carries the same.
+    assert bundle["anchor"] == vector["anchor"]
+    account = verify_bundle(bundle, DirectoryAnchor.from_json(vector["anchor"], path.name))
+    assert account.valid == (expected["outcome"] == "accept")
+    failures = [(f["where"], f.get("index"), f["reason"]) for f in expected.get("failures", [])]
+    assert sorted(_bundle_failures(bundle, account), key=str) == sorted(failures, key=str)
+    if account.valid:
+        assert [e["index"] for e in bundle["entries"]] == expected["entries"]
+        assert len(account.lines) == len(expected["entries"])
