@@ -60,7 +60,7 @@ COLUMNS = (
     "created_at",
     "in_reply_to",
 )
-_READ = ", ".join(COLUMNS[:16])
+_READ = ", ".join(COLUMNS)
 
 #: The indexes of the entries table, the same on both backends.
 INDEXES = tuple(
@@ -245,7 +245,9 @@ class EvidenceStore(ABC):
             start = rows[-1][0] + 1
 
     def _read(self, row: tuple[Any, ...]) -> tuple[int, Entry]:
-        """A row of the first 16 :data:`COLUMNS` as (position, entry)."""
+        """A row of :data:`COLUMNS` as (position, entry); :class:`VerificationError` when it does not read as one, or
+        when its query columns say other than its metadata (a changed ``case_id`` column would hide the entry from
+        its case's bundle without touching what the hashes cover)."""
         try:
             meta = json.loads(row[13])
             if not isinstance(meta, dict):
@@ -271,6 +273,12 @@ class EvidenceStore(ABC):
             raise VerificationError(
                 f"evidence store {self.name}: the row at position {row[0]} is unreadable: {exc}"
             ) from exc
+        for name, stored, derived in zip(COLUMNS[16:], row[16:], _row(entry)[16:], strict=True):
+            if stored != derived:
+                raise VerificationError(
+                    f"evidence store {self.name}: the row at position {row[0]} has {name} {stored!r} where its "
+                    f"logged metadata says {derived!r}"
+                )
         return row[0], entry
 
 

@@ -123,6 +123,11 @@ def test_one_byte_of_a_value_changed_is_named_at_its_entry(evidence_url: str, ev
         ("logged_at", 0),
         ("outcome", "refused"),
         ("previous", GENESIS),
+        # The query columns, which no hash covers, must say what the metadata says: a case id changed there would
+        # hide the entry from its case's bundle.
+        ("case_id", "XX-OTHER-CASE"),
+        ("sender", "ES.PN"),
+        ("in_reply_to", "01900000-0000-7000-8000-000000000000"),
     ],
 )
 def test_a_field_changed_is_named_at_its_entry(
