@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sqlite3
+import time
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from broker.wire import merkle
 from tests.audit_db import fresh_store_url, tamper
-from tests.conftest import ROOT, run_op7
+from tests.conftest import ROOT, Background, run_op7
 
 ALERT = ROOT / "examples" / "kidnapping-alert.json"
 MLA_REQUEST = ROOT / "examples" / "mla-request.json"
@@ -321,3 +322,31 @@ def test_the_report_counts_the_scenario_and_goes_out_as_a_national_report(networ
     assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
     logged = [json.loads(e["meta"]) for e in _entries(network.store) if e["kind"] == "message"]
     assert any(m.get("message_type") == "op7.report.NationalReport" and m["sender"] == "NL.AUDIT" for m in logged)
+
+
+def test_the_auditor_runs_as_a_service_and_signs_a_checkpoint_when_stopped(network: Network) -> None:
+    auditor = Background(
+        network.homes["auditor"],
+        network.bootstrap,
+        "audit",
+        "run",
+        "--as",
+        "NL.AUDIT",
+        "--store",
+        network.store,
+        "--checkpoint-interval",
+        "1h",
+    )
+    try:
+        auditor.wait_for("auditing")
+        network.ok("fr", "alert", "send", str(ALERT))
+        deadline = time.monotonic() + 60
+        while not any(e["kind"] == "message" for e in _entries(network.store)):
+            assert time.monotonic() < deadline, auditor.stderr()
+            time.sleep(0.2)
+    finally:
+        err = auditor.stop()
+    assert auditor.process.returncode == 0, err
+    # Ctrl-C: what was logged is signed for before the auditor ends.
+    assert "logged 2 of 2 records read (0 refused); checkpoint of size 2 signed by NL.AUDIT" in err
+    assert network.verify()["uncovered"] == 0
