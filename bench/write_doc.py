@@ -1,7 +1,7 @@
-"""Rewrite docs/PERFORMANCE.md from bench/results.json (and bench/soak.json, when a soak was run), so that the
-document always shows measured figures.
+"""Rewrite docs/PERFORMANCE.md from bench/results.json (and bench/soak.json and bench/audit.json, when those
+benchmarks were run), so that the document always shows measured figures.
 
-python3 bench/write_doc.py [RESULTS.json [OUT.md [SOAK.json]]]      (scripts/bench runs it after the benchmark)
+python3 bench/write_doc.py [RESULTS.json [OUT.md [SOAK.json [AUDIT.json]]]]  (scripts/bench runs it after the benchmark)
 """
 
 from __future__ import annotations
@@ -290,9 +290,131 @@ run of 30 minutes on a quiet machine (`--minutes 30`) is what shows the slope fl
 """
 
 
-def main(results: Path | None = None, out: Path | None = None, soak: Path | None = None) -> None:
+AUDIT_STAGES = [
+    ("fetch", "fetch (that returned records)"),
+    ("judge", "judge (`Judge.draft`)"),
+    ("store", "store (`EvidenceStore.append`)"),
+    ("commit", "commit the offsets"),
+    ("directory", "poll the directory topic (once a loop)"),
+    ("checkpoint", "checkpoint (signed every 10,000 entries)"),
+    ("idle", "fetches that found nothing (at the end)"),
+]
+
+
+def audit_section(r: dict[str, Any]) -> str:
+    """The audit benchmark's section: the auditor's rate against the node's, round by round, and where its time goes."""
+    o, b, machine, summary = r["options"], r["backlog"], r["machine"], r["summary"]
+    kinds = [(k, name) for k, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")) if k in summary]
+    start, end = machine["load_average_at_start"][0], machine["load_average_at_end"][0]
+    loaded, slow = max(start, end) > machine["cpus"], machine["verify_primitive_us"] > 1.5 * IDLE_VERIFY_US
+    why = "more runnable tasks than cores" if loaded else "the verify primitive, a fixed amount of work, was slow"
+    rows = ["| round | node msg/s | " + " | ".join(f"auditor, {n}, msg/s | / node" for _, n in kinds)]
+    rows[0] += " | CPU us per record: node / " + " / ".join(n for _, n in kinds) + " |"
+    rows.append("|---" * (3 + 2 * len(kinds)) + "|")
+    for i, x in enumerate(r["rounds"]):
+        cells = [f"{x[k]['msg_per_s']:,.0f} | {x[k]['ratio_to_node']:.2f}" for k, _ in kinds]
+        each = " / ".join(f"{x[k]['cpu_us_per_msg']:.0f}" for k in ("node", *(k for k, _ in kinds)))
+        rows.append(f"| {i + 1} | {x['node']['msg_per_s']:,.0f} | " + " | ".join(cells) + f" | {each} |")
+    rows += ["", "| target | measured: median of the rounds (lowest to highest) | |", "|---|---|---|"]
+    for k, n in kinds:
+        s = summary[k]
+        rows.append(
+            f"| the auditor keeps up with the node, {n}: auditor / node >= 1 | {s['ratio_median']:.2f} "
+            f"({s['ratio_lowest']:.2f} to {s['ratio_highest']:.2f}) | {_met(s['ratio_median'] >= 1)} |"
+        )
+    cpu = [f"the auditor into {n} {summary[k]['cpu_us_per_msg']:.0f} us ({summary[k]['busy']:.0%})" for k, n in kinds]
+    stages = ["| stage, us per record | " + " | ".join(f"{n}: wall / CPU" for _, n in kinds) + " |"]
+    stages.append("|---" * (1 + len(kinds)) + "|")
+    for stage, label in AUDIT_STAGES:
+        costs = [summary[k]["stages"].get(stage, {}) for k, _ in kinds]
+        cells = [f"{c['wall_us']:.0f}" + (f" / {c['cpu_us']:.0f}" if "cpu_us" in c else "") if c else "" for c in costs]
+        stages.append(f"| {label} | " + " | ".join(cells) + " |")
+    return AUDIT.format(
+        command="python3 bench/audit.py " + " ".join(f"--{k.replace('_', '-')} {_arg(v)}" for k, v in o.items()),
+        b={k: f"{v:,}" if isinstance(v, int) else v for k, v in b.items()},
+        batch=o["batch"],
+        when=r["when"],
+        cpus=machine["cpus"],
+        load=f"{start:.1f} at the start, {end:.1f} at the end",
+        busy=f" (**a busy machine**: {why}; every rate is lower than on an idle one)" if loaded or slow else "",
+        primitive=machine["verify_primitive_us"],
+        idle=IDLE_VERIFY_US,
+        postgres="" if r["postgresql"]["used"] else f" PostgreSQL was skipped: {r['postgresql']['why_not']}.",
+        seconds=r["seconds"],
+        rounds="\n".join(rows),
+        cpu=f"the node {summary['node']['cpu_us_per_msg']:.0f} us ({summary['node']['busy']:.0%}), " + ", ".join(cpu),
+        stages="\n".join(stages),
+        in_process=audit_in_process(r.get("in_process")),
+    )
+
+
+def _arg(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def audit_in_process(ip: dict[str, Any] | None) -> str:
+    if not ip:
+        return "Not measured in this run (`--profile-records 0`, or no SQLite store)."
+    both, node = ip["judge_cpu_us"] + ip["append_sqlite_cpu_us"], ip["node_subscription_run_cpu_us"]
+    lines = [
+        f"In one thread, without a network, over {ip['records']:,} records of the log: judging took "
+        f"{ip['judge_cpu_us']:.0f} us of CPU per record and appending to SQLite {ip['append_sqlite_cpu_us']:.0f} us, "
+        f"{both:.0f} us in all, against {node:.0f} us for the node's `Subscription.run` per message in the same run "
+        f"(prepared records, as in the stage costs above): x{both / node:.2f} the node's. Each then under cProfile "
+        "(wall time, the profiler's own included: compare the shares):",
+    ]
+    for name, key in (("judge", "judge_profile"), ("SQLite append", "append_profile")):
+        lines += ["", f"The {name}:", "", *profile_table(ip[key])]
+    return "\n".join(lines)
+
+
+AUDIT = """
+
+## Audit consumer
+
+Measured with `bench/audit.py` (results in `bench/audit.json`; not part of the test suite or of `scripts/bench`):
+does the auditor (`op7 audit run`) keep up with a node on one machine? Under topics of its own it writes a backlog
+to the Kafka broker: alerts signed by FR.GN, most with `Node.publish_batch`, some one at a time with `Node.publish`;
+mutual legal assistance requests from ES.PN, sealed, in FR.GN's inbox; the network's signed directory version (the
+auditor holds its anchor). Each round drains the backlog in separate processes, one after the other (the node first
+in odd rounds, last in even ones): the node's consumer of the throughput figures above (`Subscription.run` over the
+alerts), and the auditor, `Auditor.run(once=True)` over every topic of the network, each record judged against the
+directory version in force when it was signed and appended to a new evidence store (a SQLite file, then a
+PostgreSQL schema). A rate runs from the first record handled to the last (start-up and the wait at the end left
+out).
+
+Latest run: {when}, {cpus} cores, load average {load}{busy}; the Ed25519 verify primitive took
+{primitive:.0f} us (about {idle:.0f} us when the machine is idle).{postgres} The whole run took {seconds:.0f} s:
+
+    {command}
+
+Backlog: {b[alerts]} alerts of {b[frame_bytes]} B ({b[alerts_batched]} in batches of {batch}, {b[alerts_alone]} alone),
+{b[sealed_requests]} sealed requests, 1 directory version: {b[records]} records.
+
+{rounds}
+
+CPU per record, the medians of the rounds (and the share of one core the process kept busy while it drained):
+{cpu}. What a process does not spend on CPU, it waits: for the broker's fetches and commits, for its store, and
+for a core.
+
+### Where the auditor's time goes
+
+Per record, the means of the rounds: wall time at each call, and, for the judge and the store, which run in a worker
+thread, that thread's CPU (its wall time beyond its CPU is time it waited for a core or for the interpreter's lock).
+While a fetch or a commit waits, the event loop runs the Kafka client's background fetches.
+
+{stages}
+
+{in_process}
+"""
+
+
+def main(
+    results: Path | None = None, out: Path | None = None, soak: Path | None = None, audit: Path | None = None
+) -> None:
     r = json.loads((results or ROOT / "bench" / "results.json").read_text())
     soak_file = soak or ROOT / "bench" / "soak.json"
+    audit_file = audit or ROOT / "bench" / "audit.json"
     opts = r.get("options", {})
     command = "python3 bench/run.py " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {','.join(map(str, v)) if isinstance(v, list) else v}")
@@ -331,6 +453,8 @@ def main(results: Path | None = None, out: Path | None = None, soak: Path | None
     )
     if soak_file.exists():
         doc = doc.rstrip("\n") + soak_section(json.loads(soak_file.read_text()))
+    if audit_file.exists():
+        doc = doc.rstrip("\n") + audit_section(json.loads(audit_file.read_text()))
     (out or ROOT / "docs" / "PERFORMANCE.md").write_text(doc, encoding="utf-8")
 
 
@@ -404,4 +528,4 @@ op7's signature check costs {ratio_sig:.2f}x the raw libsodium primitive measure
 """
 
 if __name__ == "__main__":
-    main(*(Path(a) for a in sys.argv[1:4]))
+    main(*(Path(a) for a in sys.argv[1:5]))

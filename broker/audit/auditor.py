@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.entry import Entry
+from broker.audit.entry import Draft, Entry
 from broker.audit.history import DirectoryHistory
 from broker.audit.judge import Judge
 from broker.audit.store import EvidenceStore
@@ -125,27 +125,44 @@ class Auditor:
         return self.stats
 
     async def _consume(self, consumer: Consumer, topics: list[str], once: bool, stop: asyncio.Event) -> bool:
-        """Read with ``consumer``; True when caught up (``once``), False to read again with a new set of topics."""
-        idle = 0
-        while not stop.is_set():
-            await self._read_directory(until_idle=False)
-            if self.topics() != topics:
-                log.info("the directory lists new nodes: now reading %d topics", len(self.topics()))
-                return False
-            records = await consumer.fetch(timeout=0.5, max_records=500)
-            if records:
-                idle = 0
-                await self._log(records)
-                await consumer.commit_many(records)
-            else:
-                idle += 1
-            await self.checkpoint()
-            if once and idle >= 2 and await _caught_up(consumer, idle):
-                return True
-        return True
+        """Read with ``consumer``; True when caught up (``once``), False to read again with a new set of topics.
 
-    async def _log(self, records: list[Record]) -> None:
-        drafts = await asyncio.to_thread(lambda: [self.judge.draft(r) for r in records])
+        One batch in flight: while it is judged, appended and committed, the next is fetched (the Kafka client fetches
+        nothing ahead while its caller is busy). Batches are appended, and committed, in the order they were read; the
+        directory history changes only between them."""
+        idle = 0
+        pending: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                records = await consumer.fetch(timeout=0.5, max_records=500)
+                if pending is not None:
+                    await pending
+                    pending = None
+                await self._read_directory(until_idle=False)
+                if self.topics() != topics:
+                    # This batch is neither logged nor committed: the group reads it again, with the new topics.
+                    log.info("the directory lists new nodes: now reading %d topics", len(self.topics()))
+                    return False
+                await self.checkpoint()
+                if records:
+                    idle = 0
+                    pending = asyncio.create_task(self._log(consumer, records))
+                else:
+                    idle += 1
+                    if once and idle >= 2 and await _caught_up(consumer, idle):
+                        return True
+            return True
+        finally:
+            if pending is not None:
+                await pending
+
+    def _judge(self, records: list[Record]) -> list[Draft]:
+        return [self.judge.draft(r) for r in records]
+
+    async def _log(self, consumer: Consumer, records: list[Record]) -> None:
+        """Judge one batch, append its entries, then commit its records (a crash between the two delivers them again,
+        and the store skips what it holds)."""
+        drafts = await asyncio.to_thread(self._judge, records)
         entries = await asyncio.to_thread(self.store.append, drafts, self.clock.now())
         for entry in entries:
             self._tree.append(entry.leaf)
@@ -154,6 +171,7 @@ class Auditor:
         self.stats.refused += sum(1 for e in entries if e.outcome != "verified")
         if self.on_entries is not None and entries:
             self.on_entries(entries)
+        await consumer.commit_many(records)
 
     async def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
         """Sign and publish a checkpoint when enough entries or time went by since the last (``force``: whenever

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import run, stages, write_doc
+from bench import audit, run, stages, write_doc
 from broker.wire.envelope import build
 from tests.conftest import ROOT
 
@@ -100,3 +100,17 @@ def test_a_tiny_run_measures_the_node_path_and_hands_each_message_over_once(
     assert results["drain"]["rss_mb"]
     write_doc.main(out, tmp_path / "PERFORMANCE.md")
     assert "Subscription.run" in (tmp_path / "PERFORMANCE.md").read_text()
+
+
+@pytest.mark.kafka
+def test_the_audit_benchmark_drains_a_small_backlog_and_its_section_renders(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "audit.json"
+    small = ["--messages", "1500", "--alone", "50", "--sealed", "10", "--rounds", "1", "--profile-records", "200"]
+    results = audit.main(["--bootstrap", kafka_bootstrap, *small, "--stores", "sqlite", "--out", str(out)])
+    (only,) = results["rounds"]
+    assert only["node"]["missing"] == 0 and only["node"]["repeated"] == 0
+    assert only["sqlite"]["logged"] == only["sqlite"]["read"] == 1500 + 10 + 1 and only["sqlite"]["refused"] == 0
+    write_doc.main(ROOT / "bench" / "results.json", tmp_path / "PERFORMANCE.md", audit=out)
+    assert "## Audit consumer" in (tmp_path / "PERFORMANCE.md").read_text()
