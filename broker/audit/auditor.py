@@ -21,12 +21,12 @@ from broker.audit.entry import Draft, Entry
 from broker.audit.history import DirectoryHistory
 from broker.audit.judge import Judge
 from broker.audit.store import EvidenceStore
-from broker.audit.tree import CompactRange
 from broker.clock import Clock
 from broker.errors import ConfigError, MessageError
 from broker.node.topics import CHECKPOINTS, DIRECTORY, TopicLayout
 from broker.transport.base import Consumer, Record, Transport
 from broker.wire.envelope import NodeIdentity
+from broker.wire.merkle import CompactRange
 
 __all__ = ["Auditor", "AuditStats", "read_published"]
 
@@ -74,6 +74,7 @@ class Auditor:
         self.stats = AuditStats()
         self.on_entries: Callable[[list[Entry]], None] | None = None
         self._tree = CompactRange()
+        self._directory: Consumer | None = None
         self._checkpointed = 0
         self._last_checkpoint = clock.now()
 
@@ -208,8 +209,6 @@ class Auditor:
             idle = 0 if records else idle + 1
             if not records and (not until_idle or await _caught_up(self._directory, idle)):
                 return
-
-    _directory: Consumer | None = None
 
     async def close(self) -> None:
         if self._directory is not None:

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "CompactRange",
     "EMPTY_ROOT",
     "consistency_proof",
     "inclusion_proof",
@@ -101,6 +102,25 @@ def _fold(stack: list[bytes]) -> bytes:
     for left in reversed(stack[:-1]):
         r = _node(left, r)
     return r
+
+
+class CompactRange:
+    """The Merkle tree hash of leaf hashes appended one at a time, in O(log n) memory: the roots of the perfect
+    subtrees the leaves so far make up (as transparency logs keep them), folded when the root is asked for."""
+
+    def __init__(self, leaves: Iterable[bytes] = ()) -> None:
+        self.size = 0
+        self._stack: list[bytes] = []
+        for leaf in leaves:
+            self.append(leaf)
+
+    def append(self, leaf: bytes) -> None:
+        self.size += 1
+        _push(self._stack, self.size, leaf)
+
+    def root(self) -> bytes:
+        """The root now; :data:`EMPTY_ROOT` before any leaf."""
+        return _fold(self._stack)
 
 
 def _range_root(leaves: Sequence[bytes], start: int, end: int) -> bytes:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from broker.wire.merkle import (
     EMPTY_ROOT,
+    CompactRange,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -247,6 +248,16 @@ def test_every_consistency_proof_verifies(a: int, b: int, salt: bytes, data: st.
 def test_prefix_roots_are_the_roots_of_the_prefixes(sizes: list[int]) -> None:
     leaves = _leaves(300)
     assert prefix_roots(leaves, sizes) == {size: root(leaves[:size]) for size in sizes}
+
+
+def test_a_compact_range_has_the_root_of_every_size_it_passes_through() -> None:
+    leaves = _leaves(300)
+    grown = CompactRange()
+    assert (grown.size, grown.root()) == (0, EMPTY_ROOT)
+    for size, leaf in enumerate(leaves, 1):
+        grown.append(leaf)
+        assert (grown.size, grown.root()) == (size, root(leaves[:size]))
+    assert CompactRange(leaves[:77]).root() == root(leaves[:77])
 
 
 class _LazyLeaves(Sequence[bytes]):
