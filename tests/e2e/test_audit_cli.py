@@ -25,6 +25,7 @@ from tests.conftest import ROOT, Background, run_op7
 
 ALERT = ROOT / "examples" / "kidnapping-alert.json"
 MLA_REQUEST = ROOT / "examples" / "mla-request.json"
+MLA_RESPONSE = ROOT / "examples" / "mla-response.json"
 CASE = "FR-GN-2026-000142"
 ALERT_TYPE = "op7.alert.KidnappingAlert"
 REQUEST_TYPE = "op7.mla.MutualLegalAssistanceRequest"
@@ -291,6 +292,11 @@ def _quoted(column: str) -> str:
 
 def test_the_report_counts_the_scenario_and_goes_out_as_a_national_report(network: Network, tmp_path: Path) -> None:
     network.scenario()
+    # ES.PN answers the request: an answer in time, whose response time the report gives.
+    (received,) = json.loads(network.ok("es", "exchanges", "list", "--as", "ES.PN", "--json").stdout)
+    network.ok(
+        "es", "reply", received["message_id"], "MutualLegalAssistanceResponse", str(MLA_RESPONSE), "--as", "ES.PN"
+    )
     assert network.audit("run", "--as", "NL.AUDIT", "--once").returncode == 0
     made = network.audit("report", "--format", "csv", "--status", "Exercise", "--chart", str(tmp_path / "chart.svg"))
     assert made.returncode == 0, made.stderr
@@ -300,9 +306,12 @@ def test_the_report_counts_the_scenario_and_goes_out_as_a_national_report(networ
     assert figures["messages_by_type", exercise, REQUEST_TYPE, "", "count"] == "1"
     assert figures["messages_by_type", exercise, "op7.exchange.Receipt", "", "count"] == "1"
     assert figures["messages_by_sender", exercise, "FR.GN", "", "count"] == "4"
-    assert figures["messages_by_sender", exercise, "ES.PN", "", "count"] == "1"
+    assert figures["messages_by_sender", exercise, "ES.PN", "", "count"] == "2"
     # The sealed request: its deadline is closed to the auditor, so the type's default judges it (said so).
-    assert figures["requests", exercise, REQUEST_TYPE, "", "pending"] == "1"
+    assert figures["requests", exercise, REQUEST_TYPE, "", "in_time"] == "1"
+    assert figures["response_times", exercise, REQUEST_TYPE, "", "count"] == "1"
+    assert figures["response_times_by_pair", exercise, "FR->ES", "", "count"] == "1"
+    assert 0 < float(figures["response_times", exercise, REQUEST_TYPE, "", "p50"]) < 600
     assert figures["requests", exercise, REQUEST_TYPE, "", "sealed"] == "1"
     assert figures["deadline_basis", exercise, "type-default", "", "count"] == "1"
     assert figures["alerts", exercise, "FR", "", "issued"] == "1"
