@@ -44,7 +44,14 @@ def _instant(text: str | None, option: str) -> datetime | None:
 @click.option("--since", metavar="DATE", help="the period's start (default: --period before --until)")
 @click.option("--until", metavar="DATE", help="the period's end, excluded (default: now)")
 @click.option("--period", type=DURATION, default="30d", show_default=True, help="the period's length without --since")
-@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="tables for people, CSV for a spreadsheet (one figure a row), or JSON",
+)
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="also draw the figures as SVG here")
 @click.option(
     "--status",
