@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -79,12 +79,12 @@ class Entry(Draft):
     @classmethod
     def place(cls, draft: Draft, index: int, logged_at: datetime, previous: bytes) -> Entry:
         """``draft`` as entry ``index`` after the entry whose leaf hash is ``previous``, its leaf hash computed."""
-        fields = {f: getattr(draft, f) for f in _DRAFT_FIELDS}
-        entry = cls(**fields, index=index, logged_at=logged_at, previous=previous)
+        drafted = {f.name: getattr(draft, f.name) for f in fields(Draft)}
+        entry = cls(**drafted, index=index, logged_at=logged_at, previous=previous)
         return entry.with_leaf(entry.computed_leaf())
 
     def with_leaf(self, leaf: bytes) -> Entry:
-        return Entry(**{f: getattr(self, f) for f in _ENTRY_FIELDS}, leaf=leaf)
+        return replace(self, leaf=leaf)
 
     def leaf_data(self) -> bytes:
         """The bytes the leaf hash is taken over: the context, then canonical JSON of every field."""
@@ -115,19 +115,3 @@ def canonical_json(value: Any) -> bytes:
     """JSON with sorted keys, no spaces, ASCII (escaped, so that any string, a lone surrogate included, has one
     text): one text for one value."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-_DRAFT_FIELDS = (
-    "topic",
-    "partition",
-    "offset",
-    "record_ms",
-    "key",
-    "value",
-    "kind",
-    "outcome",
-    "reason",
-    "detail",
-    "meta",
-)
-_ENTRY_FIELDS = (*_DRAFT_FIELDS, "index", "logged_at", "previous")
